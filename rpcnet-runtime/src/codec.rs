@@ -1,0 +1,101 @@
+//! MessagePack encoding of messages (rmp-serde, structs as maps so that adding an optional
+//! field does not break older peers), written straight into a frame buffer.
+
+use bytes::{BufMut, BytesMut};
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::error::{CodecError, RpcError};
+use crate::frame::{put_frame_header, FrameType, FRAME_HEADER_LEN};
+
+/// Appends `value` as one frame of `kind`, encoding in place (no intermediate buffer).
+/// Fails, leaving `out` as it was, if the encoded message exceeds `limit` bytes.
+pub(crate) fn put_message<T: Serialize + ?Sized>(
+    out: &mut BytesMut,
+    kind: FrameType,
+    value: &T,
+    limit: usize,
+) -> Result<(), RpcError> {
+    let start = out.len();
+    put_frame_header(out, kind, 0);
+    let mut writer = out.writer();
+    let encoded = rmp_serde::encode::write_named(&mut writer, value);
+    let out = writer.into_inner();
+    if let Err(error) = encoded {
+        out.truncate(start);
+        return Err(RpcError::Encode(CodecError::new(error)));
+    }
+    let len = out.len() - start - FRAME_HEADER_LEN;
+    if len > limit {
+        out.truncate(start);
+        return Err(RpcError::MessageTooLarge {
+            size: len as u64,
+            limit: limit as u64,
+        });
+    }
+    let len_bytes = u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes();
+    out[start + 1..start + FRAME_HEADER_LEN].copy_from_slice(&len_bytes);
+    Ok(())
+}
+
+/// Encodes a value on its own (used for application errors in status details).
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<bytes::Bytes, RpcError> {
+    let mut out = BytesMut::new().writer();
+    rmp_serde::encode::write_named(&mut out, value)
+        .map_err(|e| RpcError::Encode(CodecError::new(e)))?;
+    Ok(out.into_inner().freeze())
+}
+
+/// Decodes a message received from the peer.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RpcError> {
+    rmp_serde::from_slice(bytes).map_err(|e| RpcError::Decode(CodecError::new(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::FrameDecoder;
+
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct V1 {
+        a: i64,
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct V2 {
+        a: i64,
+        #[serde(default)]
+        b: Option<String>,
+    }
+
+    #[test]
+    fn a_message_round_trips_through_a_frame() {
+        let mut out = BytesMut::new();
+        put_message(&mut out, FrameType::Data, &V1 { a: 7 }, 1024).expect("fits");
+        let mut decoder = FrameDecoder::new(1024);
+        decoder.push(&out);
+        let frame = decoder.next_frame().expect("ok").expect("complete");
+        assert_eq!(decode::<V1>(&frame.payload).expect("decodes"), V1 { a: 7 });
+    }
+
+    #[test]
+    fn structs_are_maps_so_old_and_new_peers_interoperate() {
+        let new = encode(&V2 { a: 1, b: Some("x".into()) }).expect("encodes");
+        assert_eq!(decode::<V1>(&new).expect("old reads new"), V1 { a: 1 });
+        let old = encode(&V1 { a: 2 }).expect("encodes");
+        assert_eq!(decode::<V2>(&old).expect("new reads old"), V2 { a: 2, b: None });
+    }
+
+    #[test]
+    fn an_oversized_message_is_refused_and_leaves_the_buffer_untouched() {
+        let mut out = BytesMut::from(&b"prefix"[..]);
+        let error = put_message(&mut out, FrameType::Data, &vec![0u8; 100], 10)
+            .expect_err("too large");
+        assert!(matches!(error, RpcError::MessageTooLarge { limit: 10, .. }));
+        assert_eq!(&out[..], b"prefix");
+    }
+
+    #[test]
+    fn garbage_is_a_decode_error() {
+        assert!(matches!(decode::<V1>(&[0xc1, 0xff]), Err(RpcError::Decode(_))));
+    }
+}

@@ -1,0 +1,226 @@
+//! [`RpcConfig`]: certificates, addresses, limits and timeouts for servers and clients.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::RpcError;
+
+/// Where a certificate or key comes from.
+#[derive(Clone)]
+pub(crate) enum PemSource {
+    /// A PEM file on disk, read when the endpoint starts.
+    Path(PathBuf),
+    /// PEM text held in memory.
+    Pem(String),
+}
+
+impl std::fmt::Debug for PemSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PemSource::Path(path) => f.debug_tuple("Path").field(path).finish(),
+            // Never print key material.
+            PemSource::Pem(_) => f.write_str("Pem(..)"),
+        }
+    }
+}
+
+impl PemSource {
+    pub(crate) fn load(&self, what: &str) -> Result<String, RpcError> {
+        match self {
+            PemSource::Pem(pem) => Ok(pem.clone()),
+            PemSource::Path(path) => std::fs::read_to_string(path).map_err(|e| {
+                RpcError::config(format!("cannot read {what} `{}`", path.display()), e)
+            }),
+        }
+    }
+}
+
+/// The configuration of an rpcnet endpoint (server or client).
+///
+/// A server needs the certificate chain and its private key; a client needs the certificate
+/// (or CA) it trusts and the server name to verify. The same value can serve both sides of
+/// a test: the bundled development certificate is self-signed for `localhost`.
+///
+/// ```
+/// use std::time::Duration;
+/// let config = rpcnet::RpcConfig::new("certs/test_cert.pem", "127.0.0.1:0")
+///     .with_key_path("certs/test_key.pem")
+///     .with_server_name("localhost")
+///     .with_default_deadline(Duration::from_secs(5))
+///     .with_max_message_size(8 * 1024 * 1024);
+/// assert_eq!(config.max_message_size(), 8 * 1024 * 1024);
+/// ```
+#[derive(Debug, Clone)]
+pub struct RpcConfig {
+    pub(crate) cert: PemSource,
+    pub(crate) key: Option<PemSource>,
+    pub(crate) bind_addr: String,
+    pub(crate) server_name: String,
+    pub(crate) keep_alive: bool,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) default_deadline: Option<Duration>,
+    pub(crate) max_message_size: usize,
+    pub(crate) max_concurrent_streams: u64,
+    pub(crate) stream_window: u64,
+    pub(crate) connection_window: u64,
+    pub(crate) send_buffer_size: u32,
+    pub(crate) max_mtu: u16,
+    pub(crate) reconnect_backoff: (Duration, Duration),
+}
+
+/// The default maximum size of one encoded message: 4 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
+
+impl RpcConfig {
+    /// A configuration with the certificate at `cert_path` (a PEM file) and the address a
+    /// server binds to (`"127.0.0.1:0"` picks a free port). Clients ignore `bind_addr` and
+    /// bind an ephemeral port.
+    pub fn new(cert_path: impl Into<PathBuf>, bind_addr: impl Into<String>) -> Self {
+        Self::with_cert(PemSource::Path(cert_path.into()), bind_addr.into())
+    }
+
+    /// A configuration with the certificate given as PEM text rather than a path.
+    pub fn from_pem(cert_pem: impl Into<String>, bind_addr: impl Into<String>) -> Self {
+        Self::with_cert(PemSource::Pem(cert_pem.into()), bind_addr.into())
+    }
+
+    fn with_cert(cert: PemSource, bind_addr: String) -> Self {
+        RpcConfig {
+            cert,
+            key: None,
+            bind_addr,
+            server_name: "localhost".to_owned(),
+            keep_alive: true,
+            idle_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            default_deadline: None,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_concurrent_streams: 1024,
+            stream_window: 4 * 1024 * 1024,
+            connection_window: 16 * 1024 * 1024,
+            send_buffer_size: 1024 * 1024,
+            max_mtu: 1500,
+            reconnect_backoff: (Duration::from_millis(50), Duration::from_secs(5)),
+        }
+    }
+
+    /// The private key (PEM file) for the certificate; required to serve.
+    pub fn with_key_path(mut self, key_path: impl Into<PathBuf>) -> Self {
+        self.key = Some(PemSource::Path(key_path.into()));
+        self
+    }
+
+    /// The private key as PEM text.
+    pub fn with_key_pem(mut self, key_pem: impl Into<String>) -> Self {
+        self.key = Some(PemSource::Pem(key_pem.into()));
+        self
+    }
+
+    /// The name a client expects in the server's certificate (default `localhost`).
+    pub fn with_server_name(mut self, name: impl Into<String>) -> Self {
+        self.server_name = name.into();
+        self
+    }
+
+    /// Changes the address a server binds to.
+    pub fn with_bind_addr(mut self, bind_addr: impl Into<String>) -> Self {
+        self.bind_addr = bind_addr.into();
+        self
+    }
+
+    /// Whether a client keeps an idle connection open with pings (default on).
+    pub fn with_keep_alive(mut self, enabled: bool) -> Self {
+        self.keep_alive = enabled;
+        self
+    }
+
+    /// How long a connection may be silent before QUIC closes it (default 30 s).
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// How long a client waits for a connection handshake (default 10 s).
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The deadline a client gives calls that set none themselves (default: none).
+    pub fn with_default_deadline(mut self, deadline: Duration) -> Self {
+        self.default_deadline = Some(deadline);
+        self
+    }
+
+    /// The largest encoded message either side accepts or sends (default 4 MiB). A peer
+    /// announcing a larger frame gets a `ResourceExhausted` status on that call only.
+    pub fn with_max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes.min(u32::MAX as usize);
+        self
+    }
+
+    /// The number of calls that may be open at once on one connection (default 1024).
+    /// Further calls wait for a slot (QUIC stream credit) rather than fail.
+    pub fn with_max_concurrent_streams(mut self, streams: u64) -> Self {
+        self.max_concurrent_streams = streams.max(1);
+        self
+    }
+
+    /// QUIC flow-control window per stream (default 4 MiB) and per connection (default
+    /// 16 MiB). Larger windows let bulk transfers fill fast links; they also bound how far
+    /// a writer can run ahead of a slow reader.
+    pub fn with_flow_control_windows(mut self, stream: u64, connection: u64) -> Self {
+        self.stream_window = stream.min(u64::from(u32::MAX));
+        self.connection_window = connection.min(u64::from(u32::MAX));
+        self
+    }
+
+    /// How many bytes one stream may queue in the endpoint before writes wait (default 1 MiB).
+    pub fn with_send_buffer_size(mut self, bytes: u32) -> Self {
+        self.send_buffer_size = bytes.max(1);
+        self
+    }
+
+    /// The largest UDP payload QUIC may probe for (default 1500; loopback and datacenter
+    /// networks with jumbo frames can use 9000).
+    pub fn with_max_mtu(mut self, mtu: u16) -> Self {
+        self.max_mtu = mtu;
+        self
+    }
+
+    /// The first and the largest wait between reconnect attempts after a connection is lost
+    /// (default 50 ms doubling up to 5 s).
+    pub fn with_reconnect_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.reconnect_backoff = (initial, max.max(initial));
+        self
+    }
+
+    /// The configured maximum message size.
+    pub fn max_message_size(&self) -> usize {
+        self.max_message_size
+    }
+
+    /// The configured default deadline.
+    pub fn default_deadline(&self) -> Option<Duration> {
+        self.default_deadline
+    }
+
+    /// The server name clients verify.
+    pub fn server_name(&self) -> &str {
+        &self.server_name
+    }
+
+    /// Resolves the bind address.
+    pub(crate) fn resolve_bind_addr(&self) -> Result<SocketAddr, RpcError> {
+        self.bind_addr
+            .to_socket_addrs()
+            .map_err(|e| RpcError::config(format!("invalid bind address `{}`", self.bind_addr), e))?
+            .next()
+            .ok_or_else(|| RpcError::Config {
+                message: format!("bind address `{}` resolves to nothing", self.bind_addr),
+                source: None,
+            })
+    }
+}

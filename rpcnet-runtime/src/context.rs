@@ -1,0 +1,166 @@
+//! [`CallContext`]: what a handler can learn about the call it serves (method, peer,
+//! deadline, metadata, cancellation), reachable through [`CallContext::current`] without
+//! changing the handler's signature.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::header::Metadata;
+
+tokio::task_local! {
+    static CURRENT: CallContext;
+}
+
+/// The context of one call on the server.
+///
+/// Inside a handler, [`CallContext::current`] returns it. Calls the handler makes with any
+/// rpcnet client while serving inherit its deadline: their own deadline is never later
+/// than the remaining time of the call being served. The context lives in a task-local, so
+/// work the handler moves to a `tokio::spawn`ed task should take a clone along.
+#[derive(Clone, Debug)]
+pub struct CallContext {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    method: String,
+    peer: Option<SocketAddr>,
+    deadline: Option<Instant>,
+    metadata: Metadata,
+    cancelled: watch::Receiver<bool>,
+}
+
+/// The server side's switch that marks a context cancelled.
+#[derive(Debug)]
+pub(crate) struct CancelHandle(watch::Sender<bool>);
+
+impl CancelHandle {
+    pub(crate) fn cancel(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+impl CallContext {
+    pub(crate) fn new(
+        method: String,
+        peer: Option<SocketAddr>,
+        deadline: Option<Instant>,
+        metadata: Metadata,
+    ) -> (Self, CancelHandle) {
+        let (tx, rx) = watch::channel(false);
+        let context = CallContext {
+            inner: Arc::new(Inner {
+                method,
+                peer,
+                deadline,
+                metadata,
+                cancelled: rx,
+            }),
+        };
+        (context, CancelHandle(tx))
+    }
+
+    /// The context of the call the current task is serving, if any.
+    pub fn current() -> Option<CallContext> {
+        CURRENT.try_with(Clone::clone).ok()
+    }
+
+    /// Runs `future` with this context as the current one.
+    pub fn scope<F: std::future::Future>(self, future: F) -> impl std::future::Future<Output = F::Output> {
+        CURRENT.scope(self, future)
+    }
+
+    /// The full method name (`Service.method`).
+    pub fn method(&self) -> &str {
+        &self.inner.method
+    }
+
+    /// The address of the client.
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.inner.peer
+    }
+
+    /// When the call's deadline passes, if it has one.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.inner.deadline
+    }
+
+    /// The time left before the deadline (zero once it has passed).
+    pub fn remaining(&self) -> Option<Duration> {
+        self.inner
+            .deadline
+            .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+    }
+
+    /// The metadata the client sent.
+    pub fn metadata(&self) -> &Metadata {
+        &self.inner.metadata
+    }
+
+    /// Whether the client cancelled the call (reset its stream or went away).
+    pub fn is_cancelled(&self) -> bool {
+        *self.inner.cancelled.borrow()
+    }
+
+    /// Completes when the client cancels the call. The handler's own future is dropped on
+    /// cancellation anyway; this is for work it handed to other tasks.
+    pub async fn cancelled(&self) {
+        let mut rx = self.inner.cancelled.clone();
+        // An error means the call finished without being cancelled: never complete.
+        if rx.wait_for(|cancelled| *cancelled).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// The deadline a new outgoing call gets: its own (or the client default), but never later
+/// than the deadline of the call the current task is serving.
+pub(crate) fn effective_deadline(own: Option<Duration>) -> Option<Instant> {
+    let own = own.map(|d| Instant::now() + d);
+    let inherited = CallContext::current().and_then(|ctx| ctx.deadline());
+    match (own, inherited) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn outgoing_calls_inherit_the_served_calls_deadline() {
+        let (ctx, _cancel) = CallContext::new(
+            "A.b".into(),
+            None,
+            Some(Instant::now() + Duration::from_millis(100)),
+            Metadata::new(),
+        );
+        let inside = ctx
+            .scope(async { effective_deadline(Some(Duration::from_secs(10))) })
+            .await
+            .expect("has a deadline");
+        assert_eq!(inside - Instant::now(), Duration::from_millis(100));
+        let outside = effective_deadline(Some(Duration::from_secs(10))).expect("own deadline");
+        assert_eq!(outside - Instant::now(), Duration::from_secs(10));
+        assert!(effective_deadline(None).is_none());
+    }
+
+    #[tokio::test]
+    async fn cancellation_is_observable_through_the_context() {
+        let (ctx, cancel) = CallContext::new("A.b".into(), None, None, Metadata::new());
+        assert!(!ctx.is_cancelled());
+        let waiter = tokio::spawn({
+            let ctx = ctx.clone();
+            async move { ctx.cancelled().await }
+        });
+        cancel.cancel();
+        waiter.await.expect("waiter completes");
+        assert!(ctx.is_cancelled());
+    }
+}

@@ -1,0 +1,263 @@
+//! The `rpcnet/1` framing: a kind byte opens each stream, then length-prefixed frames.
+//!
+//! ```text
+//! frame = type:u8  length:u32 (big-endian)  payload:[u8; length]
+//! ```
+//!
+//! [`FrameDecoder`] is sans-io: bytes go in with [`FrameDecoder::push`], whole frames come out
+//! of [`FrameDecoder::next_frame`]. It refuses a length above its limit as soon as the five
+//! header bytes are in, before it buffers or allocates anything for the payload.
+//! `PROTOCOL.md` at the repository root documents every byte.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use crate::error::ProtocolError;
+
+/// The first byte of a stream that carries an RPC call.
+pub const STREAM_KIND_RPC: u8 = 0x01;
+/// The first byte of a stream that carries cluster gossip.
+pub const STREAM_KIND_GOSSIP: u8 = 0x02;
+
+/// Bytes in a frame header: one type byte and a 32-bit length.
+pub const FRAME_HEADER_LEN: usize = 5;
+
+/// The type of a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameType {
+    /// The request header: method, deadline, metadata. First frame of every request.
+    Header,
+    /// One message, MessagePack-encoded.
+    Data,
+    /// The end of the request's messages (the client has no more to send).
+    End,
+    /// The final frame of a response: status code, message, details.
+    Status,
+}
+
+impl FrameType {
+    /// The type byte on the wire.
+    pub fn as_u8(self) -> u8 {
+        match self {
+            FrameType::Header => 0x01,
+            FrameType::Data => 0x02,
+            FrameType::End => 0x03,
+            FrameType::Status => 0x04,
+        }
+    }
+
+    fn from_u8(byte: u8) -> Result<Self, ProtocolError> {
+        match byte {
+            0x01 => Ok(FrameType::Header),
+            0x02 => Ok(FrameType::Data),
+            0x03 => Ok(FrameType::End),
+            0x04 => Ok(FrameType::Status),
+            other => Err(ProtocolError::UnknownFrameType(other)),
+        }
+    }
+
+    /// A name for error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            FrameType::Header => "header",
+            FrameType::Data => "data",
+            FrameType::End => "end",
+            FrameType::Status => "status",
+        }
+    }
+}
+
+/// One decoded frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// The frame's type.
+    pub kind: FrameType,
+    /// The frame's payload.
+    pub payload: Bytes,
+}
+
+/// Appends a frame header for a payload of `len` bytes to `out`.
+///
+/// The caller checks `len` against the message limit; a length that does not fit in 32 bits
+/// is a bug in the caller, so it is clamped rather than silently wrapped.
+pub fn put_frame_header(out: &mut BytesMut, kind: FrameType, len: usize) {
+    out.put_u8(kind.as_u8());
+    out.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
+}
+
+/// Appends a whole frame to `out`.
+pub fn put_frame(out: &mut BytesMut, kind: FrameType, payload: &[u8]) {
+    out.reserve(FRAME_HEADER_LEN + payload.len());
+    put_frame_header(out, kind, payload.len());
+    out.put_slice(payload);
+}
+
+/// A sans-io decoder that turns a byte stream into [`Frame`]s.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    buffer: BytesMut,
+    max_frame_len: usize,
+    /// The header of the frame being assembled, once its five bytes are in.
+    pending: Option<(FrameType, usize)>,
+}
+
+impl FrameDecoder {
+    /// A decoder that refuses frames whose payload exceeds `max_frame_len` bytes.
+    pub fn new(max_frame_len: usize) -> Self {
+        FrameDecoder {
+            buffer: BytesMut::new(),
+            max_frame_len,
+            pending: None,
+        }
+    }
+
+    /// Feeds bytes received from the stream.
+    pub fn push(&mut self, chunk: &[u8]) {
+        self.buffer.extend_from_slice(chunk);
+    }
+
+    /// Feeds an owned chunk; avoids a copy when the decoder holds no partial frame.
+    pub fn push_bytes(&mut self, chunk: Bytes) {
+        if self.buffer.is_empty() {
+            // `BytesMut::from(Bytes)` reuses the allocation when it is uniquely owned.
+            self.buffer = BytesMut::from(chunk);
+        } else {
+            self.buffer.extend_from_slice(&chunk);
+        }
+    }
+
+    /// The number of bytes buffered but not yet returned as frames.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// Whether the decoder is between frames (no partial frame buffered).
+    pub fn is_idle(&self) -> bool {
+        self.buffer.is_empty() && self.pending.is_none()
+    }
+
+    /// The next complete frame, `Ok(None)` if more bytes are needed, or an error if the bytes
+    /// break the framing (unknown type, length over the limit). After an error the decoder
+    /// must not be used again: the stream is out of sync.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, ProtocolError> {
+        let (kind, len) = match self.pending {
+            Some(pending) => pending,
+            None => {
+                if self.buffer.len() < FRAME_HEADER_LEN {
+                    return Ok(None);
+                }
+                let kind = FrameType::from_u8(self.buffer[0])?;
+                let len = u32::from_be_bytes([
+                    self.buffer[1],
+                    self.buffer[2],
+                    self.buffer[3],
+                    self.buffer[4],
+                ]) as usize;
+                if len > self.max_frame_len {
+                    return Err(ProtocolError::FrameTooLarge {
+                        len: len as u64,
+                        limit: self.max_frame_len as u64,
+                    });
+                }
+                self.buffer.advance(FRAME_HEADER_LEN);
+                self.pending = Some((kind, len));
+                (kind, len)
+            }
+        };
+        if self.buffer.len() < len {
+            // Reserve only what the announced (and already checked) frame needs.
+            self.buffer.reserve(len - self.buffer.len());
+            return Ok(None);
+        }
+        self.pending = None;
+        let payload = self.buffer.split_to(len).freeze();
+        Ok(Some(Frame { kind, payload }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn encode(frames: &[(FrameType, &[u8])]) -> BytesMut {
+        let mut out = BytesMut::new();
+        for (kind, payload) in frames {
+            put_frame(&mut out, *kind, payload);
+        }
+        out
+    }
+
+    #[test]
+    fn decodes_frames_split_at_every_byte_boundary() {
+        let wire = encode(&[
+            (FrameType::Header, b"abc"),
+            (FrameType::Data, b""),
+            (FrameType::Status, b"xyz123"),
+        ]);
+        for split in 0..=wire.len() {
+            let mut decoder = FrameDecoder::new(1024);
+            let mut frames = Vec::new();
+            decoder.push(&wire[..split]);
+            while let Some(frame) = decoder.next_frame().expect("valid frames") {
+                frames.push(frame);
+            }
+            decoder.push(&wire[split..]);
+            while let Some(frame) = decoder.next_frame().expect("valid frames") {
+                frames.push(frame);
+            }
+            assert_eq!(frames.len(), 3, "split at {split}");
+            assert_eq!(frames[0].payload, Bytes::from_static(b"abc"));
+            assert_eq!(frames[1].kind, FrameType::Data);
+            assert!(frames[1].payload.is_empty());
+            assert_eq!(frames[2].payload, Bytes::from_static(b"xyz123"));
+            assert!(decoder.is_idle());
+        }
+    }
+
+    #[test]
+    fn refuses_an_oversized_length_before_buffering_the_payload() {
+        let mut decoder = FrameDecoder::new(16);
+        decoder.push(&[0x02, 0xff, 0xff, 0xff, 0xff]);
+        let error = decoder.next_frame().expect_err("length over the limit");
+        assert_eq!(
+            error,
+            ProtocolError::FrameTooLarge {
+                len: u64::from(u32::MAX),
+                limit: 16
+            }
+        );
+        assert!(decoder.buffer.capacity() < 1024, "nothing was reserved");
+    }
+
+    #[test]
+    fn refuses_unknown_frame_types() {
+        let mut decoder = FrameDecoder::new(16);
+        decoder.push(&[0x7f, 0, 0, 0, 0]);
+        assert_eq!(
+            decoder.next_frame(),
+            Err(ProtocolError::UnknownFrameType(0x7f))
+        );
+    }
+
+    #[test]
+    fn a_frame_at_exactly_the_limit_is_accepted() {
+        let mut decoder = FrameDecoder::new(4);
+        decoder.push(&encode(&[(FrameType::Data, b"1234")]));
+        let frame = decoder.next_frame().expect("ok").expect("complete");
+        assert_eq!(frame.payload.len(), 4);
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic_and_never_exceed_the_limit(
+            bytes in proptest::collection::vec(any::<u8>(), 0..512),
+            limit in 0usize..64,
+        ) {
+            let mut decoder = FrameDecoder::new(limit);
+            decoder.push(&bytes);
+            while let Ok(Some(frame)) = decoder.next_frame() {
+                prop_assert!(frame.payload.len() <= limit);
+            }
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! The payloads of the header frame (method, deadline, metadata) and of the status frame.
+//!
+//! Both are fixed binary layouts rather than MessagePack so a server can route a call
+//! without running the codec, and so `PROTOCOL.md` can give them byte by byte.
+
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use crate::error::{Code, ProtocolError, Status};
+
+/// Key/value metadata sent with a call's header (like HTTP headers). Keys are UTF-8 strings,
+/// values are bytes. Order is kept; a key may repeat.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metadata {
+    entries: Vec<(String, Bytes)>,
+}
+
+impl Metadata {
+    /// Empty metadata.
+    pub fn new() -> Self {
+        Metadata::default()
+    }
+
+    /// Appends an entry.
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Bytes>) {
+        self.entries.push((key.into(), value.into()));
+    }
+
+    /// The first value for `key`.
+    pub fn get(&self, key: &str) -> Option<&[u8]> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_ref())
+    }
+
+    /// The first value for `key`, if it is valid UTF-8.
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// All entries in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_ref()))
+    }
+
+    /// The number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// The decoded header frame of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RequestHeader {
+    pub(crate) method: String,
+    pub(crate) deadline: Option<Duration>,
+    pub(crate) metadata: Metadata,
+}
+
+/// Appends the header payload: `method_len:u16 method deadline_us:u64 count:u16
+/// (key_len:u16 key value_len:u32 value)*`. A deadline of 0 means none.
+pub(crate) fn put_request_header(
+    out: &mut BytesMut,
+    method: &str,
+    deadline: Option<Duration>,
+    metadata: &Metadata,
+) {
+    let method = truncate(method.as_bytes(), usize::from(u16::MAX));
+    out.put_u16(method.len() as u16);
+    out.put_slice(method);
+    let micros = deadline.map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1));
+    out.put_u64(micros);
+    let count = metadata.entries.len().min(usize::from(u16::MAX));
+    out.put_u16(count as u16);
+    for (key, value) in metadata.entries.iter().take(count) {
+        let key = truncate(key.as_bytes(), usize::from(u16::MAX));
+        out.put_u16(key.len() as u16);
+        out.put_slice(key);
+        let value = truncate(value, u32::MAX as usize);
+        out.put_u32(value.len() as u32);
+        out.put_slice(value);
+    }
+}
+
+/// The encoded size of a request header payload.
+pub(crate) fn request_header_len(method: &str, metadata: &Metadata) -> usize {
+    2 + method.len()
+        + 8
+        + 2
+        + metadata
+            .entries
+            .iter()
+            .map(|(k, v)| 2 + k.len() + 4 + v.len())
+            .sum::<usize>()
+}
+
+fn truncate(bytes: &[u8], max: usize) -> &[u8] {
+    &bytes[..bytes.len().min(max)]
+}
+
+const HEADER: &str = "header";
+const STATUS: &str = "status";
+
+fn take(buf: &mut Bytes, len: usize, frame: &'static str) -> Result<Bytes, ProtocolError> {
+    if buf.remaining() < len {
+        return Err(ProtocolError::Malformed(frame));
+    }
+    Ok(buf.split_to(len))
+}
+
+fn take_u16(buf: &mut Bytes, frame: &'static str) -> Result<u16, ProtocolError> {
+    if buf.remaining() < 2 {
+        return Err(ProtocolError::Malformed(frame));
+    }
+    Ok(buf.get_u16())
+}
+
+fn take_u32(buf: &mut Bytes, frame: &'static str) -> Result<u32, ProtocolError> {
+    if buf.remaining() < 4 {
+        return Err(ProtocolError::Malformed(frame));
+    }
+    Ok(buf.get_u32())
+}
+
+fn take_string(buf: &mut Bytes, len: usize, frame: &'static str) -> Result<String, ProtocolError> {
+    let bytes = take(buf, len, frame)?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| ProtocolError::Malformed(frame))
+}
+
+/// Parses a header payload. Every length is checked against the bytes actually present, so
+/// a lying length cannot make it allocate more than the frame it came in.
+pub(crate) fn parse_request_header(mut buf: Bytes) -> Result<RequestHeader, ProtocolError> {
+    let method_len = usize::from(take_u16(&mut buf, HEADER)?);
+    let method = take_string(&mut buf, method_len, HEADER)?;
+    if buf.remaining() < 8 {
+        return Err(ProtocolError::Malformed(HEADER));
+    }
+    let micros = buf.get_u64();
+    let deadline = (micros != 0).then(|| Duration::from_micros(micros));
+    let count = take_u16(&mut buf, HEADER)?;
+    let mut metadata = Metadata::new();
+    for _ in 0..count {
+        let key_len = usize::from(take_u16(&mut buf, HEADER)?);
+        let key = take_string(&mut buf, key_len, HEADER)?;
+        let value_len = take_u32(&mut buf, HEADER)? as usize;
+        let value = take(&mut buf, value_len, HEADER)?;
+        metadata.entries.push((key, value));
+    }
+    if buf.has_remaining() {
+        return Err(ProtocolError::Malformed(HEADER));
+    }
+    Ok(RequestHeader {
+        method,
+        deadline,
+        metadata,
+    })
+}
+
+/// Appends a status payload: `code:u16 message_len:u32 message details`.
+pub(crate) fn put_status(out: &mut BytesMut, status: &Status) {
+    out.put_u16(status.code().as_u16());
+    let message = truncate(status.message().as_bytes(), 64 * 1024);
+    out.put_u32(message.len() as u32);
+    out.put_slice(message);
+    out.put_slice(status.details());
+}
+
+/// The encoded size of a status payload.
+pub(crate) fn status_len(status: &Status) -> usize {
+    2 + 4 + status.message().len().min(64 * 1024) + status.details().len()
+}
+
+/// Parses a status payload.
+pub(crate) fn parse_status(mut buf: Bytes) -> Result<Status, ProtocolError> {
+    let code = Code::from_u16(take_u16(&mut buf, STATUS)?);
+    let message_len = take_u32(&mut buf, STATUS)? as usize;
+    let message = take(&mut buf, message_len, STATUS)?;
+    let message = String::from_utf8_lossy(&message).into_owned();
+    Ok(Status::new(code, message).with_details(buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn header_round_trips_with_deadline_and_metadata() {
+        let mut metadata = Metadata::new();
+        metadata.insert("trace-id", Bytes::from_static(b"abc"));
+        metadata.insert("empty", Bytes::new());
+        let mut out = BytesMut::new();
+        let deadline = Some(Duration::from_millis(1500));
+        put_request_header(&mut out, "Calculator.add", deadline, &metadata);
+        assert_eq!(out.len(), request_header_len("Calculator.add", &metadata));
+        let header = parse_request_header(out.freeze()).expect("valid");
+        assert_eq!(header.method, "Calculator.add");
+        assert_eq!(header.deadline, deadline);
+        assert_eq!(header.metadata.get_str("trace-id"), Some("abc"));
+        assert_eq!(header.metadata.len(), 2);
+    }
+
+    #[test]
+    fn a_tiny_deadline_is_not_sent_as_no_deadline() {
+        let mut out = BytesMut::new();
+        put_request_header(&mut out, "a", Some(Duration::from_nanos(1)), &Metadata::new());
+        let header = parse_request_header(out.freeze()).expect("valid");
+        assert_eq!(header.deadline, Some(Duration::from_micros(1)));
+    }
+
+    #[test]
+    fn status_round_trips_with_details() {
+        let status = Status::new(Code::Application, "boom").with_details(Bytes::from_static(b"\x01\x02"));
+        let mut out = BytesMut::new();
+        put_status(&mut out, &status);
+        assert_eq!(out.len(), status_len(&status));
+        assert_eq!(parse_status(out.freeze()).expect("valid"), status);
+    }
+
+    #[test]
+    fn a_lying_metadata_length_is_malformed_not_a_panic() {
+        let mut out = BytesMut::new();
+        out.put_u16(1);
+        out.put_slice(b"m");
+        out.put_u64(0);
+        out.put_u16(1);
+        out.put_u16(1);
+        out.put_slice(b"k");
+        out.put_u32(u32::MAX);
+        assert_eq!(
+            parse_request_header(out.freeze()),
+            Err(ProtocolError::Malformed("header"))
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_header_and_status_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = parse_request_header(Bytes::from(bytes.clone()));
+            let _ = parse_status(Bytes::from(bytes));
+        }
+    }
+}

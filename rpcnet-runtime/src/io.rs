@@ -1,0 +1,110 @@
+//! Reading frames from a QUIC receive stream, and mapping QUIC stream errors to [`RpcError`].
+
+use std::future::poll_fn;
+use std::task::{ready, Context, Poll};
+
+use bytes::Buf;
+use s2n_quic::stream::{Error as StreamError, ReceiveStream};
+
+use crate::error::{ProtocolError, RpcError};
+use crate::frame::{Frame, FrameDecoder};
+use crate::transport::app_error;
+
+/// Turns a QUIC stream error into the error a call reports.
+pub(crate) fn stream_error(error: StreamError) -> RpcError {
+    match error {
+        StreamError::StreamReset { error, .. }
+            if error == app_error(app_error::CANCELLED) =>
+        {
+            RpcError::Cancelled
+        }
+        StreamError::StreamReset { error, .. } if error == app_error(app_error::SHUTDOWN) => {
+            RpcError::unavailable("server is shutting down", None)
+        }
+        StreamError::ConnectionError { error, .. } => {
+            RpcError::unavailable("connection lost", Some(Box::new(error)))
+        }
+        other => RpcError::Stream(Box::new(other)),
+    }
+}
+
+/// A frame-at-a-time reader over a QUIC receive stream.
+#[derive(Debug)]
+pub(crate) struct FrameReader {
+    rx: ReceiveStream,
+    decoder: FrameDecoder,
+    finished: bool,
+}
+
+impl FrameReader {
+    pub(crate) fn new(rx: ReceiveStream, max_frame_len: usize) -> Self {
+        FrameReader {
+            rx,
+            decoder: FrameDecoder::new(max_frame_len),
+            finished: false,
+        }
+    }
+
+    /// Polls for the next frame; `Ok(None)` when the peer finished the stream cleanly
+    /// between frames.
+    pub(crate) fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Frame>, RpcError>> {
+        loop {
+            if let Some(frame) = self.decoder.next_frame()? {
+                return Poll::Ready(Ok(Some(frame)));
+            }
+            if self.finished {
+                return Poll::Ready(if self.decoder.is_idle() {
+                    Ok(None)
+                } else {
+                    Err(ProtocolError::Truncated.into())
+                });
+            }
+            match ready!(self.rx.poll_receive(cx)) {
+                Ok(Some(chunk)) => self.decoder.push_bytes(chunk),
+                Ok(None) => self.finished = true,
+                Err(error) => return Poll::Ready(Err(stream_error(error))),
+            }
+        }
+    }
+
+    /// The next frame.
+    pub(crate) async fn next_frame(&mut self) -> Result<Option<Frame>, RpcError> {
+        poll_fn(|cx| self.poll_frame(cx)).await
+    }
+
+    /// Reads the stream-kind byte that opens every stream.
+    pub(crate) async fn read_kind(&mut self) -> Result<Option<u8>, RpcError> {
+        loop {
+            match self.rx.receive().await.map_err(stream_error)? {
+                Some(mut chunk) if !chunk.is_empty() => {
+                    let kind = chunk.get_u8();
+                    self.decoder.push_bytes(chunk);
+                    return Ok(Some(kind));
+                }
+                Some(_) => continue,
+                None => {
+                    self.finished = true;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// Waits until the peer finishes (`Ok`) or resets (`Err`) the stream, discarding
+    /// nothing: any further frame is a protocol error.
+    pub(crate) async fn wait_closed(&mut self) -> Result<(), RpcError> {
+        match self.next_frame().await? {
+            None => Ok(()),
+            Some(frame) => Err(ProtocolError::UnexpectedFrame {
+                expected: "end of stream",
+                found: frame.kind.name(),
+            }
+            .into()),
+        }
+    }
+
+    /// Tells the peer to stop sending on this stream.
+    pub(crate) fn stop_sending(&mut self, code: u32) {
+        let _ = self.rx.stop_sending(app_error(code));
+    }
+}

@@ -1,0 +1,55 @@
+//! # rpcnet
+//!
+//! Typed RPC for clusters, over QUIC. Annotate a plain Rust trait with
+//! [`#[rpcnet::service]`](service) and it becomes the schema: the macro expands it, inline,
+//! into a typed client, a server dispatcher and streaming stubs. Calls travel over QUIC
+//! (s2n-quic) with TLS 1.3, one QUIC stream per call, encoded as MessagePack.
+//!
+//! - Four call kinds: unary, server streaming, client streaming, bidirectional.
+//! - Deadlines (a client default, per-call overrides, inherited by nested calls),
+//!   cancellation by dropping, typed application errors next to framework errors
+//!   ([`CallError`]), message size limits, graceful shutdown.
+//! - With the `cluster` feature (on by default): SWIM gossip membership with Phi Accrual
+//!   failure detection, tags, events, a worker registry and load-balanced routing.
+//!
+//! ## Feature flags
+//!
+//! - `cluster` (default): the [`cluster`] module.
+//!
+//! The wire format is documented byte by byte in `PROTOCOL.md` in the repository.
+
+pub use rpcnet_macros::service;
+pub use rpcnet_runtime::{
+    BidiStreamingCall, BoundServer, BoxError, CallContext, CallError, CallOptions,
+    ClientStreamingCall, Code, CodecError, Metadata, MethodHandler, MethodKind, MethodTable, Never,
+    ProtocolError, RequestStream, ResponseStream, RpcClient, RpcConfig, RpcError, RpcServer,
+    ServerStreamingCall, Service, ShutdownHandle, Status, UnaryCall, DEFAULT_MAX_MESSAGE_SIZE,
+};
+
+/// A stream of requests as a streaming method's handler receives it.
+pub type Streaming<T> = RequestStream<T>;
+
+/// A boxed, sendable stream: the return type of streaming methods.
+pub type BoxStream<T> =
+    std::pin::Pin<Box<dyn futures::Stream<Item = T> + Send + 'static>>;
+
+#[cfg(feature = "cluster")]
+pub mod cluster {
+    //! Cluster membership (SWIM gossip with Phi Accrual failure detection), tags, events,
+    //! the worker registry and routing.
+    pub use rpcnet_cluster::*;
+}
+
+/// Items used by the code `#[rpcnet::service]` generates. Not a public API: it may change
+/// in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use ::futures::future::BoxFuture;
+    pub use ::futures::{Stream, StreamExt};
+    pub use ::serde::{de::DeserializeOwned, Serialize};
+    pub use rpcnet_runtime::{
+        BidiStreamingCall, CallError, ClientStreamingCall, MethodHandler, MethodTable, Never,
+        RequestStream, ResponseStream, RpcClient, RpcConfig, RpcError, ServerStreamingCall,
+        Service, UnaryCall,
+    };
+}
