@@ -307,7 +307,7 @@ where
                 put_message(out, FrameType::Data, &request, limit)
             })?;
             let (reader, guard) = open_call(&client, request).await?;
-            Ok(ResponseStream::new(reader, RequestSide::Sent(guard), deadline, method))
+            Ok(ResponseStream::new(client, reader, RequestSide::Sent(guard), deadline, method))
         };
         with_deadline(deadline, call).boxed()
     }
@@ -435,7 +435,7 @@ where
         let deadline = effective_deadline(options.timeout.or(client.config().default_deadline));
         let call = async move {
             let (reader, pump) = open_streaming_call(&client, method, deadline, &options, requests).await?;
-            Ok(ResponseStream::new(reader, RequestSide::Pumped(pump), deadline, method))
+            Ok(ResponseStream::new(client, reader, RequestSide::Pumped(pump), deadline, method))
         };
         with_deadline(deadline, call).boxed()
     }
@@ -603,6 +603,8 @@ impl RequestSide {
 /// slows the server down through QUIC flow control instead of buffering without bound.
 #[must_use = "streams do nothing unless polled"]
 pub struct ResponseStream<T, E> {
+    /// Keeps the connection open while the stream is read.
+    _client: RpcClient,
     reader: FrameReader,
     request: RequestSide,
     deadline: Option<Pin<Box<Sleep>>>,
@@ -622,12 +624,14 @@ impl<T, E> std::fmt::Debug for ResponseStream<T, E> {
 
 impl<T, E> ResponseStream<T, E> {
     fn new(
+        client: RpcClient,
         reader: FrameReader,
         request: RequestSide,
         deadline: Option<Instant>,
         method: &'static str,
     ) -> Self {
         ResponseStream {
+            _client: client,
             reader,
             request,
             deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),

@@ -139,9 +139,6 @@ impl Status {
         &self.details
     }
 
-    pub(crate) fn details_bytes(&self) -> &bytes::Bytes {
-        &self.details
-    }
 }
 
 impl fmt::Display for Status {

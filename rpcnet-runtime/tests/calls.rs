@@ -1,0 +1,350 @@
+//! The four call kinds, typed errors, deadlines, cancellation and unknown methods, over
+//! real QUIC on loopback, using the runtime's typed handler and call builders directly.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{client, config, start, PATIENCE};
+use futures::{stream, StreamExt};
+use rpcnet_runtime::{
+    BidiStreamingCall, CallContext, CallError, CallOptions, ClientStreamingCall, Code,
+    MethodHandler, RequestStream, RpcError, RpcServer, ServerStreamingCall, Status, UnaryCall,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Add {
+    a: i64,
+    b: i64,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+enum MathError {
+    Overflow,
+    Invalid(String),
+}
+
+type Items = futures::stream::BoxStream<'static, Result<u32, MathError>>;
+
+fn math_server() -> RpcServer {
+    let mut server = RpcServer::new(config("127.0.0.1:0"));
+    server.register_handler(
+        "Math.add",
+        MethodHandler::unary(|req: Add| async move {
+            req.a.checked_add(req.b).ok_or(MathError::Overflow)
+        }),
+    );
+    server.register_handler(
+        "Math.count",
+        MethodHandler::server_streaming(|n: u32| async move {
+            if n > 1_000_000 {
+                return Err(MathError::Invalid("too many".into()));
+            }
+            let items: Items = stream::iter((0..n).map(Ok)).boxed();
+            Ok(items)
+        }),
+    );
+    server.register_handler(
+        "Math.count_then_fail",
+        MethodHandler::server_streaming(|n: u32| async move {
+            let items: Items = stream::iter((0..n).map(Ok))
+                .chain(stream::once(async { Err(MathError::Overflow) }))
+                .chain(stream::iter([Ok(999)]))
+                .boxed();
+            Ok::<_, MathError>(items)
+        }),
+    );
+    server.register_handler(
+        "Math.sum",
+        MethodHandler::client_streaming(|mut numbers: RequestStream<i64>| async move {
+            let mut total = 0i64;
+            while let Some(n) = numbers.next().await {
+                total = total.checked_add(n).ok_or(MathError::Overflow)?;
+            }
+            Ok::<_, MathError>(total)
+        }),
+    );
+    server.register_handler(
+        "Math.double",
+        MethodHandler::bidi_streaming(|numbers: RequestStream<i64>| async move {
+            let doubled: futures::stream::BoxStream<'static, Result<i64, MathError>> =
+                numbers.map(|n| Ok(n * 2)).boxed();
+            Ok::<_, MathError>(doubled)
+        }),
+    );
+    server
+}
+
+#[tokio::test]
+async fn unary_call_returns_the_typed_response() {
+    let server = start(math_server());
+    let client = client(server.addr).await;
+    let sum: i64 = UnaryCall::<_, i64, MathError>::new(client, "Math.add", Add { a: 2, b: 40 })
+        .await
+        .expect("call succeeds");
+    assert_eq!(sum, 42);
+}
+
+#[tokio::test]
+async fn application_error_arrives_typed() {
+    let server = start(math_server());
+    let client = client(server.addr).await;
+    let error = UnaryCall::<_, i64, MathError>::new(client, "Math.add", Add { a: i64::MAX, b: 1 })
+        .await
+        .expect_err("overflows");
+    assert!(matches!(error, CallError::Application(MathError::Overflow)), "{error:?}");
+    assert_eq!(error.code(), Code::Application);
+}
+
+#[tokio::test]
+async fn server_streaming_delivers_every_item_in_order() {
+    let server = start(math_server());
+    let client = client(server.addr).await;
+    let items: Vec<u32> = ServerStreamingCall::<_, u32, MathError>::new(client, "Math.count", 5000u32)
+        .await
+        .expect("call starts")
+        .map(|item| item.expect("item"))
+        .collect()
+        .await;
+    assert_eq!(items, (0..5000).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn server_streaming_error_before_the_stream_arrives_as_the_first_item() {
+    let server = start(math_server());
+    let client = client(server.addr).await;
+    let mut items = ServerStreamingCall::<_, u32, MathError>::new(client, "Math.count", 2_000_000u32)
+        .await
+        .expect("call starts");
+    let first = items.next().await.expect("one item");
+    assert!(matches!(first, Err(CallError::Application(MathError::Invalid(ref m))) if m == "too many"));
+    assert!(items.next().await.is_none());
+}
+
+#[tokio::test]
+async fn an_error_mid_stream_ends_the_stream_after_the_items_before_it() {
+    let server = start(math_server());
+    let client = client(server.addr).await;
+    let items: Vec<_> = ServerStreamingCall::<_, u32, MathError>::new(client, "Math.count_then_fail", 3u32)
+        .await
+        .expect("call starts")
+        .collect()
+        .await;
+    assert_eq!(items.len(), 4, "three items, then the error, then the end: {items:?}");
+    assert!(matches!(items[2], Ok(2)));
+    assert!(matches!(items[3], Err(CallError::Application(MathError::Overflow))));
+}
+
+#[tokio::test]
+async fn client_streaming_sums_every_request() {
+    let server = start(math_server());
+    let client = client(server.addr).await;
+    let numbers = stream::iter(1..=10_000i64);
+    let total = ClientStreamingCall::<_, i64, MathError>::new(client, "Math.sum", numbers)
+        .await
+        .expect("call succeeds");
+    assert_eq!(total, 50_005_000);
+}
+
+#[tokio::test]
+async fn client_streaming_application_error_arrives_typed() {
+    let server = start(math_server());
+    let client = client(server.addr).await;
+    let numbers = stream::iter([i64::MAX, 1]);
+    let error = ClientStreamingCall::<_, i64, MathError>::new(client, "Math.sum", numbers)
+        .await
+        .expect_err("overflows");
+    assert!(matches!(error, CallError::Application(MathError::Overflow)));
+}
+
+#[tokio::test]
+async fn bidirectional_streaming_answers_while_requests_still_flow() {
+    let server = start(math_server());
+    let client = client(server.addr).await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<i64>(1);
+    let requests = ReceiverStream(rx);
+    let mut responses = BidiStreamingCall::<_, i64, MathError>::new(client, "Math.double", requests)
+        .await
+        .expect("call starts");
+    for n in 1..=50 {
+        tx.send(n).await.expect("request accepted");
+        // Each answer arrives before the next request is even sent: true interleaving.
+        let answer = tokio::time::timeout(PATIENCE, responses.next())
+            .await
+            .expect("answer in time")
+            .expect("an item")
+            .expect("ok");
+        assert_eq!(answer, n * 2);
+    }
+    drop(tx);
+    assert!(responses.next().await.is_none(), "stream ends after the requests do");
+}
+
+struct ReceiverStream<T>(tokio::sync::mpsc::Receiver<T>);
+
+impl<T> futures::Stream for ReceiverStream<T> {
+    type Item = T;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<T>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+#[tokio::test]
+async fn a_handler_that_outlives_the_deadline_gets_deadline_exceeded() {
+    let reached = Arc::new(AtomicBool::new(false));
+    let mut server = RpcServer::new(config("127.0.0.1:0"));
+    let flag = Arc::clone(&reached);
+    server.register_handler(
+        "Slow.sleep",
+        MethodHandler::unary(move |ms: u64| {
+            let flag = Arc::clone(&flag);
+            async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                flag.store(true, Ordering::SeqCst);
+                Ok::<_, ()>(ms)
+            }
+        }),
+    );
+    let server = start(server);
+    let client = client(server.addr).await;
+    let error = UnaryCall::<_, u64, ()>::new(client.clone(), "Slow.sleep", 3_000u64)
+        .timeout(Duration::from_millis(100))
+        .await
+        .expect_err("deadline passes first");
+    assert!(matches!(error, CallError::Rpc(RpcError::DeadlineExceeded)), "{error:?}");
+    // The server enforced it too: the handler was stopped before its side effect.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    assert!(!reached.load(Ordering::SeqCst), "handler ran past its deadline");
+    // A call with room to finish succeeds on the same client.
+    let ms = UnaryCall::<_, u64, ()>::new(client, "Slow.sleep", 10u64)
+        .timeout(PATIENCE)
+        .await
+        .expect("fits in its deadline");
+    assert_eq!(ms, 10);
+}
+
+#[tokio::test]
+async fn dropping_a_call_stops_its_handler_on_the_server() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let finished = Arc::new(AtomicUsize::new(0));
+    let mut server = RpcServer::new(config("127.0.0.1:0"));
+    let (s, f) = (Arc::clone(&started), Arc::clone(&finished));
+    server.register_handler(
+        "Slow.work",
+        MethodHandler::unary(move |(): ()| {
+            let (s, f) = (Arc::clone(&s), Arc::clone(&f));
+            async move {
+                s.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(1_500)).await;
+                f.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, ()>(())
+            }
+        }),
+    );
+    let server = start(server);
+    let client = client(server.addr).await;
+    let call = tokio::spawn(std::future::IntoFuture::into_future(UnaryCall::<_, (), ()>::new(
+        client.clone(),
+        "Slow.work",
+        (),
+    )));
+    // Wait until the handler is running, then drop (abort) the call.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while started.load(Ordering::SeqCst) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "handler never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    call.abort();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(finished.load(Ordering::SeqCst), 0, "handler ran to completion after cancel");
+}
+
+#[tokio::test]
+async fn dropping_a_response_stream_stops_the_server_stream() {
+    let produced = Arc::new(AtomicUsize::new(0));
+    let mut server = RpcServer::new(config("127.0.0.1:0"));
+    let counter = Arc::clone(&produced);
+    server.register_handler(
+        "Gen.forever",
+        MethodHandler::server_streaming(move |(): ()| {
+            let counter = Arc::clone(&counter);
+            async move {
+                let items = stream::unfold(0u64, move |n| {
+                    let counter = Arc::clone(&counter);
+                    async move {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        Some((Ok::<_, ()>(n), n + 1))
+                    }
+                });
+                Ok::<_, ()>(items)
+            }
+        }),
+    );
+    let server = start(server);
+    let client = client(server.addr).await;
+    let mut items = ServerStreamingCall::<_, u64, ()>::new(client, "Gen.forever", ())
+        .await
+        .expect("call starts");
+    for expected in 0..5 {
+        assert_eq!(items.next().await.expect("item").expect("ok"), expected);
+    }
+    drop(items);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after_cancel = produced.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        produced.load(Ordering::SeqCst),
+        after_cancel,
+        "the server kept producing after the stream was dropped"
+    );
+}
+
+#[tokio::test]
+async fn unknown_method_is_unimplemented_and_the_connection_keeps_serving() {
+    let server = start(math_server());
+    let client = client(server.addr).await;
+    let error = UnaryCall::<_, i64, MathError>::new(client.clone(), "Math.divide", Add { a: 1, b: 1 })
+        .await
+        .expect_err("no such method");
+    match error {
+        CallError::Rpc(RpcError::Unimplemented { method }) => assert_eq!(method, "Math.divide"),
+        other => panic!("expected Unimplemented, got {other:?}"),
+    }
+    let sum = UnaryCall::<_, i64, MathError>::new(client, "Math.add", Add { a: 1, b: 1 })
+        .await
+        .expect("same connection still works");
+    assert_eq!(sum, 2);
+}
+
+#[tokio::test]
+async fn handlers_see_metadata_peer_and_deadline_through_the_context() {
+    let mut server = RpcServer::new(config("127.0.0.1:0"));
+    server.register("Ctx.inspect", |ctx: CallContext, _req| async move {
+        let current = CallContext::current().ok_or_else(|| Status::new(Code::Internal, "no context"))?;
+        let tenant = current.metadata().get_str("tenant").unwrap_or("").to_owned();
+        let has_deadline = current.remaining().is_some_and(|r| r <= Duration::from_secs(5));
+        let same = current.method() == ctx.method() && ctx.peer().is_some();
+        Ok(Bytes::from(format!("{tenant}:{has_deadline}:{same}")))
+    });
+    let server = start(server);
+    let client = client(server.addr).await;
+    let reply = client
+        .call_raw(
+            "Ctx.inspect",
+            Bytes::new(),
+            CallOptions::default()
+                .with_timeout(Duration::from_secs(5))
+                .with_metadata("tenant", Bytes::from_static(b"acme")),
+        )
+        .await
+        .expect("call succeeds");
+    assert_eq!(&reply[..], b"acme:true:true");
+}
