@@ -303,7 +303,9 @@ impl ClusterConfig {
     ///   round at least doubling the informed nodes.
     pub fn detection_bound(&self, n: usize) -> Duration {
         let log2n = (n.max(2) as f64).log2().ceil() as u32;
-        self.probe_interval * 11 + self.suspicion_timeout_max(n) + self.gossip_interval * (2 * log2n)
+        self.probe_interval * 11
+            + self.suspicion_timeout_max(n)
+            + self.gossip_interval * (2 * log2n)
     }
 
     /// The local-health-scaled probe period `P·(1 + L)`.
@@ -343,6 +345,9 @@ mod tests {
             .with_health_check_interval(Duration::from_millis(700));
         assert_eq!(c.gossip_interval(), Duration::from_millis(100));
         assert_eq!(c.health_check_interval(), Duration::from_millis(700));
-        assert_eq!(c.push_pull_interval(), ClusterConfig::lan().push_pull_interval());
+        assert_eq!(
+            c.push_pull_interval(),
+            ClusterConfig::lan().push_pull_interval()
+        );
     }
 }

@@ -1,1 +1,57 @@
-//! placeholder
+//! Cluster membership for rpcnet: a sans-io SWIM core with Phi Accrual failure detection,
+//! Lifeguard, tags and membership events.
+//!
+//! # What and why
+//!
+//! [`Swim`] is the protocol as a pure state machine: it takes messages, timer expiries and
+//! commands with `now` passed in and an injected, seeded RNG, and returns messages to send,
+//! its next deadline and [`ClusterEvent`]s. It never touches sockets, tokio or the clock,
+//! which is what lets the simulator in `tests/` run a thousand nodes for ten virtual minutes
+//! deterministically, with loss, partitions, crashes, restarts and stalls. The QUIC shell (the
+//! `quic` feature) drives it over the node's RPC endpoint.
+//!
+//! # Quick start
+//!
+//! ```
+//! use std::time::Instant;
+//! use rand::{rngs::SmallRng, SeedableRng};
+//! use rpcnet_cluster::{ClusterConfig, NodeId, Swim, Tags};
+//!
+//! let now = Instant::now();
+//! let tags = Tags::new().with("role", "worker").expect("small tags fit");
+//! let mut node = Swim::new(
+//!     NodeId::new("worker-a").expect("valid id"),
+//!     "10.0.0.2:7000".parse().expect("valid address"),
+//!     tags,
+//!     ClusterConfig::lan(),
+//!     SmallRng::seed_from_u64(1),
+//!     now,
+//! );
+//! node.join(&["10.0.0.1:7000".parse().expect("valid address")], now);
+//! while let Some(transmit) = node.poll_transmit() {
+//!     let _bytes = transmit.msg.encode(); // send to transmit.to
+//! }
+//! let _wake_at = node.poll_timeout();
+//! ```
+//!
+//! # Feature flags
+//!
+//! - `quic` (default): the tokio shell over rpcnet's QUIC endpoint. The core builds and is
+//!   fully tested without it (`--no-default-features`).
+
+mod config;
+mod event;
+mod failure_detector;
+mod member;
+mod swim;
+mod tags;
+
+pub use crate::config::ClusterConfig;
+pub use crate::event::ClusterEvent;
+pub use crate::member::{InvalidNodeId, Member, MemberState, NodeId, MAX_NODE_ID_LEN};
+pub use crate::swim::message::{
+    DecodeError, Message, MessageKind, MAX_MESSAGE_BYTES, MAX_PIGGYBACK_UPDATES,
+    MAX_PUSH_PULL_MEMBERS, PROTOCOL_VERSION,
+};
+pub use crate::swim::{Swim, Transmit};
+pub use crate::tags::{Tags, TagsTooLarge, MAX_TAGS_BYTES};

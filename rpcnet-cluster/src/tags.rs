@@ -157,10 +157,15 @@ mod tests {
     #[test]
     fn encoded_len_matches_the_msgpack_encoding() {
         let mut tags = Tags::new();
-        let encoded = |t: &Tags| rmp_serde::to_vec(t).expect("encoding tags into a Vec").len();
+        let encoded = |t: &Tags| {
+            rmp_serde::to_vec(t)
+                .expect("encoding tags into a Vec")
+                .len()
+        };
         assert_eq!(tags.encoded_len(), encoded(&tags));
         tags.insert("role", "worker").expect("small tags fit");
-        tags.insert("label", "x".repeat(40)).expect("small tags fit");
+        tags.insert("label", "x".repeat(40))
+            .expect("small tags fit");
         tags.insert("zone", "y".repeat(300)).expect("300 bytes fit");
         assert_eq!(tags.encoded_len(), encoded(&tags));
         for i in 0..14 {
@@ -187,7 +192,9 @@ mod tests {
         let key = "k";
         let overhead = 1 + 1 + key.len() + 3;
         let value = "v".repeat(MAX_TAGS_BYTES - overhead);
-        let tags = Tags::new().with(key, value).expect("exactly the limit fits");
+        let tags = Tags::new()
+            .with(key, value)
+            .expect("exactly the limit fits");
         assert_eq!(tags.encoded_len(), MAX_TAGS_BYTES);
     }
 

@@ -1,0 +1,443 @@
+//! The member table, the precedence rules between updates, and suspicion timers.
+//!
+//! # Precedence
+//!
+//! An update `(state, incarnation)` about a member is judged against the current belief
+//! `(current, known)`:
+//!
+//! | incoming | applies when | otherwise |
+//! |---|---|---|
+//! | `Alive(i)` | unknown member, or `i > known` | ignored |
+//! | `Suspect(i)` | current is `Alive` and `i ≥ known`, or `Suspect` and `i > known` | `Suspect` at `i = known`: a confirmation; else ignored |
+//! | `Dead(i)` | current is `Alive`/`Suspect` and `i ≥ known`, or `Dead` and `i > known` | ignored |
+//! | `Left(i)` | current is `Alive`/`Suspect`/`Dead` and `i ≥ known` | ignored |
+//!
+//! Gossip about unknown members other than `Alive` is ignored (a push-pull entry that is
+//! `Suspect` is the exception, see `Swim`), a `Left` member comes back only through `Alive`
+//! at a higher incarnation, and a `Dead` one cannot be re-suspected. So, for one member, a
+//! node's belief only moves up the order (incarnation, then `Alive < Suspect < Dead < Left`),
+//! which is what makes each event happen at most once per incarnation.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use super::message::Update;
+use crate::event::ClusterEvent;
+use crate::member::{Member, MemberState, NodeId};
+
+/// What to do with an update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Stale or redundant.
+    Ignore,
+    /// Newer than the current belief: take it and disseminate it.
+    Apply,
+    /// The same suspicion from another member: an independent confirmation.
+    Confirm,
+}
+
+/// Judges `incoming` at incarnation `inc` against the current belief (see the module docs).
+pub(crate) fn judge(
+    current: Option<(MemberState, u64)>,
+    incoming: MemberState,
+    inc: u64,
+) -> Verdict {
+    use MemberState::*;
+    let Some((state, known)) = current else {
+        return if incoming == Alive {
+            Verdict::Apply
+        } else {
+            Verdict::Ignore
+        };
+    };
+    let apply = match (state, incoming) {
+        (_, Alive) => inc > known,
+        (Alive, Suspect) => inc >= known,
+        (Suspect, Suspect) if inc == known => return Verdict::Confirm,
+        (Suspect, Suspect) => inc > known,
+        (Alive | Suspect, Dead) => inc >= known,
+        (Dead, Dead) => inc > known,
+        (Alive | Suspect | Dead, Left) => inc >= known,
+        (Dead | Left, Suspect) | (Left, Dead | Left) => false,
+    };
+    if apply {
+        Verdict::Apply
+    } else {
+        Verdict::Ignore
+    }
+}
+
+/// A running suspicion, with Lifeguard's confirmation-shrunk timeout.
+#[derive(Debug, Clone)]
+pub(crate) struct Suspicion {
+    started: Instant,
+    /// The first suspecter and up to `expected` confirmers.
+    suspecters: BTreeSet<NodeId>,
+    expected: usize,
+    min: Duration,
+    max: Duration,
+    pub(crate) deadline: Instant,
+    /// Whether a late expiry was already granted its one grace period (Lifeguard).
+    pub(crate) graced: bool,
+}
+
+impl Suspicion {
+    pub(crate) fn new(
+        started: Instant,
+        suspecter: NodeId,
+        expected: usize,
+        min: Duration,
+        max: Duration,
+    ) -> Self {
+        let mut s = Self {
+            started,
+            suspecters: BTreeSet::from([suspecter]),
+            expected,
+            min,
+            max: max.max(min),
+            deadline: started,
+            graced: false,
+        };
+        s.deadline = started + s.timeout();
+        s
+    }
+
+    /// `max(min, max − (max − min)·ln(C + 1)/ln(K + 1))` for `C` confirmations of `K` expected.
+    pub(crate) fn timeout(&self) -> Duration {
+        if self.expected == 0 {
+            return self.min;
+        }
+        let confirmations = self.suspecters.len().saturating_sub(1) as f64;
+        let frac = (confirmations + 1.0).ln() / (self.expected as f64 + 1.0).ln();
+        let span = (self.max - self.min).as_secs_f64();
+        let timeout = self.max.as_secs_f64() - span * frac;
+        Duration::from_secs_f64(timeout.max(self.min.as_secs_f64()))
+    }
+
+    /// Counts a confirmation from `who`; `true` if it was new (and the deadline moved).
+    pub(crate) fn confirm(&mut self, who: &NodeId) -> bool {
+        if self.suspecters.len() > self.expected || self.suspecters.contains(who) {
+            return false;
+        }
+        self.suspecters.insert(who.clone());
+        self.deadline = self.started + self.timeout();
+        true
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub(crate) member: Member,
+    pub(crate) suspicion: Option<Suspicion>,
+    pub(crate) changed_at: Instant,
+}
+
+/// The remote members this node knows, failed and left ones included.
+#[derive(Debug, Default)]
+pub(crate) struct Membership {
+    entries: BTreeMap<NodeId, Entry>,
+    deadlines: BTreeSet<(Instant, NodeId)>,
+    live: usize,
+}
+
+impl Membership {
+    pub(crate) fn get(&self, id: &NodeId) -> Option<&Member> {
+        self.entries.get(id).map(|e| &e.member)
+    }
+
+    pub(crate) fn belief(&self, id: &NodeId) -> Option<(MemberState, u64)> {
+        self.get(id).map(|m| (m.state, m.incarnation))
+    }
+
+    pub(crate) fn members(&self) -> impl Iterator<Item = &Member> {
+        self.entries.values().map(|e| &e.member)
+    }
+
+    /// Remote members that are alive or suspect.
+    pub(crate) fn live(&self) -> usize {
+        self.live
+    }
+
+    /// Takes an update the caller judged [`Verdict::Apply`]; returns the event it causes.
+    pub(crate) fn apply(&mut self, u: &Update, now: Instant) -> Option<ClusterEvent> {
+        let previous = self.entries.get(&u.id).map(|e| e.member.state);
+        let entry = self.entries.entry(u.id.clone()).or_insert_with(|| Entry {
+            member: Member {
+                id: u.id.clone(),
+                addr: u.addr,
+                state: u.state,
+                incarnation: u.incarnation,
+                tags: u.tags.clone(),
+            },
+            suspicion: None,
+            changed_at: now,
+        });
+        let tags_changed = u.state == MemberState::Alive && entry.member.tags != u.tags;
+        if u.state == MemberState::Alive {
+            entry.member.tags = u.tags.clone();
+            entry.member.addr = u.addr;
+        }
+        entry.member.state = u.state;
+        entry.member.incarnation = u.incarnation;
+        entry.changed_at = now;
+        if u.state != MemberState::Suspect {
+            if let Some(s) = entry.suspicion.take() {
+                self.deadlines.remove(&(s.deadline, u.id.clone()));
+            }
+        }
+        let was_live = previous.is_some_and(MemberState::is_live);
+        match (was_live, u.state.is_live()) {
+            (false, true) => self.live += 1,
+            (true, false) => self.live -= 1,
+            _ => {}
+        }
+        let member = entry.member.clone();
+        use MemberState::*;
+        match (previous, u.state) {
+            (None, Alive | Suspect) | (Some(Left), Alive) => Some(ClusterEvent::NodeJoined(member)),
+            (Some(Alive | Suspect), Alive) if tags_changed => {
+                Some(ClusterEvent::TagsChanged(member))
+            }
+            (Some(Alive | Suspect), Dead) => Some(ClusterEvent::NodeFailed(member)),
+            (Some(Alive | Suspect), Left) => Some(ClusterEvent::NodeLeft(member)),
+            (Some(Dead), Alive) => Some(ClusterEvent::NodeRecovered(member)),
+            _ => None,
+        }
+    }
+
+    /// Starts (or replaces) the suspicion timer of a member that is now `Suspect`.
+    pub(crate) fn suspect(&mut self, id: &NodeId, suspicion: Suspicion) {
+        if let Some(entry) = self.entries.get_mut(id) {
+            if let Some(old) = entry.suspicion.take() {
+                self.deadlines.remove(&(old.deadline, id.clone()));
+            }
+            self.deadlines.insert((suspicion.deadline, id.clone()));
+            entry.suspicion = Some(suspicion);
+        }
+    }
+
+    /// Counts a confirmation of a running suspicion; `true` if it was new.
+    pub(crate) fn confirm(&mut self, id: &NodeId, who: &NodeId) -> bool {
+        let Some(s) = self.entries.get_mut(id).and_then(|e| e.suspicion.as_mut()) else {
+            return false;
+        };
+        let before = s.deadline;
+        if !s.confirm(who) {
+            return false;
+        }
+        self.deadlines.remove(&(before, id.clone()));
+        self.deadlines.insert((s.deadline, id.clone()));
+        true
+    }
+
+    /// The earliest suspicion deadline.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.first().map(|(at, _)| *at)
+    }
+
+    /// Removes and returns a suspicion that expired by `now`, leaving the member `Suspect`
+    /// without a timer.
+    pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<(NodeId, Suspicion)> {
+        loop {
+            let (at, _) = self.deadlines.first()?;
+            if *at > now {
+                return None;
+            }
+            let (_, id) = self.deadlines.pop_first()?;
+            if let Some(s) = self.entries.get_mut(&id).and_then(|e| e.suspicion.take()) {
+                return Some((id, s));
+            }
+        }
+    }
+
+    /// Re-arms an expired suspicion once, at `deadline` (Lifeguard's grace for a late timer).
+    pub(crate) fn grace(&mut self, id: &NodeId, mut suspicion: Suspicion, deadline: Instant) {
+        suspicion.deadline = deadline;
+        suspicion.graced = true;
+        self.suspect(id, suspicion);
+    }
+
+    /// Makes room for one more member under `max`: recycles the oldest tombstone if needed.
+    /// `false` if the table is full of live members.
+    pub(crate) fn make_room(&mut self, max: usize) -> bool {
+        if self.entries.len() < max {
+            return true;
+        }
+        let oldest = self
+            .entries
+            .iter()
+            .filter(|(_, e)| !e.member.state.is_live())
+            .min_by_key(|(_, e)| e.changed_at)
+            .map(|(id, _)| id.clone());
+        match oldest {
+            Some(id) => {
+                self.entries.remove(&id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Forgets failed and left members whose state is older than `ttl`.
+    pub(crate) fn reap(&mut self, now: Instant, ttl: Duration) {
+        self.entries.retain(|_, e| {
+            e.member.state.is_live() || now.saturating_duration_since(e.changed_at) < ttl
+        });
+    }
+
+    /// The `i`-th member (in id order) satisfying `keep`, for random picks.
+    pub(crate) fn nth_where(&self, i: usize, keep: impl Fn(&Member) -> bool) -> Option<&Member> {
+        self.members().filter(|m| keep(m)).nth(i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tags::Tags;
+    use MemberState::*;
+
+    #[test]
+    fn alive_with_a_higher_incarnation_overrides_everything() {
+        for state in [Alive, Suspect, Dead, Left] {
+            assert_eq!(
+                judge(Some((state, 3)), Alive, 4),
+                Verdict::Apply,
+                "{state:?}"
+            );
+            assert_eq!(
+                judge(Some((state, 3)), Alive, 3),
+                Verdict::Ignore,
+                "{state:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn suspect_overrides_alive_at_the_same_incarnation_but_not_an_older_one() {
+        assert_eq!(judge(Some((Alive, 3)), Suspect, 3), Verdict::Apply);
+        assert_eq!(judge(Some((Alive, 3)), Suspect, 2), Verdict::Ignore);
+        assert_eq!(judge(Some((Suspect, 3)), Suspect, 4), Verdict::Apply);
+    }
+
+    #[test]
+    fn a_second_suspicion_at_the_same_incarnation_is_a_confirmation() {
+        assert_eq!(judge(Some((Suspect, 3)), Suspect, 3), Verdict::Confirm);
+    }
+
+    #[test]
+    fn dead_overrides_alive_and_suspect_and_cannot_be_resuspected() {
+        assert_eq!(judge(Some((Alive, 3)), Dead, 3), Verdict::Apply);
+        assert_eq!(judge(Some((Suspect, 3)), Dead, 3), Verdict::Apply);
+        assert_eq!(judge(Some((Alive, 3)), Dead, 2), Verdict::Ignore);
+        assert_eq!(judge(Some((Dead, 3)), Suspect, 9), Verdict::Ignore);
+        assert_eq!(judge(Some((Dead, 3)), Dead, 3), Verdict::Ignore);
+    }
+
+    #[test]
+    fn left_is_final_until_the_member_comes_back_alive() {
+        assert_eq!(judge(Some((Dead, 3)), Left, 3), Verdict::Apply);
+        assert_eq!(judge(Some((Suspect, 3)), Left, 3), Verdict::Apply);
+        assert_eq!(judge(Some((Left, 3)), Dead, 9), Verdict::Ignore);
+        assert_eq!(judge(Some((Left, 3)), Suspect, 9), Verdict::Ignore);
+        assert_eq!(judge(Some((Left, 3)), Alive, 4), Verdict::Apply);
+    }
+
+    #[test]
+    fn only_alive_introduces_an_unknown_member() {
+        assert_eq!(judge(None, Alive, 0), Verdict::Apply);
+        for state in [Suspect, Dead, Left] {
+            assert_eq!(judge(None, state, 5), Verdict::Ignore, "{state:?}");
+        }
+    }
+
+    #[test]
+    fn beliefs_only_move_up_so_each_state_is_entered_once_per_incarnation() {
+        // Exhaustively: whenever judge applies, (incarnation, rank) strictly increases.
+        for cur in [Alive, Suspect, Dead, Left] {
+            for inc in [Alive, Suspect, Dead, Left] {
+                for (known, i) in [(3, 2), (3, 3), (3, 4)] {
+                    if judge(Some((cur, known)), inc, i) == Verdict::Apply {
+                        assert!((i, inc) > (known, cur), "{cur:?}@{known} -> {inc:?}@{i}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn suspicion_timeout_shrinks_from_max_to_min_with_confirmations() {
+        let t0 = Instant::now();
+        let id = |s: &str| NodeId::new(s).expect("valid id");
+        let mut s = Suspicion::new(t0, id("a"), 3, secs(10), secs(60));
+        assert_eq!(s.timeout(), secs(60));
+        let mut last = s.timeout();
+        for who in ["b", "c", "d"] {
+            assert!(s.confirm(&id(who)));
+            assert!(s.timeout() < last);
+            last = s.timeout();
+        }
+        assert_eq!(s.timeout(), secs(10));
+        assert_eq!(s.deadline, t0 + secs(10));
+        assert!(
+            !s.confirm(&id("e")),
+            "confirmations beyond K are not stored"
+        );
+        assert!(
+            !s.confirm(&id("a")),
+            "the same suspecter does not confirm twice"
+        );
+    }
+
+    #[test]
+    fn without_expected_confirmations_suspicion_lasts_the_minimum() {
+        let s = Suspicion::new(
+            Instant::now(),
+            NodeId::new("a").expect("valid id"),
+            0,
+            secs(4),
+            secs(24),
+        );
+        assert_eq!(s.timeout(), secs(4));
+    }
+
+    #[test]
+    fn applying_updates_emits_the_matching_events() {
+        let now = Instant::now();
+        let mut table = Membership::default();
+        let mut u = Update {
+            id: NodeId::new("a").expect("valid id"),
+            addr: ([10, 0, 0, 1], 1).into(),
+            incarnation: 0,
+            state: Alive,
+            tags: Tags::new(),
+            suspecter: None,
+        };
+        let kind = |e: Option<ClusterEvent>| {
+            e.map(|e| format!("{e:?}").split('(').next().map(str::to_owned))
+        };
+        assert_eq!(kind(table.apply(&u, now)), Some(Some("NodeJoined".into())));
+        assert_eq!(table.live(), 1);
+        u.incarnation = 1;
+        u.tags = Tags::new().with("role", "worker").expect("small tags");
+        assert_eq!(kind(table.apply(&u, now)), Some(Some("TagsChanged".into())));
+        u.state = Suspect;
+        assert_eq!(table.apply(&u, now), None);
+        u.state = Dead;
+        assert_eq!(kind(table.apply(&u, now)), Some(Some("NodeFailed".into())));
+        assert_eq!(table.live(), 0);
+        u.state = Alive;
+        u.incarnation = 2;
+        assert_eq!(
+            kind(table.apply(&u, now)),
+            Some(Some("NodeRecovered".into()))
+        );
+        assert_eq!(table.get(&u.id).map(|m| m.tags.len()), Some(1));
+        u.state = Left;
+        assert_eq!(kind(table.apply(&u, now)), Some(Some("NodeLeft".into())));
+    }
+}

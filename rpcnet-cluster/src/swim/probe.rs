@@ -1,0 +1,231 @@
+//! Probing bookkeeping: the round-robin probe order, the probe in flight, the indirect probes
+//! this node relays for others, and Lifeguard's local health score.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rand::seq::SliceRandom;
+use rand::Rng;
+
+use super::membership::Membership;
+use crate::member::NodeId;
+
+/// The most indirect probes this node relays at once; further requests are dropped.
+pub(crate) const MAX_RELAYS: usize = 256;
+
+/// Lifeguard's local health multiplier `L ∈ [0, max]`: raised by evidence that this node
+/// itself is slow or cut off, lowered by each acknowledged probe. Always 0 when disabled.
+#[derive(Debug, Clone)]
+pub(crate) struct LocalHealth {
+    score: u32,
+    max: u32,
+    enabled: bool,
+}
+
+impl LocalHealth {
+    pub(crate) fn new(max: u32, enabled: bool) -> Self {
+        Self {
+            score: 0,
+            max,
+            enabled,
+        }
+    }
+
+    pub(crate) fn score(&self) -> u32 {
+        self.score
+    }
+
+    pub(crate) fn raise(&mut self) {
+        if self.enabled {
+            self.score = (self.score + 1).min(self.max);
+        }
+    }
+
+    pub(crate) fn lower(&mut self) {
+        self.score = self.score.saturating_sub(1);
+    }
+}
+
+/// The direct probe in flight.
+#[derive(Debug, Clone)]
+pub(crate) struct Probe {
+    pub(crate) target: NodeId,
+    pub(crate) seq: u32,
+    pub(crate) sent: Instant,
+    pub(crate) direct_deadline: Instant,
+    pub(crate) indirect_sent: bool,
+    pub(crate) acked: bool,
+    pub(crate) nacks: usize,
+    pub(crate) expected_nacks: usize,
+}
+
+/// Round-robin over the live members in a random order, reshuffled each round (SWIM's
+/// time-bounded completeness: every live member is probed within one round).
+#[derive(Debug, Default)]
+pub(crate) struct Rotation {
+    order: Vec<NodeId>,
+    cursor: usize,
+}
+
+impl Rotation {
+    /// The next live member to probe, reshuffling when a round ends.
+    pub(crate) fn next(&mut self, rng: &mut impl Rng, members: &Membership) -> Option<NodeId> {
+        let mut rebuilt = false;
+        loop {
+            if self.cursor >= self.order.len() {
+                if rebuilt {
+                    return None;
+                }
+                self.order = members
+                    .members()
+                    .filter(|m| m.state.is_live())
+                    .map(|m| m.id.clone())
+                    .collect();
+                self.order.shuffle(rng);
+                self.cursor = 0;
+                rebuilt = true;
+                continue;
+            }
+            let id = &self.order[self.cursor];
+            self.cursor += 1;
+            if members.get(id).is_some_and(|m| m.state.is_live()) {
+                return Some(id.clone());
+            }
+        }
+    }
+
+    /// Adds a member that became live at a random place among those not yet probed this
+    /// round.
+    pub(crate) fn insert(&mut self, rng: &mut impl Rng, id: NodeId) {
+        self.order.push(id);
+        let last = self.order.len() - 1;
+        let at = rng.gen_range(self.cursor.min(last)..=last);
+        self.order.swap(at, last);
+    }
+
+    /// Up to `count` distinct random live members, none of them `exclude`.
+    pub(crate) fn sample(
+        &self,
+        rng: &mut impl Rng,
+        members: &Membership,
+        count: usize,
+        exclude: Option<&NodeId>,
+    ) -> Vec<NodeId> {
+        let mut picked: Vec<NodeId> = Vec::with_capacity(count);
+        if self.order.is_empty() || count == 0 {
+            return picked;
+        }
+        for _ in 0..count * 4 {
+            if picked.len() == count {
+                break;
+            }
+            let id = &self.order[rng.gen_range(0..self.order.len())];
+            if Some(id) == exclude || picked.contains(id) {
+                continue;
+            }
+            if members.get(id).is_some_and(|m| m.state.is_live()) {
+                picked.push(id.clone());
+            }
+        }
+        picked
+    }
+}
+
+/// An indirect probe relayed for another node.
+#[derive(Debug, Clone)]
+pub(crate) struct Relay {
+    pub(crate) requester: SocketAddr,
+    pub(crate) seq: u32,
+    deadline: Instant,
+}
+
+/// The indirect probes this node is relaying, by the sequence number of its own ping.
+#[derive(Debug, Default)]
+pub(crate) struct Relays {
+    pending: BTreeMap<u32, Relay>,
+    deadlines: BTreeSet<(Instant, u32)>,
+}
+
+impl Relays {
+    /// Records a relay; `false` (and nothing recorded) when [`MAX_RELAYS`] are pending.
+    pub(crate) fn start(
+        &mut self,
+        own_seq: u32,
+        requester: SocketAddr,
+        seq: u32,
+        deadline: Instant,
+    ) -> bool {
+        if self.pending.len() >= MAX_RELAYS {
+            return false;
+        }
+        self.pending.insert(
+            own_seq,
+            Relay {
+                requester,
+                seq,
+                deadline,
+            },
+        );
+        self.deadlines.insert((deadline, own_seq));
+        true
+    }
+
+    /// The relay answered by an ack to our ping `own_seq`.
+    pub(crate) fn take(&mut self, own_seq: u32) -> Option<Relay> {
+        let relay = self.pending.remove(&own_seq)?;
+        self.deadlines.remove(&(relay.deadline, own_seq));
+        Some(relay)
+    }
+
+    /// A relay whose target did not answer by `now`.
+    pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<Relay> {
+        let &(at, seq) = self.deadlines.first()?;
+        if at > now {
+            return None;
+        }
+        self.deadlines.pop_first();
+        self.pending.remove(&seq)
+    }
+
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.first().map(|(at, _)| *at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_health_saturates_and_stays_zero_when_disabled() {
+        let mut on = LocalHealth::new(3, true);
+        for _ in 0..10 {
+            on.raise();
+        }
+        assert_eq!(on.score(), 3);
+        on.lower();
+        assert_eq!(on.score(), 2);
+        let mut off = LocalHealth::new(3, false);
+        off.raise();
+        assert_eq!(off.score(), 0);
+    }
+
+    #[test]
+    fn relays_are_bounded() {
+        let mut relays = Relays::default();
+        let now = Instant::now();
+        let addr: SocketAddr = ([10, 0, 0, 1], 1).into();
+        for i in 0..MAX_RELAYS as u32 {
+            assert!(relays.start(i, addr, i, now));
+        }
+        assert!(!relays.start(u32::MAX, addr, 0, now));
+        assert!(relays.take(3).is_some());
+        assert!(relays.take(3).is_none());
+        let mut expired = 0;
+        while relays.pop_expired(now).is_some() {
+            expired += 1;
+        }
+        assert_eq!(expired, MAX_RELAYS - 1);
+    }
+}
