@@ -195,7 +195,9 @@ pub struct UnaryCall<Req, Resp, E> {
 
 impl<Req, Resp, E> std::fmt::Debug for UnaryCall<Req, Resp, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UnaryCall").field("method", &self.method).finish_non_exhaustive()
+        f.debug_struct("UnaryCall")
+            .field("method", &self.method)
+            .finish_non_exhaustive()
     }
 }
 
@@ -233,9 +235,10 @@ where
         } = self;
         let deadline = effective_deadline(options.timeout.or(client.config().default_deadline));
         let call = async move {
-            let request = start_single_request(&client, method, deadline, &options, |out, limit| {
-                put_message(out, FrameType::Data, &request, limit)
-            })?;
+            let request =
+                start_single_request(&client, method, deadline, &options, |out, limit| {
+                    put_message(out, FrameType::Data, &request, limit)
+                })?;
             let (mut reader, mut guard) = open_call(&client, request).await?;
             let (message, status) = read_single(&mut reader).await?;
             guard.complete();
@@ -303,11 +306,18 @@ where
         } = self;
         let deadline = effective_deadline(options.timeout.or(client.config().default_deadline));
         let call = async move {
-            let request = start_single_request(&client, method, deadline, &options, |out, limit| {
-                put_message(out, FrameType::Data, &request, limit)
-            })?;
+            let request =
+                start_single_request(&client, method, deadline, &options, |out, limit| {
+                    put_message(out, FrameType::Data, &request, limit)
+                })?;
             let (reader, guard) = open_call(&client, request).await?;
-            Ok(ResponseStream::new(client, reader, RequestSide::Sent(guard), deadline, method))
+            Ok(ResponseStream::new(
+                client,
+                reader,
+                RequestSide::Sent(guard),
+                deadline,
+                method,
+            ))
         };
         with_deadline(deadline, call).boxed()
     }
@@ -366,7 +376,8 @@ where
         } = self;
         let deadline = effective_deadline(options.timeout.or(client.config().default_deadline));
         let call = async move {
-            let (mut reader, pump) = open_streaming_call(&client, method, deadline, &options, requests).await?;
+            let (mut reader, pump) =
+                open_streaming_call(&client, method, deadline, &options, requests).await?;
             let result = read_single(&mut reader).await;
             let (message, status) = pump.finish_with(result)?;
             status_result::<E>(status, method)?;
@@ -434,8 +445,15 @@ where
         } = self;
         let deadline = effective_deadline(options.timeout.or(client.config().default_deadline));
         let call = async move {
-            let (reader, pump) = open_streaming_call(&client, method, deadline, &options, requests).await?;
-            Ok(ResponseStream::new(client, reader, RequestSide::Pumped(pump), deadline, method))
+            let (reader, pump) =
+                open_streaming_call(&client, method, deadline, &options, requests).await?;
+            Ok(ResponseStream::new(
+                client,
+                reader,
+                RequestSide::Pumped(pump),
+                deadline,
+                method,
+            ))
         };
         with_deadline(deadline, call).boxed()
     }
@@ -555,15 +573,27 @@ where
                 Some(Some(item)) => put_message(&mut buffer, FrameType::Data, &item, limit)?,
                 Some(None) => {
                     put_frame(&mut buffer, FrameType::End, &[]);
-                    return guard.stream()?.send(buffer.split().freeze()).await.map_err(stream_error);
+                    return guard
+                        .stream()?
+                        .send(buffer.split().freeze())
+                        .await
+                        .map_err(stream_error);
                 }
                 None => break,
             }
         }
-        guard.stream()?.send(buffer.split().freeze()).await.map_err(stream_error)?;
+        guard
+            .stream()?
+            .send(buffer.split().freeze())
+            .await
+            .map_err(stream_error)?;
     }
     put_frame(&mut buffer, FrameType::End, &[]);
-    guard.stream()?.send(buffer.freeze()).await.map_err(stream_error)
+    guard
+        .stream()?
+        .send(buffer.freeze())
+        .await
+        .map_err(stream_error)
 }
 
 #[derive(Debug)]

@@ -138,7 +138,10 @@ impl RpcClient {
         // Opening a stream sends nothing to a handler, so a retry after reconnecting is safe.
         let mut handle = self.reconnect(generation).await?;
         handle.open_bidirectional_stream().await.map_err(|e| {
-            RpcError::unavailable("could not open a stream on a fresh connection", Some(Box::new(e)))
+            RpcError::unavailable(
+                "could not open a stream on a fresh connection",
+                Some(Box::new(e)),
+            )
         })
     }
 

@@ -79,23 +79,33 @@ mod tests {
 
     #[test]
     fn structs_are_maps_so_old_and_new_peers_interoperate() {
-        let new = encode(&V2 { a: 1, b: Some("x".into()) }).expect("encodes");
+        let new = encode(&V2 {
+            a: 1,
+            b: Some("x".into()),
+        })
+        .expect("encodes");
         assert_eq!(decode::<V1>(&new).expect("old reads new"), V1 { a: 1 });
         let old = encode(&V1 { a: 2 }).expect("encodes");
-        assert_eq!(decode::<V2>(&old).expect("new reads old"), V2 { a: 2, b: None });
+        assert_eq!(
+            decode::<V2>(&old).expect("new reads old"),
+            V2 { a: 2, b: None }
+        );
     }
 
     #[test]
     fn an_oversized_message_is_refused_and_leaves_the_buffer_untouched() {
         let mut out = BytesMut::from(&b"prefix"[..]);
-        let error = put_message(&mut out, FrameType::Data, &vec![0u8; 100], 10)
-            .expect_err("too large");
+        let error =
+            put_message(&mut out, FrameType::Data, &vec![0u8; 100], 10).expect_err("too large");
         assert!(matches!(error, RpcError::MessageTooLarge { limit: 10, .. }));
         assert_eq!(&out[..], b"prefix");
     }
 
     #[test]
     fn garbage_is_a_decode_error() {
-        assert!(matches!(decode::<V1>(&[0xc1, 0xff]), Err(RpcError::Decode(_))));
+        assert!(matches!(
+            decode::<V1>(&[0xc1, 0xff]),
+            Err(RpcError::Decode(_))
+        ));
     }
 }

@@ -44,7 +44,7 @@ impl PemSource {
 ///
 /// ```
 /// use std::time::Duration;
-/// let config = rpcnet::RpcConfig::new("certs/test_cert.pem", "127.0.0.1:0")
+/// let config = rpcnet_runtime::RpcConfig::new("certs/test_cert.pem", "127.0.0.1:0")
 ///     .with_key_path("certs/test_key.pem")
 ///     .with_server_name("localhost")
 ///     .with_default_deadline(Duration::from_secs(5))

@@ -71,7 +71,10 @@ impl CallContext {
     }
 
     /// Runs `future` with this context as the current one.
-    pub fn scope<F: std::future::Future>(self, future: F) -> impl std::future::Future<Output = F::Output> {
+    pub fn scope<F: std::future::Future>(
+        self,
+        future: F,
+    ) -> impl std::future::Future<Output = F::Output> {
         CURRENT.scope(self, future)
     }
 

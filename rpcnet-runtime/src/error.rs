@@ -138,7 +138,6 @@ impl Status {
     pub fn details(&self) -> &[u8] {
         &self.details
     }
-
 }
 
 impl fmt::Display for Status {
@@ -312,8 +311,10 @@ impl RpcError {
     /// Whether the call certainly did not reach a handler, so sending it again cannot run it
     /// twice. Used by routing layers to decide when a retry on another server is safe.
     pub fn is_safe_to_retry(&self) -> bool {
-        matches!(self, RpcError::Connect { .. } | RpcError::Unimplemented { .. })
-            || matches!(self, RpcError::Unavailable { source: None, .. })
+        matches!(
+            self,
+            RpcError::Connect { .. } | RpcError::Unimplemented { .. }
+        ) || matches!(self, RpcError::Unavailable { source: None, .. })
     }
 
     pub(crate) fn config(message: impl Into<String>, source: impl Into<BoxError>) -> Self {

@@ -32,7 +32,10 @@ pub enum MethodKind {
 
 impl MethodKind {
     pub(crate) fn streams_requests(self) -> bool {
-        matches!(self, MethodKind::ClientStreaming | MethodKind::BidiStreaming)
+        matches!(
+            self,
+            MethodKind::ClientStreaming | MethodKind::BidiStreaming
+        )
     }
 }
 
@@ -95,7 +98,9 @@ pub struct MethodHandler {
 
 impl std::fmt::Debug for MethodHandler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MethodHandler").field("kind", &self.kind).finish_non_exhaustive()
+        f.debug_struct("MethodHandler")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
     }
 }
 
@@ -103,7 +108,10 @@ impl std::fmt::Debug for MethodHandler {
 fn application_status<E: Serialize>(error: &E) -> Status {
     match encode(error) {
         Ok(details) => Status::application(details),
-        Err(e) => Status::new(Code::Internal, format!("could not encode the application error: {e}")),
+        Err(e) => Status::new(
+            Code::Internal,
+            format!("could not encode the application error: {e}"),
+        ),
     }
 }
 
@@ -342,4 +350,3 @@ pub trait Service: Send + Sync + 'static {
     /// Registers the service's methods.
     fn register(self, methods: &mut MethodTable);
 }
-

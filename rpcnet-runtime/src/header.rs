@@ -75,7 +75,9 @@ pub(crate) fn put_request_header(
     let method = truncate(method.as_bytes(), usize::from(u16::MAX));
     out.put_u16(method.len() as u16);
     out.put_slice(method);
-    let micros = deadline.map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1));
+    let micros = deadline.map_or(0, |d| {
+        u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
+    });
     out.put_u64(micros);
     let count = metadata.entries.len().min(usize::from(u16::MAX));
     out.put_u16(count as u16);
@@ -210,14 +212,20 @@ mod tests {
     #[test]
     fn a_tiny_deadline_is_not_sent_as_no_deadline() {
         let mut out = BytesMut::new();
-        put_request_header(&mut out, "a", Some(Duration::from_nanos(1)), &Metadata::new());
+        put_request_header(
+            &mut out,
+            "a",
+            Some(Duration::from_nanos(1)),
+            &Metadata::new(),
+        );
         let header = parse_request_header(out.freeze()).expect("valid");
         assert_eq!(header.deadline, Some(Duration::from_micros(1)));
     }
 
     #[test]
     fn status_round_trips_with_details() {
-        let status = Status::new(Code::Application, "boom").with_details(Bytes::from_static(b"\x01\x02"));
+        let status =
+            Status::new(Code::Application, "boom").with_details(Bytes::from_static(b"\x01\x02"));
         let mut out = BytesMut::new();
         put_status(&mut out, &status);
         assert_eq!(out.len(), status_len(&status));

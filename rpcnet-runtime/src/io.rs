@@ -13,9 +13,7 @@ use crate::transport::app_error;
 /// Turns a QUIC stream error into the error a call reports.
 pub(crate) fn stream_error(error: StreamError) -> RpcError {
     match error {
-        StreamError::StreamReset { error, .. }
-            if error == app_error(app_error::CANCELLED) =>
-        {
+        StreamError::StreamReset { error, .. } if error == app_error(app_error::CANCELLED) => {
             RpcError::Cancelled
         }
         StreamError::StreamReset { error, .. } if error == app_error(app_error::SHUTDOWN) => {
@@ -47,7 +45,10 @@ impl FrameReader {
 
     /// Polls for the next frame; `Ok(None)` when the peer finished the stream cleanly
     /// between frames.
-    pub(crate) fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Frame>, RpcError>> {
+    pub(crate) fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Frame>, RpcError>> {
         loop {
             if let Some(frame) = self.decoder.next_frame()? {
                 return Poll::Ready(Ok(Some(frame)));

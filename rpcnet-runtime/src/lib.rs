@@ -19,7 +19,9 @@ mod io;
 mod server;
 mod transport;
 
-pub use call::{BidiStreamingCall, ClientStreamingCall, ResponseStream, ServerStreamingCall, UnaryCall};
+pub use call::{
+    BidiStreamingCall, ClientStreamingCall, ResponseStream, ServerStreamingCall, UnaryCall,
+};
 pub use client::{CallOptions, RpcClient};
 pub use config::{RpcConfig, DEFAULT_MAX_MESSAGE_SIZE};
 pub use context::CallContext;

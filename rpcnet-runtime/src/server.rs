@@ -67,7 +67,11 @@ impl RpcServer {
     }
 
     /// Registers a prepared [`MethodHandler`] under `method`.
-    pub fn register_handler(&mut self, method: impl Into<String>, handler: MethodHandler) -> &mut Self {
+    pub fn register_handler(
+        &mut self,
+        method: impl Into<String>,
+        handler: MethodHandler,
+    ) -> &mut Self {
         self.methods.add(method, handler);
         self
     }
@@ -91,7 +95,10 @@ impl RpcServer {
         }
         let endpoint = transport::start_server(&self.config)?;
         let local_addr = endpoint.local_addr().map_err(|e| RpcError::Bind {
-            addr: self.config.resolve_bind_addr().unwrap_or_else(|_| ([0, 0, 0, 0], 0).into()),
+            addr: self
+                .config
+                .resolve_bind_addr()
+                .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into()),
             source: Box::new(e),
         })?;
         let (state, _) = watch::channel(ServerState::Running);
@@ -232,8 +239,14 @@ impl BoundServer {
                 .unwrap_or(Duration::from_secs(10));
             shared.state.send_replace(ServerState::Draining);
             debug!(inflight = shared.inflight.count(), ?grace, "draining");
-            if tokio::time::timeout(grace, shared.inflight.wait_idle()).await.is_err() {
-                debug!(inflight = shared.inflight.count(), "grace period over; closing");
+            if tokio::time::timeout(grace, shared.inflight.wait_idle())
+                .await
+                .is_err()
+            {
+                debug!(
+                    inflight = shared.inflight.count(),
+                    "grace period over; closing"
+                );
             }
             shared.state.send_replace(ServerState::Closed);
             // Give connection tasks a moment to send their CONNECTION_CLOSE.
@@ -343,7 +356,12 @@ enum Outcome {
     Failed(Status),
 }
 
-async fn serve_stream(stream: BidirectionalStream, shared: &Shared, peer: Option<SocketAddr>, draining: bool) {
+async fn serve_stream(
+    stream: BidirectionalStream,
+    shared: &Shared,
+    peer: Option<SocketAddr>,
+    draining: bool,
+) {
     let stream_id = stream.id();
     let (rx, mut tx) = stream.split();
     let limit = shared.config.max_message_size;
@@ -457,7 +475,9 @@ async fn serve_stream(stream: BidirectionalStream, shared: &Shared, peer: Option
 
 fn outcome_for(error: RpcError) -> Outcome {
     match error {
-        RpcError::Cancelled | RpcError::Unavailable { .. } | RpcError::Stream(_) => Outcome::Cancelled,
+        RpcError::Cancelled | RpcError::Unavailable { .. } | RpcError::Stream(_) => {
+            Outcome::Cancelled
+        }
         other => Outcome::Failed(other.to_status()),
     }
 }
@@ -623,7 +643,11 @@ fn fill(
 }
 
 /// Appends the status frame to `out`, sends it and finishes the stream.
-async fn send_status(tx: &mut SendStream, mut out: BytesMut, status: &Status) -> Result<(), RpcError> {
+async fn send_status(
+    tx: &mut SendStream,
+    mut out: BytesMut,
+    status: &Status,
+) -> Result<(), RpcError> {
     out.reserve(5 + status_len(status));
     put_frame_header(&mut out, FrameType::Status, status_len(status));
     put_status(&mut out, status);

@@ -96,7 +96,10 @@ async fn application_error_arrives_typed() {
     let error = UnaryCall::<_, i64, MathError>::new(client, "Math.add", Add { a: i64::MAX, b: 1 })
         .await
         .expect_err("overflows");
-    assert!(matches!(error, CallError::Application(MathError::Overflow)), "{error:?}");
+    assert!(
+        matches!(error, CallError::Application(MathError::Overflow)),
+        "{error:?}"
+    );
     assert_eq!(error.code(), Code::Application);
 }
 
@@ -104,12 +107,13 @@ async fn application_error_arrives_typed() {
 async fn server_streaming_delivers_every_item_in_order() {
     let server = start(math_server());
     let client = client(server.addr).await;
-    let items: Vec<u32> = ServerStreamingCall::<_, u32, MathError>::new(client, "Math.count", 5000u32)
-        .await
-        .expect("call starts")
-        .map(|item| item.expect("item"))
-        .collect()
-        .await;
+    let items: Vec<u32> =
+        ServerStreamingCall::<_, u32, MathError>::new(client, "Math.count", 5000u32)
+            .await
+            .expect("call starts")
+            .map(|item| item.expect("item"))
+            .collect()
+            .await;
     assert_eq!(items, (0..5000).collect::<Vec<_>>());
 }
 
@@ -117,11 +121,14 @@ async fn server_streaming_delivers_every_item_in_order() {
 async fn server_streaming_error_before_the_stream_arrives_as_the_first_item() {
     let server = start(math_server());
     let client = client(server.addr).await;
-    let mut items = ServerStreamingCall::<_, u32, MathError>::new(client, "Math.count", 2_000_000u32)
-        .await
-        .expect("call starts");
+    let mut items =
+        ServerStreamingCall::<_, u32, MathError>::new(client, "Math.count", 2_000_000u32)
+            .await
+            .expect("call starts");
     let first = items.next().await.expect("one item");
-    assert!(matches!(first, Err(CallError::Application(MathError::Invalid(ref m))) if m == "too many"));
+    assert!(
+        matches!(first, Err(CallError::Application(MathError::Invalid(ref m))) if m == "too many")
+    );
     assert!(items.next().await.is_none());
 }
 
@@ -129,14 +136,22 @@ async fn server_streaming_error_before_the_stream_arrives_as_the_first_item() {
 async fn an_error_mid_stream_ends_the_stream_after_the_items_before_it() {
     let server = start(math_server());
     let client = client(server.addr).await;
-    let items: Vec<_> = ServerStreamingCall::<_, u32, MathError>::new(client, "Math.count_then_fail", 3u32)
-        .await
-        .expect("call starts")
-        .collect()
-        .await;
-    assert_eq!(items.len(), 4, "three items, then the error, then the end: {items:?}");
+    let items: Vec<_> =
+        ServerStreamingCall::<_, u32, MathError>::new(client, "Math.count_then_fail", 3u32)
+            .await
+            .expect("call starts")
+            .collect()
+            .await;
+    assert_eq!(
+        items.len(),
+        4,
+        "three items, then the error, then the end: {items:?}"
+    );
     assert!(matches!(items[2], Ok(2)));
-    assert!(matches!(items[3], Err(CallError::Application(MathError::Overflow))));
+    assert!(matches!(
+        items[3],
+        Err(CallError::Application(MathError::Overflow))
+    ));
 }
 
 #[tokio::test]
@@ -167,9 +182,10 @@ async fn bidirectional_streaming_answers_while_requests_still_flow() {
     let client = client(server.addr).await;
     let (tx, rx) = tokio::sync::mpsc::channel::<i64>(1);
     let requests = ReceiverStream(rx);
-    let mut responses = BidiStreamingCall::<_, i64, MathError>::new(client, "Math.double", requests)
-        .await
-        .expect("call starts");
+    let mut responses =
+        BidiStreamingCall::<_, i64, MathError>::new(client, "Math.double", requests)
+            .await
+            .expect("call starts");
     for n in 1..=50 {
         tx.send(n).await.expect("request accepted");
         // Each answer arrives before the next request is even sent: true interleaving.
@@ -181,7 +197,10 @@ async fn bidirectional_streaming_answers_while_requests_still_flow() {
         assert_eq!(answer, n * 2);
     }
     drop(tx);
-    assert!(responses.next().await.is_none(), "stream ends after the requests do");
+    assert!(
+        responses.next().await.is_none(),
+        "stream ends after the requests do"
+    );
 }
 
 struct ReceiverStream<T>(tokio::sync::mpsc::Receiver<T>);
@@ -218,10 +237,16 @@ async fn a_handler_that_outlives_the_deadline_gets_deadline_exceeded() {
         .timeout(Duration::from_millis(100))
         .await
         .expect_err("deadline passes first");
-    assert!(matches!(error, CallError::Rpc(RpcError::DeadlineExceeded)), "{error:?}");
+    assert!(
+        matches!(error, CallError::Rpc(RpcError::DeadlineExceeded)),
+        "{error:?}"
+    );
     // The server enforced it too: the handler was stopped before its side effect.
     tokio::time::sleep(Duration::from_millis(3_500)).await;
-    assert!(!reached.load(Ordering::SeqCst), "handler ran past its deadline");
+    assert!(
+        !reached.load(Ordering::SeqCst),
+        "handler ran past its deadline"
+    );
     // A call with room to finish succeeds on the same client.
     let ms = UnaryCall::<_, u64, ()>::new(client, "Slow.sleep", 10u64)
         .timeout(PATIENCE)
@@ -250,20 +275,25 @@ async fn dropping_a_call_stops_its_handler_on_the_server() {
     );
     let server = start(server);
     let client = client(server.addr).await;
-    let call = tokio::spawn(std::future::IntoFuture::into_future(UnaryCall::<_, (), ()>::new(
-        client.clone(),
-        "Slow.work",
-        (),
-    )));
+    let call = tokio::spawn(std::future::IntoFuture::into_future(
+        UnaryCall::<_, (), ()>::new(client.clone(), "Slow.work", ()),
+    ));
     // Wait until the handler is running, then drop (abort) the call.
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while started.load(Ordering::SeqCst) == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "handler never started");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "handler never started"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     call.abort();
     tokio::time::sleep(Duration::from_millis(2_500)).await;
-    assert_eq!(finished.load(Ordering::SeqCst), 0, "handler ran to completion after cancel");
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        0,
+        "handler ran to completion after cancel"
+    );
 }
 
 #[tokio::test]
@@ -311,9 +341,10 @@ async fn dropping_a_response_stream_stops_the_server_stream() {
 async fn unknown_method_is_unimplemented_and_the_connection_keeps_serving() {
     let server = start(math_server());
     let client = client(server.addr).await;
-    let error = UnaryCall::<_, i64, MathError>::new(client.clone(), "Math.divide", Add { a: 1, b: 1 })
-        .await
-        .expect_err("no such method");
+    let error =
+        UnaryCall::<_, i64, MathError>::new(client.clone(), "Math.divide", Add { a: 1, b: 1 })
+            .await
+            .expect_err("no such method");
     match error {
         CallError::Rpc(RpcError::Unimplemented { method }) => assert_eq!(method, "Math.divide"),
         other => panic!("expected Unimplemented, got {other:?}"),
@@ -328,9 +359,16 @@ async fn unknown_method_is_unimplemented_and_the_connection_keeps_serving() {
 async fn handlers_see_metadata_peer_and_deadline_through_the_context() {
     let mut server = RpcServer::new(config("127.0.0.1:0"));
     server.register("Ctx.inspect", |ctx: CallContext, _req| async move {
-        let current = CallContext::current().ok_or_else(|| Status::new(Code::Internal, "no context"))?;
-        let tenant = current.metadata().get_str("tenant").unwrap_or("").to_owned();
-        let has_deadline = current.remaining().is_some_and(|r| r <= Duration::from_secs(5));
+        let current =
+            CallContext::current().ok_or_else(|| Status::new(Code::Internal, "no context"))?;
+        let tenant = current
+            .metadata()
+            .get_str("tenant")
+            .unwrap_or("")
+            .to_owned();
+        let has_deadline = current
+            .remaining()
+            .is_some_and(|r| r <= Duration::from_secs(5));
         let same = current.method() == ctx.method() && ctx.peer().is_some();
         Ok(Bytes::from(format!("{tenant}:{has_deadline}:{same}")))
     });

@@ -1,0 +1,294 @@
+//! Backpressure, limits, reconnection and graceful shutdown over real QUIC on loopback.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{client, config, start, PATIENCE};
+use futures::{stream, StreamExt};
+use rpcnet_runtime::{
+    CallError, Code, MethodHandler, RpcClient, RpcError, RpcServer, ServerStreamingCall, UnaryCall,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Debug)]
+struct Chunk {
+    #[serde(with = "serde_bytes")]
+    bytes: Vec<u8>,
+}
+
+async fn wait_for(mut condition: impl FnMut() -> bool, what: &str) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_slow_reader_holds_the_server_stream_back() {
+    const ITEM: usize = 1024;
+    const TOTAL: usize = 200_000; // 200 MiB if nothing held the server back
+    let produced = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&produced);
+    let small_windows = config("127.0.0.1:0")
+        .with_flow_control_windows(256 * 1024, 1024 * 1024)
+        .with_send_buffer_size(256 * 1024);
+    let mut server = RpcServer::new(small_windows.clone());
+    server.register_handler(
+        "Bulk.download",
+        MethodHandler::server_streaming(move |(): ()| {
+            let counter = Arc::clone(&counter);
+            async move {
+                let items = stream::iter(0..TOTAL).map(move |_| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, ()>(Chunk {
+                        bytes: vec![7; ITEM],
+                    })
+                });
+                Ok::<_, ()>(items)
+            }
+        }),
+    );
+    let server = start(server);
+    let client = RpcClient::connect(server.addr, small_windows)
+        .await
+        .expect("connects");
+    let mut items = ServerStreamingCall::<_, Chunk, ()>::new(client, "Bulk.download", ())
+        .await
+        .expect("call starts");
+    for _ in 0..10 {
+        assert_eq!(
+            items.next().await.expect("item").expect("ok").bytes.len(),
+            ITEM
+        );
+    }
+    // Let the server run as far ahead as it can.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let ahead = produced.load(Ordering::SeqCst);
+    // Windows + send buffer + one coalesced write is about 600 KiB; allow generous slack
+    // but nowhere near the 200 MiB an unbounded server would queue.
+    assert!(
+        ahead < 3_000,
+        "server produced {ahead} items for a reader that took 10"
+    );
+    // Reading on lets the server go on: it was held back, not stuck.
+    for _ in 0..5_000 {
+        items.next().await.expect("item").expect("ok");
+    }
+    assert!(produced.load(Ordering::SeqCst) > ahead + 4_000);
+}
+
+#[tokio::test]
+async fn a_message_over_the_limit_is_refused_before_it_is_sent() {
+    let mut server = RpcServer::new(config("127.0.0.1:0"));
+    server.register_handler(
+        "Bulk.upload",
+        MethodHandler::unary(|chunk: Chunk| async move { Ok::<_, ()>(chunk.bytes.len()) }),
+    );
+    let server = start(server);
+    let small = RpcClient::connect(
+        server.addr,
+        config("127.0.0.1:0").with_max_message_size(1024),
+    )
+    .await
+    .expect("connects");
+    let error = UnaryCall::<_, usize, ()>::new(
+        small.clone(),
+        "Bulk.upload",
+        Chunk {
+            bytes: vec![0; 4096],
+        },
+    )
+    .await
+    .expect_err("too large");
+    assert!(
+        matches!(
+            error,
+            CallError::Rpc(RpcError::MessageTooLarge { limit: 1024, .. })
+        ),
+        "{error:?}"
+    );
+    let len = UnaryCall::<_, usize, ()>::new(
+        small,
+        "Bulk.upload",
+        Chunk {
+            bytes: vec![0; 100],
+        },
+    )
+    .await
+    .expect("small message goes through");
+    assert_eq!(len, 100);
+}
+
+#[tokio::test]
+async fn a_response_over_the_clients_limit_fails_that_call_with_a_clear_error() {
+    let mut server = RpcServer::new(config("127.0.0.1:0"));
+    server.register_handler(
+        "Bulk.get",
+        MethodHandler::unary(|len: usize| async move {
+            Ok::<_, ()>(Chunk {
+                bytes: vec![1; len],
+            })
+        }),
+    );
+    let server = start(server);
+    let client = RpcClient::connect(
+        server.addr,
+        config("127.0.0.1:0").with_max_message_size(1024),
+    )
+    .await
+    .expect("connects");
+    let error = UnaryCall::<_, Chunk, ()>::new(client.clone(), "Bulk.get", 64 * 1024usize)
+        .await
+        .expect_err("response too large");
+    assert_eq!(error.code(), Code::ResourceExhausted, "{error:?}");
+    assert!(error.to_string().contains("protocol error"), "{error}");
+    let small = UnaryCall::<_, Chunk, ()>::new(client, "Bulk.get", 10usize)
+        .await
+        .expect("the connection still serves");
+    assert_eq!(small.bytes.len(), 10);
+}
+
+fn ping_server(bind: &str) -> RpcServer {
+    let mut server = RpcServer::new(config(bind));
+    server.register_handler(
+        "Ping.ping",
+        MethodHandler::unary(|n: u32| async move { Ok::<_, ()>(n + 1) }),
+    );
+    server
+}
+
+#[tokio::test]
+async fn the_client_reconnects_after_the_server_restarts_on_the_same_port() {
+    let first = start(ping_server("127.0.0.1:0"));
+    let addr = first.addr;
+    let client = RpcClient::connect(
+        addr,
+        config("127.0.0.1:0")
+            .with_reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200)),
+    )
+    .await
+    .expect("connects");
+    let ping = |n: u32| {
+        UnaryCall::<_, u32, ()>::new(client.clone(), "Ping.ping", n).timeout(Duration::from_secs(2))
+    };
+    assert_eq!(ping(1).await.expect("first server answers"), 2);
+
+    first.shutdown.shutdown(Duration::from_secs(1));
+    first.task.await.expect("serve task").expect("clean stop");
+    let down = ping(2).await.expect_err("nobody is listening");
+    assert!(
+        matches!(down.code(), Code::Unavailable | Code::DeadlineExceeded),
+        "{down:?}"
+    );
+
+    let second = start(ping_server(&addr.to_string()));
+    assert_eq!(second.addr, addr);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let answer = loop {
+        match ping(3).await {
+            Ok(answer) => break answer,
+            Err(error) => {
+                assert!(
+                    matches!(error.code(), Code::Unavailable | Code::DeadlineExceeded),
+                    "{error:?}"
+                );
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "never reconnected: {error:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert_eq!(answer, 4);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_the_in_flight_call_finish() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let flag = Arc::clone(&started);
+    let mut server = RpcServer::new(config("127.0.0.1:0"));
+    server.register_handler(
+        "Slow.work",
+        MethodHandler::unary(move |ms: u64| {
+            let flag = Arc::clone(&flag);
+            async move {
+                flag.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                Ok::<_, ()>(ms)
+            }
+        }),
+    );
+    let server = start(server);
+    let client = client(server.addr).await;
+    let call = tokio::spawn(std::future::IntoFuture::into_future(
+        UnaryCall::<_, u64, ()>::new(client.clone(), "Slow.work", 500u64),
+    ));
+    wait_for(
+        || started.load(Ordering::SeqCst) == 1,
+        "the handler to start",
+    )
+    .await;
+    server.shutdown.shutdown(Duration::from_secs(10));
+    assert_eq!(
+        call.await.expect("task").expect("in-flight call completes"),
+        500
+    );
+    tokio::time::timeout(PATIENCE, server.task)
+        .await
+        .expect("serve returns after draining")
+        .expect("task")
+        .expect("clean stop");
+    let after = UnaryCall::<_, u64, ()>::new(client, "Slow.work", 1u64)
+        .timeout(Duration::from_secs(2))
+        .await
+        .expect_err("the server is gone");
+    // Nobody answers the reconnect attempt: it fails as unavailable or runs into the
+    // call's deadline, depending on which comes first.
+    assert!(
+        matches!(after.code(), Code::Unavailable | Code::DeadlineExceeded),
+        "{after:?}"
+    );
+    assert_eq!(
+        started.load(Ordering::SeqCst),
+        1,
+        "no call started after shutdown"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_closes_calls_that_outlast_the_grace_period() {
+    let mut server = RpcServer::new(config("127.0.0.1:0"));
+    server.register_handler(
+        "Slow.forever",
+        MethodHandler::unary(|(): ()| async move {
+            tokio::time::sleep(Duration::from_secs(600)).await;
+            Ok::<_, ()>(())
+        }),
+    );
+    let server = start(server);
+    let client = client(server.addr).await;
+    let call = tokio::spawn(std::future::IntoFuture::into_future(
+        UnaryCall::<_, (), ()>::new(client, "Slow.forever", ()),
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.shutdown.shutdown(Duration::from_millis(200));
+    tokio::time::timeout(PATIENCE, server.task)
+        .await
+        .expect("serve returns after the grace period")
+        .expect("task")
+        .expect("clean stop");
+    let error = tokio::time::timeout(PATIENCE, call)
+        .await
+        .expect("the call ends")
+        .expect("task")
+        .expect_err("cut off");
+    assert_eq!(error.code(), Code::Unavailable, "{error:?}");
+}

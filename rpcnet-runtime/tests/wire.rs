@@ -1,0 +1,192 @@
+//! Hand-written `rpcnet/1` bytes sent over a bare s2n-quic connection: the server must
+//! enforce deadlines on its own, refuse oversized and malformed frames with a clear status
+//! on that stream only, and keep serving everything else.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use common::{config, start, PATIENCE};
+use rpcnet_runtime::frame::{put_frame, FrameDecoder, FrameType, STREAM_KIND_RPC};
+use rpcnet_runtime::{Code, RpcServer};
+use s2n_quic::client::Connect;
+use s2n_quic::provider::tls;
+
+async fn raw_connection(addr: std::net::SocketAddr) -> s2n_quic::Connection {
+    let cert = std::fs::read_to_string(common::cert_path()).expect("certificate");
+    let tls = tls::default::Client::builder()
+        .with_certificate(cert.as_str())
+        .and_then(|b| b.with_application_protocols([rpcnet_runtime::ALPN]))
+        .and_then(|b| b.build())
+        .expect("tls");
+    let client = s2n_quic::Client::builder()
+        .with_tls(tls)
+        .expect("tls provider")
+        .with_io("0.0.0.0:0")
+        .expect("io")
+        .start()
+        .expect("client endpoint");
+    let connection = client
+        .connect(Connect::new(addr).with_server_name("localhost"))
+        .await
+        .expect("handshake");
+    // The endpoint must outlive the connection in these tests.
+    std::mem::forget(client);
+    connection
+}
+
+fn header(method: &str, deadline_us: u64) -> BytesMut {
+    let mut payload = BytesMut::new();
+    payload.put_u16(method.len() as u16);
+    payload.put_slice(method.as_bytes());
+    payload.put_u64(deadline_us);
+    payload.put_u16(0);
+    let mut out = BytesMut::new();
+    out.put_u8(STREAM_KIND_RPC);
+    put_frame(&mut out, FrameType::Header, &payload);
+    out
+}
+
+/// Reads frames until the status frame and returns its code and message.
+async fn read_status(
+    stream: &mut s2n_quic::stream::BidirectionalStream,
+) -> (Code, String, Vec<Bytes>) {
+    let mut decoder = FrameDecoder::new(64 * 1024 * 1024);
+    let mut data = Vec::new();
+    loop {
+        while let Some(frame) = decoder.next_frame().expect("well-formed response") {
+            match frame.kind {
+                FrameType::Data => data.push(frame.payload),
+                FrameType::Status => {
+                    let code =
+                        Code::from_u16(u16::from_be_bytes([frame.payload[0], frame.payload[1]]));
+                    let len = u32::from_be_bytes([
+                        frame.payload[2],
+                        frame.payload[3],
+                        frame.payload[4],
+                        frame.payload[5],
+                    ]) as usize;
+                    let message = String::from_utf8_lossy(&frame.payload[6..6 + len]).into_owned();
+                    return (code, message, data);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let chunk = tokio::time::timeout(PATIENCE, stream.receive())
+            .await
+            .expect("response in time")
+            .expect("stream readable")
+            .expect("status before end of stream");
+        decoder.push(&chunk);
+    }
+}
+
+fn echo_server(limit: usize) -> RpcServer {
+    let mut server = RpcServer::new(config("127.0.0.1:0").with_max_message_size(limit));
+    server.register(
+        "Echo.echo",
+        |_ctx, request: Bytes| async move { Ok(request) },
+    );
+    server.register("Echo.slow", |_ctx, _request: Bytes| async move {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        Ok(Bytes::new())
+    });
+    server
+}
+
+#[tokio::test]
+async fn the_server_answers_deadline_exceeded_on_its_own() {
+    let server = start(echo_server(1024));
+    let connection = raw_connection(server.addr).await;
+    let mut stream = connection
+        .handle()
+        .open_bidirectional_stream()
+        .await
+        .expect("stream");
+    let mut request = header("Echo.slow", 100_000); // 100 ms
+    put_frame(&mut request, FrameType::Data, b"");
+    put_frame(&mut request, FrameType::End, b"");
+    stream.send(request.freeze()).await.expect("sent");
+    // This client has no timer of its own: the status can only come from the server.
+    let (code, message, _) = read_status(&mut stream).await;
+    assert_eq!(code, Code::DeadlineExceeded, "{message}");
+}
+
+#[tokio::test]
+async fn an_oversized_frame_fails_its_call_while_a_concurrent_call_succeeds() {
+    let server = start(echo_server(1024));
+    let connection = raw_connection(server.addr).await;
+    let mut handle = connection.handle();
+
+    // A slow honest call is in flight on the same connection.
+    let mut honest = handle.open_bidirectional_stream().await.expect("stream");
+    let mut request = header("Echo.echo", 0);
+    put_frame(&mut request, FrameType::Data, b"hello");
+    honest.send(request.freeze()).await.expect("sent");
+
+    // A frame announcing 4 GiB: refused from its five header bytes.
+    let mut bad = handle.open_bidirectional_stream().await.expect("stream");
+    let mut request = header("Echo.echo", 0);
+    request.put_u8(FrameType::Data.as_u8());
+    request.put_u32(u32::MAX);
+    request.put_slice(&[0u8; 32]);
+    bad.send(request.freeze()).await.expect("sent");
+    let (code, message, _) = read_status(&mut bad).await;
+    assert_eq!(code, Code::ResourceExhausted);
+    assert!(
+        message.contains("exceeds the limit of 1024 bytes"),
+        "{message}"
+    );
+
+    // The honest call completes after the bad one failed.
+    let mut end = BytesMut::new();
+    put_frame(&mut end, FrameType::End, b"");
+    honest.send(end.freeze()).await.expect("sent");
+    let (code, _, data) = read_status(&mut honest).await;
+    assert_eq!(code, Code::Ok);
+    assert_eq!(&data[0][..], b"hello");
+}
+
+#[tokio::test]
+async fn malformed_streams_get_a_status_and_do_not_disturb_the_connection() {
+    let server = start(echo_server(1024));
+    let connection = raw_connection(server.addr).await;
+    let mut handle = connection.handle();
+
+    let cases: Vec<(&str, Bytes)> = vec![
+        ("unknown stream kind", Bytes::from_static(&[0x7f, 1, 2, 3])),
+        (
+            "unknown frame type",
+            Bytes::from_static(&[STREAM_KIND_RPC, 0x66, 0, 0, 0, 0]),
+        ),
+        ("data before header", {
+            let mut out = BytesMut::new();
+            out.put_u8(STREAM_KIND_RPC);
+            put_frame(&mut out, FrameType::Data, b"x");
+            out.freeze()
+        }),
+        ("truncated header", {
+            let mut out = BytesMut::new();
+            out.put_u8(STREAM_KIND_RPC);
+            put_frame(&mut out, FrameType::Header, &[0xff, 0xff, 1]);
+            out.freeze()
+        }),
+    ];
+    for (name, bytes) in cases {
+        let mut stream = handle.open_bidirectional_stream().await.expect("stream");
+        stream.send(bytes).await.expect("sent");
+        let (code, message, _) = read_status(&mut stream).await;
+        assert_ne!(code, Code::Ok, "{name}");
+        assert!(!message.is_empty(), "{name}: the status explains itself");
+    }
+
+    let mut stream = handle.open_bidirectional_stream().await.expect("stream");
+    let mut request = header("Echo.echo", 0);
+    put_frame(&mut request, FrameType::Data, b"still fine");
+    put_frame(&mut request, FrameType::End, b"");
+    stream.send(request.freeze()).await.expect("sent");
+    let (code, _, data) = read_status(&mut stream).await;
+    assert_eq!(code, Code::Ok);
+    assert_eq!(&data[0][..], b"still fine");
+}
