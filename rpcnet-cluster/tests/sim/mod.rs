@@ -1,0 +1,556 @@
+//! A deterministic network simulator for the SWIM core.
+//!
+//! Many [`Swim`] cores run on one virtual clock: a fixed base `Instant` plus a virtual
+//! offset, and a priority queue of timer expiries, message deliveries and stall ends ordered
+//! by (time, insertion order). The network draws latency and loss from one seeded RNG and
+//! drops messages across partitions (symmetric groups) and blocked links (one-way). Nodes can
+//! crash (state dropped, messages to them lost), restart on the same address and id, and
+//! stall (no timers or messages processed; what arrives meanwhile is read after the stall,
+//! after the node's overdue timers, as a paused process would). One seed gives one event log.
+
+// Each test binary uses a different part of the simulator, and `pub` here means "shared with
+// the test files", not "public API".
+#![allow(dead_code, unreachable_pub)]
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rpcnet_cluster::{
+    ClusterConfig, ClusterEvent, Member, MemberState, Message, NodeId, Swim, Tags,
+};
+
+/// What the network does to each message.
+#[derive(Debug, Clone)]
+pub struct Net {
+    pub latency_min: Duration,
+    pub latency_max: Duration,
+    pub loss: f64,
+}
+
+impl Net {
+    pub fn lan() -> Self {
+        Self {
+            latency_min: Duration::from_micros(500),
+            latency_max: Duration::from_millis(5),
+            loss: 0.0,
+        }
+    }
+
+    pub fn with_loss(mut self, loss: f64) -> Self {
+        self.loss = loss;
+        self
+    }
+}
+
+/// The kind of a logged event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Joined,
+    Left,
+    Failed,
+    Recovered,
+    TagsChanged,
+}
+
+/// One event as one node emitted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub at: Duration,
+    pub observer: usize,
+    pub kind: Kind,
+    pub member: usize,
+    pub incarnation: u64,
+}
+
+struct Node {
+    id: NodeId,
+    addr: SocketAddr,
+    swim: Option<Swim>,
+    timer: Option<Duration>,
+    stalled_until: Option<Duration>,
+    backlog: Vec<(SocketAddr, Message)>,
+    starts: u64,
+}
+
+enum Action {
+    Timer(usize),
+    Deliver {
+        to: usize,
+        from: SocketAddr,
+        msg: Message,
+    },
+    Resume(usize),
+}
+
+struct Scheduled {
+    at: Duration,
+    seq: u64,
+    action: Action,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+pub struct Sim {
+    base: Instant,
+    now: Duration,
+    seed: u64,
+    rng: SmallRng,
+    pub net: Net,
+    pub config: ClusterConfig,
+    nodes: Vec<Node>,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    next_seq: u64,
+    pub log: Vec<LogEntry>,
+    groups: Option<Vec<u32>>,
+    blocked: BTreeSet<(usize, usize)>,
+    /// Messages sent by each node since the last [`Sim::reset_counters`].
+    pub sent: Vec<u64>,
+    /// Events processed (timers, deliveries, resumes) since the start.
+    pub steps: u64,
+}
+
+pub fn addr_of(i: usize) -> SocketAddr {
+    let ip = Ipv4Addr::from(0x0a00_0000u32 + i as u32 + 1);
+    SocketAddr::new(ip.into(), 7946)
+}
+
+pub fn index_of(addr: SocketAddr) -> Option<usize> {
+    match addr {
+        SocketAddr::V4(v4) => (u32::from(*v4.ip()) as usize).checked_sub(0x0a00_0001),
+        SocketAddr::V6(_) => None,
+    }
+}
+
+pub fn name_of(i: usize) -> String {
+    format!("n{i:05}")
+}
+
+fn index_of_member(m: &Member) -> usize {
+    m.id().as_str()[1..]
+        .parse()
+        .expect("simulated node ids are n<index>")
+}
+
+impl Sim {
+    /// `n` nodes, none started.
+    pub fn new(seed: u64, n: usize, config: ClusterConfig, net: Net) -> Self {
+        let nodes = (0..n)
+            .map(|i| Node {
+                id: NodeId::new(name_of(i)).expect("valid id"),
+                addr: addr_of(i),
+                swim: None,
+                timer: None,
+                stalled_until: None,
+                backlog: Vec::new(),
+                starts: 0,
+            })
+            .collect();
+        Self {
+            base: Instant::now(),
+            now: Duration::ZERO,
+            seed,
+            rng: SmallRng::seed_from_u64(seed),
+            net,
+            config,
+            nodes,
+            queue: BinaryHeap::new(),
+            next_seq: 0,
+            log: Vec::new(),
+            groups: None,
+            blocked: BTreeSet::new(),
+            sent: vec![0; n],
+            steps: 0,
+        }
+    }
+
+    /// Starts every node, one every `stagger`, each joining through nodes 0–2, then runs
+    /// until `settle` after the last start.
+    pub fn bootstrap(
+        seed: u64,
+        n: usize,
+        config: ClusterConfig,
+        net: Net,
+        stagger: Duration,
+        settle: Duration,
+    ) -> Self {
+        let mut sim = Self::new(seed, n, config, net);
+        let seeds: Vec<usize> = (0..n.min(3)).collect();
+        for i in 0..n {
+            sim.start(i, &seeds);
+            let next = sim.now + stagger;
+            sim.run_until(next);
+        }
+        let end = sim.now + settle;
+        sim.run_until(end);
+        sim
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn now(&self) -> Duration {
+        self.now
+    }
+
+    fn instant(&self) -> Instant {
+        self.base + self.now
+    }
+
+    /// Starts (or restarts) node `i` with empty tags and joins through `seeds`.
+    pub fn start(&mut self, i: usize, seeds: &[usize]) {
+        self.start_with_tags(i, seeds, Tags::new());
+    }
+
+    pub fn start_with_tags(&mut self, i: usize, seeds: &[usize], tags: Tags) {
+        let now = self.instant();
+        let node = &mut self.nodes[i];
+        node.starts += 1;
+        let rng_seed = self
+            .seed
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .wrapping_add((i as u64) << 20)
+            .wrapping_add(node.starts);
+        let mut swim = Swim::new(
+            node.id.clone(),
+            node.addr,
+            tags,
+            self.config.clone(),
+            SmallRng::seed_from_u64(rng_seed),
+            now,
+        );
+        let seeds: Vec<SocketAddr> = seeds.iter().map(|&s| addr_of(s)).collect();
+        swim.join(&seeds, now);
+        node.swim = Some(swim);
+        node.timer = None;
+        node.stalled_until = None;
+        node.backlog.clear();
+        self.flush(i);
+    }
+
+    /// Node `i` stops abruptly: its state is gone, messages to it are lost.
+    pub fn crash(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        node.swim = None;
+        node.timer = None;
+        node.stalled_until = None;
+        node.backlog.clear();
+    }
+
+    /// Node `i` processes nothing for `span`.
+    pub fn stall(&mut self, i: usize, span: Duration) {
+        if self.nodes[i].swim.is_none() || self.nodes[i].stalled_until.is_some() {
+            return;
+        }
+        let until = self.now + span;
+        self.nodes[i].stalled_until = Some(until);
+        self.schedule(until, Action::Resume(i));
+    }
+
+    pub fn is_stalled(&self, i: usize) -> bool {
+        self.nodes[i].stalled_until.is_some()
+    }
+
+    pub fn is_up(&self, i: usize) -> bool {
+        self.nodes[i].swim.is_some()
+    }
+
+    /// Splits the network: messages pass only between nodes of the same group.
+    pub fn partition(&mut self, groups: Vec<u32>) {
+        self.groups = Some(groups);
+    }
+
+    pub fn heal(&mut self) {
+        self.groups = None;
+        self.blocked.clear();
+    }
+
+    /// Drops every message from `from` to `to` (not the other way).
+    pub fn block(&mut self, from: usize, to: usize) {
+        self.blocked.insert((from, to));
+    }
+
+    pub fn swim(&self, i: usize) -> Option<&Swim> {
+        self.nodes[i].swim.as_ref()
+    }
+
+    pub fn swim_mut(&mut self, i: usize) -> Option<&mut Swim> {
+        self.nodes[i].swim.as_mut()
+    }
+
+    /// Changes node `i`'s tags through the core.
+    pub fn set_tags(&mut self, i: usize, tags: Tags) {
+        let now = self.instant();
+        if let Some(swim) = self.nodes[i].swim.as_mut() {
+            swim.set_tags(tags, now).expect("test tags fit");
+        }
+        self.flush(i);
+    }
+
+    pub fn leave(&mut self, i: usize) {
+        let now = self.instant();
+        if let Some(swim) = self.nodes[i].swim.as_mut() {
+            swim.leave(now);
+        }
+        self.flush(i);
+    }
+
+    /// What node `observer` believes about node `member`.
+    pub fn state(&self, observer: usize, member: usize) -> Option<&Member> {
+        let swim = self.nodes[observer].swim.as_ref()?;
+        let id = &self.nodes[member].id;
+        swim.members().find(|m| m.id() == id)
+    }
+
+    /// Whether `observer` counts `member` in the cluster (alive or merely suspect).
+    pub fn sees_live(&self, observer: usize, member: usize) -> bool {
+        self.state(observer, member)
+            .is_some_and(|m| matches!(m.state(), MemberState::Alive | MemberState::Suspect))
+    }
+
+    pub fn sees_dead(&self, observer: usize, member: usize) -> bool {
+        self.state(observer, member)
+            .is_some_and(|m| m.state() == MemberState::Dead)
+    }
+
+    pub fn reset_counters(&mut self) {
+        self.sent.iter_mut().for_each(|c| *c = 0);
+    }
+
+    fn schedule(&mut self, at: Duration, action: Action) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.queue.push(Reverse(Scheduled { at, seq, action }));
+    }
+
+    /// Drains node `i`'s outputs into the network and the log, and re-arms its timer.
+    fn flush(&mut self, i: usize) {
+        let Some(swim) = self.nodes[i].swim.as_mut() else {
+            return;
+        };
+        let mut out = Vec::new();
+        while let Some(t) = swim.poll_transmit() {
+            out.push(t);
+        }
+        let mut events = Vec::new();
+        while let Some(e) = swim.poll_event() {
+            events.push(e);
+        }
+        let deadline = swim
+            .poll_timeout()
+            .map(|t| t.saturating_duration_since(self.base).max(self.now));
+        for e in events {
+            let (kind, m) = match &e {
+                ClusterEvent::NodeJoined(m) => (Kind::Joined, m),
+                ClusterEvent::NodeLeft(m) => (Kind::Left, m),
+                ClusterEvent::NodeFailed(m) => (Kind::Failed, m),
+                ClusterEvent::NodeRecovered(m) => (Kind::Recovered, m),
+                ClusterEvent::TagsChanged(m) => (Kind::TagsChanged, m),
+                _ => continue,
+            };
+            self.log.push(LogEntry {
+                at: self.now,
+                observer: i,
+                kind,
+                member: index_of_member(m),
+                incarnation: m.incarnation(),
+            });
+        }
+        let from = self.nodes[i].addr;
+        for t in out {
+            self.sent[i] += 1;
+            let Some(to) = index_of(t.to).filter(|&to| to < self.nodes.len()) else {
+                continue;
+            };
+            if self.net.loss > 0.0 && self.rng.gen_bool(self.net.loss) {
+                continue;
+            }
+            if self.blocked.contains(&(i, to)) {
+                continue;
+            }
+            if let Some(groups) = &self.groups {
+                if groups[i] != groups[to] {
+                    continue;
+                }
+            }
+            let latency = self
+                .rng
+                .gen_range(self.net.latency_min..=self.net.latency_max);
+            self.schedule(
+                self.now + latency,
+                Action::Deliver {
+                    to,
+                    from,
+                    msg: t.msg,
+                },
+            );
+        }
+        if deadline != self.nodes[i].timer {
+            self.nodes[i].timer = deadline;
+            if let Some(at) = deadline {
+                self.schedule(at, Action::Timer(i));
+            }
+        }
+    }
+
+    /// Processes everything scheduled up to and including `end`, then sets the clock to it.
+    pub fn run_until(&mut self, end: Duration) {
+        while let Some(Reverse(next)) = self.queue.peek() {
+            if next.at > end {
+                break;
+            }
+            let Some(Reverse(item)) = self.queue.pop() else {
+                break;
+            };
+            self.now = item.at;
+            self.steps += 1;
+            let now = self.instant();
+            match item.action {
+                Action::Timer(i) => {
+                    let node = &mut self.nodes[i];
+                    if node.timer != Some(item.at) || node.stalled_until.is_some() {
+                        continue;
+                    }
+                    node.timer = None;
+                    if let Some(swim) = node.swim.as_mut() {
+                        swim.handle_timeout(now);
+                    }
+                    self.flush(i);
+                }
+                Action::Deliver { to, from, msg } => {
+                    let node = &mut self.nodes[to];
+                    let Some(swim) = node.swim.as_mut() else {
+                        continue;
+                    };
+                    if node.stalled_until.is_some() {
+                        node.backlog.push((from, msg));
+                        continue;
+                    }
+                    swim.handle_message(from, msg, now);
+                    self.flush(to);
+                }
+                Action::Resume(i) => {
+                    let node = &mut self.nodes[i];
+                    if node.stalled_until != Some(item.at) {
+                        continue;
+                    }
+                    node.stalled_until = None;
+                    let backlog = std::mem::take(&mut node.backlog);
+                    let Some(swim) = node.swim.as_mut() else {
+                        continue;
+                    };
+                    // A paused process first finds its timers overdue, then reads its socket.
+                    if swim.poll_timeout().is_some_and(|t| t <= now) {
+                        swim.handle_timeout(now);
+                    }
+                    for (from, msg) in backlog {
+                        swim.handle_message(from, msg, now);
+                    }
+                    node.timer = None;
+                    self.flush(i);
+                }
+            }
+        }
+        self.now = self.now.max(end);
+    }
+
+    pub fn run_for(&mut self, span: Duration) {
+        let end = self.now + span;
+        self.run_until(end);
+    }
+
+    /// Runs in steps of `step` until `done(self)` or `limit` has passed; returns the time
+    /// it took, or `None`.
+    pub fn run_until_true(
+        &mut self,
+        step: Duration,
+        limit: Duration,
+        mut done: impl FnMut(&Sim) -> bool,
+    ) -> Option<Duration> {
+        let start = self.now;
+        loop {
+            if done(self) {
+                return Some(self.now - start);
+            }
+            if self.now - start >= limit {
+                return None;
+            }
+            self.run_for(step);
+        }
+    }
+
+    /// `NodeFailed` events about `member` logged after `since`, by observer.
+    pub fn failures_about(&self, member: usize, since: Duration) -> Vec<&LogEntry> {
+        self.log
+            .iter()
+            .filter(|e| e.kind == Kind::Failed && e.member == member && e.at >= since)
+            .collect()
+    }
+}
+
+/// Checks the event log's order rules for every (observer, member) pair: each (member,
+/// incarnation, kind) at most once, and kinds only in their valid order. Returns the first
+/// violation.
+pub fn check_event_order(log: &[LogEntry]) -> Result<(), String> {
+    use std::collections::BTreeMap;
+    #[derive(Clone, Copy, PartialEq)]
+    enum Seen {
+        Up,
+        Failed,
+        Left,
+    }
+    let mut status: BTreeMap<(usize, usize), (Seen, u64)> = BTreeMap::new();
+    let mut once: BTreeSet<(usize, usize, u64, Kind)> = BTreeSet::new();
+    for e in log {
+        if !once.insert((e.observer, e.member, e.incarnation, e.kind)) {
+            return Err(format!("repeated event {e:?}"));
+        }
+        let key = (e.observer, e.member);
+        let prev = status.get(&key).copied();
+        if let Some((_, inc)) = prev {
+            if e.incarnation < inc {
+                return Err(format!("incarnation went back in {e:?}"));
+            }
+        }
+        let next = match (prev.map(|p| p.0), e.kind) {
+            (None | Some(Seen::Left), Kind::Joined) => Seen::Up,
+            (Some(Seen::Up), Kind::TagsChanged) => Seen::Up,
+            (Some(Seen::Up), Kind::Failed) => Seen::Failed,
+            (Some(Seen::Up), Kind::Left) => Seen::Left,
+            (Some(Seen::Failed), Kind::Recovered) => Seen::Up,
+            _ => return Err(format!("{:?} after {:?}: {e:?}", e.kind, prev.map(|p| p.1))),
+        };
+        status.insert(key, (next, e.incarnation));
+    }
+    Ok(())
+}
+
+/// The `q`-quantile (0..=1) of `values` (nearest rank).
+pub fn quantile(values: &[Duration], q: f64) -> Duration {
+    let mut v = values.to_vec();
+    v.sort();
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
+}
