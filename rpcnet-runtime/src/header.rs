@@ -248,6 +248,81 @@ mod tests {
         );
     }
 
+    /// The example in PROTOCOL.md, byte for byte.
+    #[test]
+    fn the_protocol_document_example_is_exact() {
+        use crate::codec::put_message;
+        use crate::frame::{put_frame, put_frame_header, FrameType};
+
+        #[derive(serde::Serialize)]
+        struct AddRequest {
+            a: i64,
+            b: i64,
+        }
+        #[derive(serde::Serialize)]
+        struct AddResponse {
+            result: i64,
+        }
+
+        let metadata = Metadata::new();
+        let mut request = BytesMut::new();
+        request.put_u8(crate::frame::STREAM_KIND_RPC);
+        put_frame_header(
+            &mut request,
+            FrameType::Header,
+            request_header_len("Calculator.add", &metadata),
+        );
+        put_request_header(
+            &mut request,
+            "Calculator.add",
+            Some(Duration::from_secs(5)),
+            &metadata,
+        );
+        put_message(
+            &mut request,
+            FrameType::Data,
+            &AddRequest { a: 1, b: 2 },
+            1024,
+        )
+        .expect("fits");
+        put_frame(&mut request, FrameType::End, &[]);
+        let expected = [
+            "01",
+            "010000001a",
+            "000e43616c63756c61746f722e616464",
+            "00000000004c4b40",
+            "0000",
+            "0200000007",
+            "82a16101a16202",
+            "0300000000",
+        ];
+        assert_eq!(hex(&request), expected.concat());
+
+        let mut response = BytesMut::new();
+        put_message(
+            &mut response,
+            FrameType::Data,
+            &AddResponse { result: 3 },
+            1024,
+        )
+        .expect("fits");
+        let ok = Status::new(Code::Ok, "");
+        put_frame_header(&mut response, FrameType::Status, status_len(&ok));
+        put_status(&mut response, &ok);
+        let expected = [
+            "0200000009",
+            "81a6726573756c7403",
+            "0400000006",
+            "0000",
+            "00000000",
+        ];
+        assert_eq!(hex(&response), expected.concat());
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     proptest! {
         #[test]
         fn arbitrary_header_and_status_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
