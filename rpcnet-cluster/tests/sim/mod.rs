@@ -72,6 +72,8 @@ struct Node {
     swim: Option<Swim>,
     timer: Option<Duration>,
     stalled_until: Option<Duration>,
+    /// During a stall, whether timers still fire (only the receive path is stalled).
+    timers_run: bool,
     backlog: Vec<(SocketAddr, Message)>,
     starts: u64,
 }
@@ -160,6 +162,7 @@ impl Sim {
                 swim: None,
                 timer: None,
                 stalled_until: None,
+                timers_run: false,
                 backlog: Vec::new(),
                 starts: 0,
             })
@@ -256,13 +259,26 @@ impl Sim {
         node.backlog.clear();
     }
 
-    /// Node `i` processes nothing for `span`.
+    /// Node `i` processes nothing for `span` (a paused process): no timers, and what
+    /// arrives meanwhile is read after the pause, after its overdue timers.
     pub fn stall(&mut self, i: usize, span: Duration) {
+        self.stall_with(i, span, false);
+    }
+
+    /// Node `i`'s receive path stalls for `span` (a CPU-starved or congested node, as in the
+    /// Lifeguard paper): its timers keep firing and it keeps sending, but what arrives is read
+    /// only when the stall ends.
+    pub fn stall_receive(&mut self, i: usize, span: Duration) {
+        self.stall_with(i, span, true);
+    }
+
+    fn stall_with(&mut self, i: usize, span: Duration, timers_run: bool) {
         if self.nodes[i].swim.is_none() || self.nodes[i].stalled_until.is_some() {
             return;
         }
         let until = self.now + span;
         self.nodes[i].stalled_until = Some(until);
+        self.nodes[i].timers_run = timers_run;
         self.schedule(until, Action::Resume(i));
     }
 
@@ -427,7 +443,9 @@ impl Sim {
             match item.action {
                 Action::Timer(i) => {
                     let node = &mut self.nodes[i];
-                    if node.timer != Some(item.at) || node.stalled_until.is_some() {
+                    if node.timer != Some(item.at)
+                        || (node.stalled_until.is_some() && !node.timers_run)
+                    {
                         continue;
                     }
                     node.timer = None;
