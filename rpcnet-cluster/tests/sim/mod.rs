@@ -61,6 +61,8 @@ pub enum Kind {
 pub struct LogEntry {
     pub at: Duration,
     pub observer: usize,
+    /// Which life of the observer (1 for its first start, 2 after a restart, …).
+    pub life: u64,
     pub kind: Kind,
     pub member: usize,
     pub incarnation: u64,
@@ -386,6 +388,7 @@ impl Sim {
             self.log.push(LogEntry {
                 at: self.now,
                 observer: i,
+                life: self.nodes[i].starts,
                 kind,
                 member: index_of_member(m),
                 incarnation: m.incarnation(),
@@ -525,9 +528,9 @@ impl Sim {
     }
 }
 
-/// Checks the event log's order rules for every (observer, member) pair: each (member,
+/// Checks the event log's order rules for every (observer life, member) pair: each (member,
 /// incarnation, kind) at most once, and kinds only in their valid order. Returns the first
-/// violation.
+/// violation. (A restarted observer is a new core and reports the cluster afresh.)
 pub fn check_event_order(log: &[LogEntry]) -> Result<(), String> {
     use std::collections::BTreeMap;
     #[derive(Clone, Copy, PartialEq)]
@@ -536,13 +539,13 @@ pub fn check_event_order(log: &[LogEntry]) -> Result<(), String> {
         Failed,
         Left,
     }
-    let mut status: BTreeMap<(usize, usize), (Seen, u64)> = BTreeMap::new();
-    let mut once: BTreeSet<(usize, usize, u64, Kind)> = BTreeSet::new();
+    let mut status: BTreeMap<(usize, u64, usize), (Seen, u64)> = BTreeMap::new();
+    let mut once: BTreeSet<(usize, u64, usize, u64, Kind)> = BTreeSet::new();
     for e in log {
-        if !once.insert((e.observer, e.member, e.incarnation, e.kind)) {
+        if !once.insert((e.observer, e.life, e.member, e.incarnation, e.kind)) {
             return Err(format!("repeated event {e:?}"));
         }
-        let key = (e.observer, e.member);
+        let key = (e.observer, e.life, e.member);
         let prev = status.get(&key).copied();
         if let Some((_, inc)) = prev {
             if e.incarnation < inc {
