@@ -71,16 +71,62 @@ impl CallOptions {
     }
 }
 
+/// A client-side QUIC endpoint (one UDP socket) that many [`RpcClient`]s can share, each
+/// with its own connection. Useful for a process that talks to many servers, such as a
+/// cluster node gossiping with its peers. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ClientEndpoint {
+    endpoint: s2n_quic::Client,
+}
+
+impl ClientEndpoint {
+    /// Starts an endpoint on an ephemeral IPv4 port, trusting `config`'s certificate.
+    pub fn new(config: &RpcConfig) -> Result<Self, RpcError> {
+        let target = SocketAddr::from(([127, 0, 0, 1], 0));
+        Ok(ClientEndpoint {
+            endpoint: transport::start_client(config, target)?,
+        })
+    }
+
+    /// The local address of the endpoint's socket.
+    pub fn local_addr(&self) -> Result<SocketAddr, RpcError> {
+        self.endpoint.local_addr().map_err(|e| RpcError::Bind {
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            source: Box::new(e),
+        })
+    }
+}
+
 impl RpcClient {
     /// Connects to the server at `addr` (an `ip:port` or `host:port`), verifying its
     /// certificate against the configured certificate and server name.
     pub async fn connect(addr: impl ToSocketAddrs, config: RpcConfig) -> Result<Self, RpcError> {
         let addr = resolve(addr)?;
-        let endpoint = transport::start_client(&config, addr)?;
+        let endpoint = ClientEndpoint {
+            endpoint: transport::start_client(&config, addr)?,
+        };
+        let client = RpcClient::lazy(&endpoint, addr, config);
+        client.reconnect(0).await?;
+        Ok(client)
+    }
+
+    /// Connects through a shared [`ClientEndpoint`].
+    pub async fn connect_via(
+        endpoint: &ClientEndpoint,
+        addr: impl ToSocketAddrs,
+        config: RpcConfig,
+    ) -> Result<Self, RpcError> {
+        let client = RpcClient::lazy(endpoint, resolve(addr)?, config);
+        client.reconnect(0).await?;
+        Ok(client)
+    }
+
+    /// A client that connects on its first call rather than now (and reconnects as usual).
+    pub fn lazy(endpoint: &ClientEndpoint, addr: SocketAddr, config: RpcConfig) -> Self {
         let initial_backoff = config.reconnect_backoff.0;
-        let client = RpcClient {
+        RpcClient {
             inner: Arc::new(Inner {
-                endpoint,
+                endpoint: endpoint.endpoint.clone(),
                 addr,
                 config,
                 state: RwLock::new(ConnState {
@@ -91,9 +137,28 @@ impl RpcClient {
                 }),
                 reconnect: tokio::sync::Mutex::new(()),
             }),
-        };
-        client.reconnect(0).await?;
-        Ok(client)
+        }
+    }
+
+    /// Sends one gossip message (stream kind `0x02`) to the server's gossip inbox, without
+    /// waiting for an answer. Returns once the message is handed to QUIC.
+    pub async fn send_gossip(&self, payload: Bytes) -> Result<(), RpcError> {
+        let limit = self.inner.config.max_message_size;
+        if payload.len() > limit {
+            return Err(RpcError::MessageTooLarge {
+                size: payload.len() as u64,
+                limit: limit as u64,
+            });
+        }
+        let mut stream = self.open_stream().await?;
+        let mut out = BytesMut::with_capacity(1 + 5 + payload.len());
+        out.put_u8(crate::frame::STREAM_KIND_GOSSIP);
+        crate::frame::put_frame(&mut out, FrameType::Data, &payload);
+        stream
+            .send(out.freeze())
+            .await
+            .map_err(crate::io::stream_error)?;
+        stream.finish().map_err(crate::io::stream_error)
     }
 
     /// The server address this client talks to.

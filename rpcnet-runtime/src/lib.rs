@@ -22,11 +22,11 @@ mod transport;
 pub use call::{
     BidiStreamingCall, ClientStreamingCall, ResponseStream, ServerStreamingCall, UnaryCall,
 };
-pub use client::{CallOptions, RpcClient};
+pub use client::{CallOptions, ClientEndpoint, RpcClient};
 pub use config::{RpcConfig, DEFAULT_MAX_MESSAGE_SIZE};
 pub use context::CallContext;
 pub use error::{BoxError, CallError, Code, CodecError, Never, ProtocolError, RpcError, Status};
 pub use handler::{MethodHandler, MethodKind, MethodTable, RequestStream, Service};
 pub use header::Metadata;
-pub use server::{BoundServer, RpcServer, ShutdownHandle};
+pub use server::{BoundServer, GossipMessage, RpcServer, ShutdownHandle};
 pub use transport::ALPN;

@@ -19,7 +19,7 @@ use tracing::{debug, trace, Instrument};
 use crate::config::RpcConfig;
 use crate::context::CallContext;
 use crate::error::{Code, ProtocolError, RpcError, Status};
-use crate::frame::{put_frame_header, FrameType, STREAM_KIND_RPC};
+use crate::frame::{put_frame_header, FrameType, STREAM_KIND_GOSSIP, STREAM_KIND_RPC};
 use crate::handler::{
     EncodeStream, MethodHandler, MethodTable, Reply, RequestBody, RequestMessages, Service,
 };
@@ -110,6 +110,7 @@ impl RpcServer {
                 methods,
                 inflight: Inflight::default(),
                 state,
+                gossip: Mutex::new(None),
             }),
         })
     }
@@ -130,6 +131,16 @@ struct Shared {
     methods: HashMap<String, MethodHandler>,
     inflight: Inflight,
     state: watch::Sender<ServerState>,
+    gossip: Mutex<Option<mpsc::Sender<GossipMessage>>>,
+}
+
+/// A gossip message (stream kind `0x02`) received by a server, for the cluster layer.
+#[derive(Debug, Clone)]
+pub struct GossipMessage {
+    /// The address of the connection it came on (the sender's client endpoint).
+    pub from: Option<SocketAddr>,
+    /// The message bytes, exactly as sent.
+    pub payload: Bytes,
 }
 
 /// A server bound to its UDP port, ready to [`serve`](Self::serve).
@@ -169,6 +180,18 @@ impl BoundServer {
     /// The address the server listens on (the real port when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Delivers the gossip messages this server receives (stream kind `0x02`) to the
+    /// returned channel, which holds up to `capacity` of them; when it is full, further
+    /// messages are dropped (gossip tolerates loss). Until this is called, gossip streams
+    /// are refused. Calling it again replaces the previous channel.
+    pub fn gossip_inbox(&self, capacity: usize) -> mpsc::Receiver<GossipMessage> {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        if let Ok(mut slot) = self.shared.gossip.lock() {
+            *slot = Some(tx);
+        }
+        rx
     }
 
     /// The number of calls being served right now.
@@ -368,7 +391,11 @@ async fn serve_stream(
     let mut reader = FrameReader::new(rx, limit);
 
     // A peer that opens a stream and stalls is dropped after the handshake timeout.
-    let start = tokio::time::timeout(shared.config.connect_timeout, read_start(&mut reader)).await;
+    let start = tokio::time::timeout(
+        shared.config.connect_timeout,
+        read_start(&mut reader, shared, peer),
+    )
+    .await;
     let (header, handler) = match start {
         Err(_) => {
             debug!(stream_id, "no request header in time");
@@ -382,7 +409,11 @@ async fn serve_stream(
             let _ = send_status(&mut tx, BytesMut::new(), &status).await;
             return;
         }
-        Ok(Ok(header)) => match shared.methods.get(&header.method) {
+        Ok(Ok(Start::Gossip)) => {
+            let _ = tx.finish();
+            return;
+        }
+        Ok(Ok(Start::Call(header))) => match shared.methods.get(&header.method) {
             Some(handler) => (header, handler),
             None => {
                 debug!(stream_id, method = %header.method, "unimplemented method");
@@ -489,6 +520,14 @@ async fn with_deadline<T>(deadline: Option<Instant>, future: impl Future<Output 
     }
 }
 
+/// What a stream turned out to carry.
+enum Start {
+    /// An RPC call with this header.
+    Call(crate::header::RequestHeader),
+    /// A gossip message, already delivered (or dropped).
+    Gossip,
+}
+
 enum StartError {
     /// The peer went away before sending anything: nothing to answer.
     Ignore,
@@ -496,9 +535,14 @@ enum StartError {
     Reject(Status),
 }
 
-async fn read_start(reader: &mut FrameReader) -> Result<crate::header::RequestHeader, StartError> {
+async fn read_start(
+    reader: &mut FrameReader,
+    shared: &Shared,
+    peer: Option<SocketAddr>,
+) -> Result<Start, StartError> {
     match reader.read_kind().await {
         Ok(Some(STREAM_KIND_RPC)) => {}
+        Ok(Some(STREAM_KIND_GOSSIP)) => return read_gossip(reader, shared, peer).await,
         Ok(Some(kind)) => {
             return Err(StartError::Reject(
                 RpcError::from(ProtocolError::UnknownStreamKind(kind)).to_status(),
@@ -508,6 +552,7 @@ async fn read_start(reader: &mut FrameReader) -> Result<crate::header::RequestHe
     }
     match reader.next_frame().await {
         Ok(Some(frame)) if frame.kind == FrameType::Header => parse_request_header(frame.payload)
+            .map(Start::Call)
             .map_err(|e| StartError::Reject(RpcError::from(e).to_status())),
         Ok(Some(frame)) => Err(StartError::Reject(
             RpcError::from(ProtocolError::UnexpectedFrame {
@@ -519,6 +564,44 @@ async fn read_start(reader: &mut FrameReader) -> Result<crate::header::RequestHe
         Ok(None) => Err(StartError::Ignore),
         Err(error @ RpcError::Protocol(_)) => Err(StartError::Reject(error.to_status())),
         Err(_) => Err(StartError::Ignore),
+    }
+}
+
+/// Reads the one data frame of a gossip stream and hands it to the inbox.
+async fn read_gossip(
+    reader: &mut FrameReader,
+    shared: &Shared,
+    peer: Option<SocketAddr>,
+) -> Result<Start, StartError> {
+    let inbox = shared.gossip.lock().ok().and_then(|slot| slot.clone());
+    let Some(inbox) = inbox else {
+        return Err(StartError::Reject(
+            RpcError::from(ProtocolError::UnknownStreamKind(STREAM_KIND_GOSSIP)).to_status(),
+        ));
+    };
+    match reader.next_frame().await {
+        Ok(Some(frame)) if frame.kind == FrameType::Data => {
+            let message = GossipMessage {
+                from: peer,
+                payload: frame.payload,
+            };
+            if inbox.try_send(message).is_err() {
+                trace!("gossip inbox full or closed; message dropped");
+            }
+            Ok(Start::Gossip)
+        }
+        Ok(Some(frame)) => Err(StartError::Reject(
+            RpcError::from(ProtocolError::UnexpectedFrame {
+                expected: "data",
+                found: frame.kind.name(),
+            })
+            .to_status(),
+        )),
+        Ok(None)
+        | Err(RpcError::Cancelled | RpcError::Stream(_) | RpcError::Unavailable { .. }) => {
+            Err(StartError::Ignore)
+        }
+        Err(error) => Err(StartError::Reject(error.to_status())),
     }
 }
 
