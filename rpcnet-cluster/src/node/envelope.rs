@@ -1,0 +1,74 @@
+//! The gossip envelope: what a node puts in a gossip stream (kind `0x02`).
+//!
+//! ```text
+//! version:u8 (= 1)  addr_len:u8  addr:[u8; addr_len] (UTF-8 "ip:port")  message (SWIM encoding)
+//! ```
+//!
+//! QUIC connections come from a node's client endpoint (an ephemeral port), so the source
+//! address of a stream is not where the sender listens. The envelope carries the sender's
+//! listening address, which the SWIM core answers to.
+
+use std::net::SocketAddr;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::swim::message::{DecodeError, Message};
+
+const ENVELOPE_VERSION: u8 = 1;
+
+/// Why an envelope could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum EnvelopeError {
+    /// Too short, wrong version, or an address that does not parse.
+    #[error("malformed gossip envelope")]
+    Malformed,
+    /// The message inside could not be decoded.
+    #[error("undecodable gossip message")]
+    Message(#[from] DecodeError),
+}
+
+/// Wraps an encoded message with the sender's listening address.
+pub(crate) fn seal(from: SocketAddr, message: &Message) -> Bytes {
+    let addr = from.to_string();
+    let encoded = message.encode();
+    let mut out = BytesMut::with_capacity(2 + addr.len() + encoded.len());
+    out.put_u8(ENVELOPE_VERSION);
+    out.put_u8(addr.len() as u8);
+    out.put_slice(addr.as_bytes());
+    out.put_slice(&encoded);
+    out.freeze()
+}
+
+/// Opens an envelope received from the network. Never panics on arbitrary bytes.
+pub(crate) fn open(bytes: &[u8]) -> Result<(SocketAddr, Message), EnvelopeError> {
+    let [version, len, rest @ ..] = bytes else {
+        return Err(EnvelopeError::Malformed);
+    };
+    if *version != ENVELOPE_VERSION || rest.len() < usize::from(*len) {
+        return Err(EnvelopeError::Malformed);
+    }
+    let (addr, message) = rest.split_at(usize::from(*len));
+    let addr = std::str::from_utf8(addr)
+        .ok()
+        .and_then(|a| a.parse::<SocketAddr>().ok())
+        .ok_or(EnvelopeError::Malformed)?;
+    Ok((addr, Message::decode(message)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_envelope_reader() {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+        for _ in 0..10_000 {
+            let len = rng.gen_range(0..300);
+            let bytes: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+            let _ = open(&bytes);
+        }
+        assert!(matches!(open(&[1, 200, b'x']), Err(EnvelopeError::Malformed)));
+        assert!(matches!(open(&[9, 0]), Err(EnvelopeError::Malformed)));
+    }
+}
