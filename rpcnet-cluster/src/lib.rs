@@ -43,11 +43,15 @@ mod config;
 mod event;
 mod failure_detector;
 mod member;
+#[cfg(feature = "quic")]
+mod node;
 mod swim;
 mod tags;
 
 pub use crate::config::ClusterConfig;
 pub use crate::event::ClusterEvent;
+#[cfg(feature = "quic")]
+pub use crate::node::{Cluster, ClusterError, ClusterEvents, NodeConfig};
 pub use crate::member::{InvalidNodeId, Member, MemberState, NodeId, MAX_NODE_ID_LEN};
 pub use crate::swim::message::{
     DecodeError, Message, MessageKind, MAX_MESSAGE_BYTES, MAX_PIGGYBACK_UPDATES,

@@ -938,6 +938,46 @@ mod tests {
         }
     }
 
+    /// Node 1 learns nodes 2 and 3, sends one probe, then handles its timers `pause` late
+    /// without having read any answer. Returns whether it suspects anyone.
+    fn suspects_after_a_pause(lifeguard: bool, pause: Duration) -> (bool, u32) {
+        let now = Instant::now();
+        let c = ClusterConfig::for_tests().with_lifeguard(lifeguard);
+        let mut nodes: Vec<Swim> = (1..=3).map(|i| node(i, c.clone(), now)).collect();
+        nodes[1].join(&[addr(1)], now);
+        nodes[2].join(&[addr(1)], now);
+        pump(&mut nodes, &[], now);
+        let a = &mut nodes[0];
+        while a.probe.is_none() {
+            let next = a.poll_timeout().expect("running");
+            a.handle_timeout(next);
+            std::iter::from_fn(|| a.poll_transmit()).for_each(drop);
+        }
+        let probe_at = a.next_probe;
+        let t = probe_at + pause;
+        a.handle_timeout(t);
+        let suspects = a.members().any(|m| m.state() == MemberState::Suspect);
+        (suspects, a.local_health())
+    }
+
+    #[test]
+    fn a_node_handling_its_timers_late_does_not_accuse_its_probe_target_with_lifeguard() {
+        let late = ClusterConfig::for_tests().health_check_interval() * 5;
+        let (suspects, health) = suspects_after_a_pause(true, late);
+        assert!(!suspects);
+        assert!(health >= 1, "lateness raises local health");
+        let (suspects, _) = suspects_after_a_pause(false, late);
+        assert!(
+            suspects,
+            "without Lifeguard the unanswered probe is held against the target"
+        );
+        let (suspects, _) = suspects_after_a_pause(true, Duration::ZERO);
+        assert!(
+            suspects,
+            "a probe concluded on time is held against the target"
+        );
+    }
+
     #[test]
     fn a_graceful_leave_is_reported_as_left_not_failed() {
         let now = Instant::now();

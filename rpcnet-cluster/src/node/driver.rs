@@ -1,0 +1,217 @@
+//! The node task: owns the SWIM core, feeds it gossip, timers and commands, and carries
+//! out what it asks for (send messages, emit events).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use rpcnet_runtime::{ClientEndpoint, GossipMessage, RpcClient, RpcConfig};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tracing::{debug, trace, Instrument};
+
+use super::{envelope, ClusterError, Command, NodeConfig};
+use crate::member::Member;
+use crate::swim::{Swim, Transmit};
+use crate::ClusterEvent;
+
+/// Gossip sends in flight at once; beyond this, messages are dropped (SWIM tolerates loss).
+const MAX_SENDS_IN_FLIGHT: usize = 512;
+/// How often unresolvable seeds are looked up again.
+const RESOLVE_RETRY: Duration = Duration::from_secs(1);
+
+pub(super) struct Driver {
+    swim: Swim,
+    addr: SocketAddr,
+    seeds: Vec<String>,
+    joined: bool,
+    peer_config: RpcConfig,
+    endpoint: ClientEndpoint,
+    peers: HashMap<SocketAddr, RpcClient>,
+    subscribers: Vec<mpsc::UnboundedSender<ClusterEvent>>,
+    members: watch::Sender<Arc<Vec<Member>>>,
+    sends: Arc<Semaphore>,
+    send_timeout: Duration,
+}
+
+impl Driver {
+    pub(super) fn new(
+        config: NodeConfig,
+        addr: SocketAddr,
+        rpc: RpcConfig,
+        endpoint: ClientEndpoint,
+        members: watch::Sender<Arc<Vec<Member>>>,
+    ) -> Result<Self, ClusterError> {
+        let period = config.cluster.health_check_interval();
+        let send_timeout = period.max(Duration::from_millis(500));
+        // Connections to peers notice a dead peer within a few probe periods, so a peer
+        // that restarts on the same address is reached over a fresh connection.
+        let peer_config = rpc
+            .with_connect_timeout(send_timeout / 2)
+            .with_idle_timeout((period * 4).max(Duration::from_secs(2)))
+            .with_keep_alive(true)
+            .with_reconnect_backoff(Duration::from_millis(100), period.max(Duration::from_secs(1)));
+        let swim = Swim::try_new(
+            config.id,
+            addr,
+            config.tags,
+            config.cluster,
+            SmallRng::from_entropy(),
+            Instant::now(),
+        )?;
+        Ok(Driver {
+            swim,
+            addr,
+            seeds: config.seeds,
+            joined: false,
+            peer_config,
+            endpoint,
+            peers: HashMap::new(),
+            subscribers: Vec::new(),
+            members,
+            sends: Arc::new(Semaphore::new(MAX_SENDS_IN_FLIGHT)),
+            send_timeout,
+        })
+    }
+
+    pub(super) async fn run(
+        mut self,
+        mut inbox: mpsc::Receiver<GossipMessage>,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+    ) {
+        let span = tracing::info_span!("cluster_node", id = %self.swim.local().id(), addr = %self.addr);
+        async move {
+            debug!(seeds = ?self.seeds, "node started");
+            let mut next_resolve = tokio::time::Instant::now();
+            let mut leaving: Option<oneshot::Sender<()>> = None;
+            loop {
+                self.flush();
+                if leaving.is_some() && self.swim.poll_timeout().is_none() {
+                    break;
+                }
+                let wake = self
+                    .swim
+                    .poll_timeout()
+                    .map(tokio::time::Instant::from_std)
+                    .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+                let must_join = !self.joined && leaving.is_none();
+                tokio::select! {
+                    message = inbox.recv() => match message {
+                        Some(message) => self.on_gossip(message),
+                        None => {
+                            debug!("server stopped; node stops");
+                            break;
+                        }
+                    },
+                    command = commands.recv(), if leaving.is_none() => match command {
+                        Some(Command::SetTags(tags, reply)) => {
+                            let _ = reply.send(self.swim.set_tags(tags, Instant::now()));
+                            self.publish_members();
+                        }
+                        Some(Command::Subscribe(subscriber)) => self.subscribers.push(subscriber),
+                        Some(Command::Leave(reply)) => {
+                            debug!("leaving");
+                            self.swim.leave(Instant::now());
+                            leaving = Some(reply);
+                        }
+                        None => {
+                            debug!("every handle dropped; node stops");
+                            break;
+                        }
+                    },
+                    () = tokio::time::sleep_until(wake) => self.swim.handle_timeout(Instant::now()),
+                    () = tokio::time::sleep_until(next_resolve), if must_join => {
+                        self.resolve_and_join().await;
+                        next_resolve = tokio::time::Instant::now() + RESOLVE_RETRY;
+                    }
+                }
+            }
+            if let Some(reply) = leaving {
+                let _ = reply.send(());
+            }
+            debug!("node stopped");
+        }
+        .instrument(span)
+        .await;
+    }
+
+    /// Resolves the seeds (host names included) and joins through those that resolve.
+    async fn resolve_and_join(&mut self) {
+        if self.seeds.is_empty() {
+            self.joined = true;
+            return;
+        }
+        let mut addrs = Vec::new();
+        for seed in &self.seeds {
+            match tokio::net::lookup_host(seed.as_str()).await {
+                Ok(resolved) => addrs.extend(resolved),
+                Err(error) => debug!(%seed, %error, "seed does not resolve yet"),
+            }
+        }
+        if addrs.is_empty() {
+            return;
+        }
+        debug!(?addrs, "joining");
+        self.swim.join(&addrs, Instant::now());
+        self.joined = true;
+    }
+
+    fn on_gossip(&mut self, message: GossipMessage) {
+        match envelope::open(&message.payload) {
+            Ok((from, msg)) => {
+                trace!(%from, kind = ?msg.kind(), "gossip received");
+                self.swim.handle_message(from, msg, Instant::now());
+            }
+            Err(error) => debug!(from = ?message.from, %error, len = message.payload.len(), "ignored gossip"),
+        }
+    }
+
+    /// Sends what the core wants sent and publishes its events.
+    fn flush(&mut self) {
+        while let Some(transmit) = self.swim.poll_transmit() {
+            self.send(transmit);
+        }
+        let mut changed = false;
+        while let Some(event) = self.swim.poll_event() {
+            debug!(?event, "membership event");
+            if let ClusterEvent::NodeFailed(m) | ClusterEvent::NodeLeft(m) = &event {
+                // Its connection is dead or unwanted; a return gets a fresh one.
+                self.peers.remove(&m.addr());
+            }
+            self.subscribers.retain(|s| s.send(event.clone()).is_ok());
+            changed = true;
+        }
+        if changed {
+            self.publish_members();
+        }
+    }
+
+    fn publish_members(&self) {
+        let members: Vec<Member> = self.swim.members().cloned().collect();
+        self.members.send_replace(Arc::new(members));
+    }
+
+    fn send(&mut self, transmit: Transmit) {
+        let Ok(permit) = Arc::clone(&self.sends).try_acquire_owned() else {
+            trace!(to = %transmit.to, "too many gossip sends in flight; dropped");
+            return;
+        };
+        let payload = envelope::seal(self.addr, &transmit.msg);
+        let client = self
+            .peers
+            .entry(transmit.to)
+            .or_insert_with(|| RpcClient::lazy(&self.endpoint, transmit.to, self.peer_config.clone()))
+            .clone();
+        let timeout = self.send_timeout;
+        tokio::spawn(async move {
+            match tokio::time::timeout(timeout, client.send_gossip(payload)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => trace!(to = %client.server_addr(), %error, "gossip send failed"),
+                Err(_) => trace!(to = %client.server_addr(), "gossip send timed out"),
+            }
+            drop(permit);
+        });
+    }
+}

@@ -1,0 +1,231 @@
+//! The tokio shell: one task owns the [`Swim`](crate::Swim) core and drives it over the
+//! node's rpcnet QUIC endpoint; [`Cluster`] is the cheap-to-clone handle to it.
+//!
+//! Gossip travels on stream kind `0x02` of the same QUIC endpoint that serves the node's
+//! RPCs: one UDP port per node for everything it receives, authenticated by the same TLS
+//! configuration. Outgoing gossip leaves through one client endpoint shared by all of the
+//! node's peer connections.
+
+mod driver;
+mod envelope;
+mod events;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rpcnet_runtime::{BoundServer, ClientEndpoint, RpcConfig, RpcError};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::ClusterConfig;
+use crate::member::{Member, MemberState, NodeId};
+use crate::tags::{Tags, TagsTooLarge};
+
+pub use events::ClusterEvents;
+
+/// What the shell needs to start a node: its identity, tags, seeds and protocol settings.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub(crate) id: NodeId,
+    pub(crate) tags: Tags,
+    pub(crate) seeds: Vec<String>,
+    pub(crate) cluster: ClusterConfig,
+    pub(crate) advertise: Option<SocketAddr>,
+    pub(crate) inbox_capacity: usize,
+}
+
+impl NodeConfig {
+    /// A node named `id` with no tags, no seeds and [`ClusterConfig::default`].
+    pub fn new(id: NodeId) -> Self {
+        NodeConfig {
+            id,
+            tags: Tags::new(),
+            seeds: Vec::new(),
+            cluster: ClusterConfig::default(),
+            advertise: None,
+            inbox_capacity: 1024,
+        }
+    }
+
+    /// The node's tags (`role=worker`, `label=worker-a`, …), gossiped to every member.
+    pub fn with_tags(mut self, tags: Tags) -> Self {
+        self.tags = tags;
+        self
+    }
+
+    /// Seed addresses to join through: `ip:port` or `host:port`. Host names are resolved
+    /// when the node joins (and again while no seed resolves), so a seed can be a DNS name
+    /// such as a Kubernetes headless service. A worker's seed is typically the director.
+    pub fn with_seeds<S: Into<String>>(mut self, seeds: impl IntoIterator<Item = S>) -> Self {
+        self.seeds = seeds.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The protocol settings.
+    pub fn with_cluster_config(mut self, config: ClusterConfig) -> Self {
+        self.cluster = config;
+        self
+    }
+
+    /// The address other nodes should use to reach this one, when it differs from the
+    /// server's bound address (binding `0.0.0.0`, NAT, containers).
+    pub fn with_advertise_addr(mut self, addr: SocketAddr) -> Self {
+        self.advertise = Some(addr);
+        self
+    }
+
+    /// How many received gossip messages may wait for the node task (default 1024); more
+    /// are dropped, which the protocol tolerates.
+    pub fn with_inbox_capacity(mut self, capacity: usize) -> Self {
+        self.inbox_capacity = capacity.max(1);
+        self
+    }
+}
+
+/// Errors of the cluster handle.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// The tags exceed the configured limit.
+    #[error(transparent)]
+    TagsTooLarge(#[from] TagsTooLarge),
+    /// The node has left the cluster or its task has stopped.
+    #[error("the cluster node has stopped")]
+    Stopped,
+    /// The node's QUIC client endpoint could not be started.
+    #[error("could not start the node's QUIC client endpoint")]
+    Transport(#[source] RpcError),
+    /// The address to advertise is not usable (for example `0.0.0.0`).
+    #[error("cannot advertise {0}: set NodeConfig::with_advertise_addr")]
+    Unadvertisable(SocketAddr),
+}
+
+/// Requests from handles to the node task.
+#[derive(Debug)]
+pub(crate) enum Command {
+    SetTags(Tags, oneshot::Sender<Result<(), TagsTooLarge>>),
+    Subscribe(mpsc::UnboundedSender<crate::ClusterEvent>),
+    Leave(oneshot::Sender<()>),
+}
+
+/// A handle to a running cluster node. Cheap to clone; every clone talks to the same
+/// node task. The node stops when it [`leave`](Self::leave)s or when the last handle is
+/// dropped (without a goodbye: the others will see it fail).
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    id: NodeId,
+    addr: SocketAddr,
+    commands: mpsc::UnboundedSender<Command>,
+    members: watch::Receiver<Arc<Vec<Member>>>,
+}
+
+impl Cluster {
+    /// Starts a node on `server`'s QUIC endpoint (gossip shares its UDP port) and joins
+    /// the cluster through the configured seeds. `rpc` is the TLS configuration used to
+    /// reach the other nodes (typically the same certificate the server uses). Call this
+    /// before `server.serve()`.
+    pub fn start(server: &BoundServer, rpc: &RpcConfig, config: NodeConfig) -> Result<Self, ClusterError> {
+        let addr = config.advertise.unwrap_or_else(|| server.local_addr());
+        if addr.ip().is_unspecified() || addr.port() == 0 {
+            return Err(ClusterError::Unadvertisable(addr));
+        }
+        let endpoint = ClientEndpoint::new(rpc).map_err(ClusterError::Transport)?;
+        let inbox = server.gossip_inbox(config.inbox_capacity);
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let (members_tx, members) = watch::channel(Arc::new(Vec::new()));
+        let id = config.id.clone();
+        let driver = driver::Driver::new(config, addr, rpc.clone(), endpoint, members_tx)?;
+        tokio::spawn(driver.run(inbox, commands_rx));
+        Ok(Cluster {
+            inner: Arc::new(Inner {
+                id,
+                addr,
+                commands,
+                members,
+            }),
+        })
+    }
+
+    /// This node's id.
+    pub fn local_id(&self) -> &NodeId {
+        &self.inner.id
+    }
+
+    /// The address this node advertises (where it serves RPCs and gossip).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// Every member this node knows about (itself excluded), with state and tags.
+    pub fn members(&self) -> Vec<Member> {
+        self.inner.members.borrow().as_ref().clone()
+    }
+
+    /// The members currently alive (or suspected but not yet failed).
+    pub fn live_members(&self) -> Vec<Member> {
+        self.inner
+            .members
+            .borrow()
+            .iter()
+            .filter(|m| m.state().is_live())
+            .cloned()
+            .collect()
+    }
+
+    /// The member with this id, if known.
+    pub fn member(&self, id: &str) -> Option<Member> {
+        self.inner
+            .members
+            .borrow()
+            .iter()
+            .find(|m| m.id().as_str() == id)
+            .cloned()
+    }
+
+    /// Waits until the membership view changes (any state or tag change), for callers
+    /// that keep their own view up to date.
+    pub async fn changed(&self) -> Result<(), ClusterError> {
+        let mut members = self.inner.members.clone();
+        members.changed().await.map_err(|_| ClusterError::Stopped)
+    }
+
+    /// Subscribes to membership events from now on. Each subscriber gets every event,
+    /// exactly once, in order; events are not dropped for a slow subscriber, so keep
+    /// reading (membership changes are rare) or drop the subscription.
+    pub fn subscribe(&self) -> ClusterEvents {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = self.inner.commands.send(Command::Subscribe(tx));
+        ClusterEvents::new(rx)
+    }
+
+    /// Replaces this node's tags; they are gossiped at a new incarnation.
+    pub async fn set_tags(&self, tags: Tags) -> Result<(), ClusterError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .commands
+            .send(Command::SetTags(tags, tx))
+            .map_err(|_| ClusterError::Stopped)?;
+        rx.await.map_err(|_| ClusterError::Stopped)?.map_err(ClusterError::from)
+    }
+
+    /// Leaves the cluster gracefully: the other nodes report this one as left
+    /// (`NodeLeft`), not failed. Returns once the departure has been gossiped (bounded by
+    /// a few gossip intervals); the node task then stops.
+    pub async fn leave(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.inner.commands.send(Command::Leave(tx)).is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(30), rx).await;
+        }
+    }
+
+    /// Whether `member` is in a live state in this node's view.
+    pub fn is_alive(&self, id: &str) -> bool {
+        self.member(id)
+            .is_some_and(|m| matches!(m.state(), MemberState::Alive | MemberState::Suspect))
+    }
+}
