@@ -1,0 +1,140 @@
+//! `XServer<T>`: wraps an implementation of the trait and registers one typed handler per
+//! method with the runtime.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+use super::{error_type, hidden, message_pattern, message_type};
+use crate::model::{Kind, Method, Request, Response, Service};
+
+/// The server wrapper, its constructors and its `Service` implementation.
+pub(crate) fn server(service: &Service) -> TokenStream {
+    let krate = &service.krate;
+    let vis = &service.item.vis;
+    let trait_ident = &service.item.ident;
+    let server = format_ident!("{}Server", trait_ident);
+    let wire = &service.wire_name;
+    let methods = hidden("methods");
+    let registrations = service
+        .methods
+        .iter()
+        .map(|method| registration(service, method, &methods));
+    let doc = format!(
+        " Serves [`{trait_ident}`] (wire name `{wire}`): add it to an `rpcnet::RpcServer` with \
+         `server.add_service({server}::new(implementation))`."
+    );
+    let name = server.to_string();
+
+    quote! {
+        #[doc = #doc]
+        #vis struct #server<T> {
+            inner: ::std::sync::Arc<T>,
+        }
+
+        // Not every program uses every constructor of a generated type.
+        #[allow(dead_code)]
+        impl<T> #server<T> {
+            /// Wraps an implementation of the service trait.
+            pub fn new(service: T) -> Self {
+                Self::from_arc(::std::sync::Arc::new(service))
+            }
+
+            /// Wraps an implementation that is already shared, for example with other
+            /// services or background tasks.
+            pub fn from_arc(service: ::std::sync::Arc<T>) -> Self {
+                Self { inner: service }
+            }
+
+            /// The wrapped implementation.
+            pub fn get_ref(&self) -> &T {
+                &self.inner
+            }
+        }
+
+        impl<T> ::core::clone::Clone for #server<T> {
+            fn clone(&self) -> Self {
+                Self::from_arc(::std::sync::Arc::clone(&self.inner))
+            }
+        }
+
+        impl<T> ::core::fmt::Debug for #server<T> {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.debug_struct(#name).field("service", &#wire).finish_non_exhaustive()
+            }
+        }
+
+        impl<T: #trait_ident> #krate::__private::Service for #server<T> {
+            fn name(&self) -> &str {
+                #wire
+            }
+
+            fn register(self, #methods: &mut #krate::__private::MethodTable) {
+                #(#registrations)*
+            }
+        }
+    }
+}
+
+/// Registers one method: a closure that decodes the request, calls the implementation and
+/// hands its result to the runtime's typed adapter for the method's kind.
+fn registration(service: &Service, method: &Method, methods: &syn::Ident) -> TokenStream {
+    let krate = &service.krate;
+    let trait_ident = &service.item.ident;
+    let ident = &method.ident;
+    let wire = method.wire_name(&service.wire_name);
+    let shared = hidden("service");
+    let error = error_type(service, method);
+
+    let (pattern, request_type, call_args) = match &method.request {
+        Request::Message(args) => (message_pattern(args), message_type(args), {
+            let idents = args.iter().map(|arg| &arg.ident);
+            quote!(#(#idents),*)
+        }),
+        Request::Stream { ident, item } => (
+            quote!(#ident),
+            quote!(#krate::__private::RequestStream<#item>),
+            quote!(#ident),
+        ),
+    };
+    let call = quote!(<T as #trait_ident>::#ident(&*#shared, #call_args).await);
+    let ok = quote!(::core::result::Result::Ok);
+    let body = match &method.response {
+        Response::Message(_) if method.returns_result => call,
+        Response::Message(_) => quote!(#ok::<_, #error>(#call)),
+        Response::Stream { fallible: true, .. } if method.returns_result => call,
+        Response::Stream { fallible: true, .. } => quote!(#ok::<_, #error>(#call)),
+        Response::Stream {
+            item,
+            fallible: false,
+        } => {
+            let stream = hidden("stream");
+            let wrap = quote! {
+                |#stream| #krate::__private::StreamExt::map(#stream, #ok::<#item, #error>)
+            };
+            if method.returns_result {
+                quote!(::core::result::Result::map(#call, #wrap))
+            } else {
+                quote!(#ok::<_, #error>((#wrap)(#call)))
+            }
+        }
+    };
+    let constructor = match method.kind() {
+        Kind::Unary => quote!(unary),
+        Kind::ServerStreaming => quote!(server_streaming),
+        Kind::ClientStreaming => quote!(client_streaming),
+        Kind::BidiStreaming => quote!(bidi_streaming),
+    };
+
+    quote! {
+        {
+            let #shared = ::std::sync::Arc::clone(&self.inner);
+            #methods.add(
+                #wire,
+                #krate::__private::MethodHandler::#constructor(move |#pattern: #request_type| {
+                    let #shared = ::std::sync::Arc::clone(&#shared);
+                    async move { #body }
+                }),
+            );
+        }
+    }
+}
