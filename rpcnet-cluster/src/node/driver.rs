@@ -52,7 +52,10 @@ impl Driver {
             .with_connect_timeout(send_timeout / 2)
             .with_idle_timeout((period * 4).max(Duration::from_secs(2)))
             .with_keep_alive(true)
-            .with_reconnect_backoff(Duration::from_millis(100), period.max(Duration::from_secs(1)));
+            .with_reconnect_backoff(
+                Duration::from_millis(100),
+                period.max(Duration::from_secs(1)),
+            );
         let swim = Swim::try_new(
             config.id,
             addr,
@@ -81,7 +84,8 @@ impl Driver {
         mut inbox: mpsc::Receiver<GossipMessage>,
         mut commands: mpsc::UnboundedReceiver<Command>,
     ) {
-        let span = tracing::info_span!("cluster_node", id = %self.swim.local().id(), addr = %self.addr);
+        let span =
+            tracing::info_span!("cluster_node", id = %self.swim.local().id(), addr = %self.addr);
         async move {
             debug!(seeds = ?self.seeds, "node started");
             let mut next_resolve = tokio::time::Instant::now();
@@ -164,7 +168,9 @@ impl Driver {
                 trace!(%from, kind = ?msg.kind(), "gossip received");
                 self.swim.handle_message(from, msg, Instant::now());
             }
-            Err(error) => debug!(from = ?message.from, %error, len = message.payload.len(), "ignored gossip"),
+            Err(error) => {
+                debug!(from = ?message.from, %error, len = message.payload.len(), "ignored gossip")
+            }
         }
     }
 
@@ -202,7 +208,9 @@ impl Driver {
         let client = self
             .peers
             .entry(transmit.to)
-            .or_insert_with(|| RpcClient::lazy(&self.endpoint, transmit.to, self.peer_config.clone()))
+            .or_insert_with(|| {
+                RpcClient::lazy(&self.endpoint, transmit.to, self.peer_config.clone())
+            })
             .clone();
         let timeout = self.send_timeout;
         tokio::spawn(async move {

@@ -68,7 +68,10 @@ mod tests {
             let bytes: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
             let _ = open(&bytes);
         }
-        assert!(matches!(open(&[1, 200, b'x']), Err(EnvelopeError::Malformed)));
+        assert!(matches!(
+            open(&[1, 200, b'x']),
+            Err(EnvelopeError::Malformed)
+        ));
         assert!(matches!(open(&[9, 0]), Err(EnvelopeError::Malformed)));
     }
 }

@@ -129,7 +129,11 @@ impl Cluster {
     /// the cluster through the configured seeds. `rpc` is the TLS configuration used to
     /// reach the other nodes (typically the same certificate the server uses). Call this
     /// before `server.serve()`.
-    pub fn start(server: &BoundServer, rpc: &RpcConfig, config: NodeConfig) -> Result<Self, ClusterError> {
+    pub fn start(
+        server: &BoundServer,
+        rpc: &RpcConfig,
+        config: NodeConfig,
+    ) -> Result<Self, ClusterError> {
         let addr = config.advertise.unwrap_or_else(|| server.local_addr());
         if addr.ip().is_unspecified() || addr.port() == 0 {
             return Err(ClusterError::Unadvertisable(addr));
@@ -210,7 +214,9 @@ impl Cluster {
             .commands
             .send(Command::SetTags(tags, tx))
             .map_err(|_| ClusterError::Stopped)?;
-        rx.await.map_err(|_| ClusterError::Stopped)?.map_err(ClusterError::from)
+        rx.await
+            .map_err(|_| ClusterError::Stopped)?
+            .map_err(ClusterError::from)
     }
 
     /// Leaves the cluster gracefully: the other nodes report this one as left
