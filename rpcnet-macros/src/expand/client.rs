@@ -1,7 +1,7 @@
 //! `XClient`: a typed client with one method per trait method, each returning the runtime's
 //! call builder (await it, or set `.timeout(..)` / `.metadata(..)` first).
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use super::{error_type, message_pattern, message_type};
@@ -70,7 +70,8 @@ fn call_method(service: &Service, method: &Method) -> TokenStream {
     let wire = method.wire_name(&service.wire_name);
     let error = error_type(service, method);
     let client = quote!(::core::clone::Clone::clone(&self.client));
-    let requests = format_ident!("__RpcnetRequests", span = Span::mixed_site());
+    // Named so that it cannot shadow a user type such as `S` or `Requests` in the signature.
+    let requests = format_ident!("RpcnetRequests");
 
     let response = match &method.response {
         Response::Message(ty) | Response::Stream { item: ty, .. } => ty,

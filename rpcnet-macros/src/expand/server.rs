@@ -24,46 +24,47 @@ pub(crate) fn server(service: &Service) -> TokenStream {
          `server.add_service({server}::new(implementation))`."
     );
     let name = server.to_string();
+    let t = implementation();
 
     quote! {
         #[doc = #doc]
-        #vis struct #server<T> {
-            inner: ::std::sync::Arc<T>,
+        #vis struct #server<#t> {
+            inner: ::std::sync::Arc<#t>,
         }
 
         // Not every program uses every constructor of a generated type.
         #[allow(dead_code)]
-        impl<T> #server<T> {
+        impl<#t> #server<#t> {
             /// Wraps an implementation of the service trait.
-            pub fn new(service: T) -> Self {
+            pub fn new(service: #t) -> Self {
                 Self::from_arc(::std::sync::Arc::new(service))
             }
 
             /// Wraps an implementation that is already shared, for example with other
             /// services or background tasks.
-            pub fn from_arc(service: ::std::sync::Arc<T>) -> Self {
+            pub fn from_arc(service: ::std::sync::Arc<#t>) -> Self {
                 Self { inner: service }
             }
 
             /// The wrapped implementation.
-            pub fn get_ref(&self) -> &T {
+            pub fn get_ref(&self) -> &#t {
                 &self.inner
             }
         }
 
-        impl<T> ::core::clone::Clone for #server<T> {
+        impl<#t> ::core::clone::Clone for #server<#t> {
             fn clone(&self) -> Self {
-                Self::from_arc(::std::sync::Arc::clone(&self.inner))
+                Self::from_arc(::core::clone::Clone::clone(&self.inner))
             }
         }
 
-        impl<T> ::core::fmt::Debug for #server<T> {
+        impl<#t> ::core::fmt::Debug for #server<#t> {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 f.debug_struct(#name).field("service", &#wire).finish_non_exhaustive()
             }
         }
 
-        impl<T: #trait_ident> #krate::__private::Service for #server<T> {
+        impl<#t: #trait_ident> #krate::__private::Service for #server<#t> {
             fn name(&self) -> &str {
                 #wire
             }
@@ -73,6 +74,12 @@ pub(crate) fn server(service: &Service) -> TokenStream {
             }
         }
     }
+}
+
+/// The server's type parameter, named so that it cannot shadow a user's type called `T`
+/// in the request types the handlers spell out.
+fn implementation() -> syn::Ident {
+    format_ident!("RpcnetImpl")
 }
 
 /// Registers one method: a closure that decodes the request, calls the implementation and
@@ -96,7 +103,8 @@ fn registration(service: &Service, method: &Method, methods: &syn::Ident) -> Tok
             quote!(#ident),
         ),
     };
-    let call = quote!(<T as #trait_ident>::#ident(&*#shared, #call_args).await);
+    let t = implementation();
+    let call = quote!(<#t as #trait_ident>::#ident(&*#shared, #call_args).await);
     let ok = quote!(::core::result::Result::Ok);
     let body = match &method.response {
         Response::Message(_) if method.returns_result => call,
@@ -127,11 +135,11 @@ fn registration(service: &Service, method: &Method, methods: &syn::Ident) -> Tok
 
     quote! {
         {
-            let #shared = ::std::sync::Arc::clone(&self.inner);
+            let #shared = ::core::clone::Clone::clone(&self.inner);
             #methods.add(
                 #wire,
                 #krate::__private::MethodHandler::#constructor(move |#pattern: #request_type| {
-                    let #shared = ::std::sync::Arc::clone(&#shared);
+                    let #shared = ::core::clone::Clone::clone(&#shared);
                     async move { #body }
                 }),
             );
