@@ -1,0 +1,127 @@
+//! rpcnet's side of the benchmark: a service defined with `#[rpcnet::service]`, exactly as a
+//! user would write it.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+
+use futures::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use crate::transport::{Limits, CERT, KEY};
+use crate::workload::{payload, Target};
+
+/// What a streaming call asks for.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy)]
+pub(crate) struct StreamRequest {
+    /// Number of items.
+    pub(crate) count: u32,
+    /// Bytes per item.
+    pub(crate) size: u32,
+}
+
+/// The benchmark service's error (never produced; the bench counts any error).
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub(crate) enum BenchError {
+    /// The request asked for something unreasonable.
+    Invalid,
+}
+
+/// The stream of items a streaming call returns.
+pub(crate) type Items = Pin<Box<dyn Stream<Item = Result<ByteBuf, BenchError>> + Send>>;
+
+/// The BENCH_SPEC service.
+#[rpcnet::service(name = "bench.Bench")]
+pub(crate) trait Bench {
+    /// Returns the payload unchanged.
+    async fn echo(&self, payload: ByteBuf) -> ByteBuf;
+    /// Streams `count` items of `size` bytes.
+    async fn stream(
+        &self,
+        request: StreamRequest,
+    ) -> Result<Pin<Box<dyn Stream<Item = Result<ByteBuf, BenchError>> + Send>>, BenchError>;
+}
+
+struct BenchImpl;
+
+impl Bench for BenchImpl {
+    async fn echo(&self, payload: ByteBuf) -> ByteBuf {
+        payload
+    }
+
+    async fn stream(&self, request: StreamRequest) -> Result<Items, BenchError> {
+        if request.size > 1024 * 1024 {
+            return Err(BenchError::Invalid);
+        }
+        let item = payload(request.size as usize);
+        let items = futures::stream::iter(0..request.count)
+            .map(move |_| Ok(ByteBuf::from(item.as_slice().to_vec())));
+        Ok(Box::pin(items))
+    }
+}
+
+fn config(bind: &str, limits: &Limits) -> rpcnet::RpcConfig {
+    let config = rpcnet::RpcConfig::new(CERT, bind)
+        .with_key_path(KEY)
+        .with_server_name("localhost")
+        .with_max_message_size(8 * 1024 * 1024);
+    limits.apply_to(config)
+}
+
+/// Serves the bench service until the process is killed.
+pub(crate) async fn serve(addr: SocketAddr, limits: &Limits) -> Result<(), String> {
+    let mut server = rpcnet::RpcServer::new(config(&addr.to_string(), limits));
+    server.add_service(BenchServer::new(BenchImpl));
+    let bound = server.bind().map_err(|e| e.to_string())?;
+    println!("READY {}", bound.local_addr());
+    bound.serve().await.map_err(|e| e.to_string())
+}
+
+/// The rpcnet client under test.
+#[derive(Clone)]
+pub(crate) struct RpcTarget {
+    client: BenchClient,
+}
+
+impl RpcTarget {
+    pub(crate) async fn connect(addr: SocketAddr, limits: &Limits) -> Result<Self, String> {
+        let client = BenchClient::connect(addr, config("127.0.0.1:0", limits))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(RpcTarget { client })
+    }
+}
+
+impl Target for RpcTarget {
+    async fn echo(&self, payload: bytes::Bytes) -> Result<bytes::Bytes, String> {
+        let echo = self
+            .client
+            .echo(ByteBuf::from(payload.to_vec()))
+            .timeout(crate::workload::DEADLINE)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(bytes::Bytes::from(echo.into_vec()))
+    }
+
+    async fn stream(&self, count: u32, size: u32) -> Result<u64, String> {
+        let mut items = self
+            .client
+            .stream(StreamRequest { count, size })
+            .timeout(crate::workload::DEADLINE)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut n = 0u64;
+        while let Some(item) = items.next().await {
+            let item = item.map_err(|e| e.to_string())?;
+            if item.len() != size as usize || item.first() != Some(&0) {
+                return Err("corrupt item".into());
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn name(&self) -> &'static str {
+        "rpcnet"
+    }
+}
