@@ -32,10 +32,12 @@ impl Diagnostics {
         self.errors.extend(error.to_compile_error());
     }
 
-    /// Records darling's (possibly several) errors.
-    pub(crate) fn push_darling(&mut self, error: darling::Error) {
-        self.count += error.len().max(1);
-        self.errors.extend(error.write_errors());
+    /// Records darling's (possibly several) errors, each with `help` added.
+    pub(crate) fn push_darling(&mut self, error: darling::Error, help: &str) {
+        for error in error {
+            let span = error.span();
+            self.push(syn::Error::new(span, format!("{error}\n  = help: {help}")));
+        }
     }
 
     /// How many errors were recorded.

@@ -161,7 +161,10 @@ fn expand_service(
     let mut diag = Diagnostics::default();
     let args = match NestedMeta::parse_meta_list(args) {
         Ok(list) => ServiceArgs::from_list(&list).unwrap_or_else(|error| {
-            diag.push_darling(error);
+            diag.push_darling(
+                error,
+                "`#[rpcnet::service(..)]` accepts `name = \"wire.ServiceName\"` and `crate = \"path::to::rpcnet\"`",
+            );
             ServiceArgs::default()
         }),
         Err(error) => {

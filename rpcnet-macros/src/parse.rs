@@ -12,6 +12,10 @@ use crate::diagnostics::Diagnostics;
 use crate::model::{Arg, Method, Request, Response, Service};
 use crate::types::{non_owned_part, result_parts, stream_shape, StreamShape};
 
+/// What `#[rpcnet(..)]` on a method accepts.
+const METHOD_ARGS_HELP: &str =
+    "`#[rpcnet(..)]` on a method accepts `name = \"wire_name\"` (the part after the service name)";
+
 const STREAM_HELP: &str =
     "write `Pin<Box<dyn Stream<Item = T> + Send>>` (or the alias `rpcnet::Streaming<T>`)";
 
@@ -115,7 +119,7 @@ fn method(function: &TraitItemFn, diag: &mut Diagnostics) -> Option<Method> {
     let args = match MethodArgs::from_attributes(&function.attrs) {
         Ok(args) => args,
         Err(error) => {
-            diag.push_darling(error);
+            diag.push_darling(error, METHOD_ARGS_HELP);
             MethodArgs::default()
         }
     };

@@ -29,6 +29,26 @@ pub(crate) fn service(service: &Service) -> TokenStream {
 /// What is emitted when the trait has mistakes: the trait as written (so the rest of the
 /// crate and IDEs keep resolving it) and one `compile_error!` per mistake.
 pub(crate) fn fallback(item: &ItemTrait, errors: TokenStream) -> TokenStream {
+    // Patterns are not allowed in methods without a body: name them so the only errors the
+    // user sees are the macro's.
+    let mut item = item.clone();
+    for trait_item in &mut item.items {
+        let syn::TraitItem::Fn(function) = trait_item else {
+            continue;
+        };
+        if function.default.is_some() {
+            continue;
+        }
+        for (index, input) in function.sig.inputs.iter_mut().enumerate() {
+            if let syn::FnArg::Typed(typed) = input {
+                if !matches!(&*typed.pat, syn::Pat::Ident(pat) if pat.by_ref.is_none() && pat.mutability.is_none() && pat.subpat.is_none())
+                {
+                    let ident = format_ident!("arg{}", index);
+                    *typed.pat = syn::parse_quote!(#ident);
+                }
+            }
+        }
+    }
     quote! {
         #[allow(async_fn_in_trait)]
         #item

@@ -2,7 +2,8 @@
 //! method with the runtime.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
 
 use super::{error_type, hidden, message_pattern, message_type};
 use crate::model::{Kind, Method, Request, Response, Service};
@@ -25,8 +26,11 @@ pub(crate) fn server(service: &Service) -> TokenStream {
     );
     let name = server.to_string();
     let t = implementation();
+    let checks = message_checks(service);
 
     quote! {
+        #checks
+
         #[doc = #doc]
         #vis struct #server<#t> {
             inner: ::std::sync::Arc<#t>,
@@ -73,6 +77,44 @@ pub(crate) fn server(service: &Service) -> TokenStream {
                 #(#registrations)*
             }
         }
+    }
+}
+
+/// Asserts that every message type can travel (serde both ways, `Send + 'static`), with the
+/// type's own span, so a missing `derive(Serialize)` is reported on the user's type rather
+/// than on the macro.
+fn message_checks(service: &Service) -> TokenStream {
+    let krate = &service.krate;
+    let assert = hidden("message");
+    let checks = service.methods.iter().flat_map(|method| {
+        let mut types: Vec<&syn::Type> = match &method.request {
+            Request::Message(args) => args.iter().map(|arg| &arg.ty).collect(),
+            Request::Stream { item, .. } => vec![&**item],
+        };
+        types.push(match &method.response {
+            Response::Message(ty) | Response::Stream { item: ty, .. } => ty,
+        });
+        types.extend(method.error.as_ref());
+        types
+            .into_iter()
+            .map(|ty| quote_spanned!(ty.span()=> #assert::<#ty>();))
+            .collect::<Vec<_>>()
+    });
+    quote! {
+        const _: () = {
+            fn #assert<M>()
+            where
+                M: #krate::__private::Serialize
+                    + #krate::__private::DeserializeOwned
+                    + ::core::marker::Send
+                    + 'static,
+            {
+            }
+            #[allow(dead_code)]
+            fn check_messages() {
+                #(#checks)*
+            }
+        };
     }
 }
 

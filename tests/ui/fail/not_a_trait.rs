@@ -1,0 +1,4 @@
+#[rpcnet::service]
+struct Calculator;
+
+fn main() {}
