@@ -1,9 +1,9 @@
 //! The `#[rpcnet::service]` attribute macro. Use it through the `rpcnet` facade crate, which
 //! re-exports it and provides everything the generated code refers to.
 //!
-//! The expansion runs in four steps, one module each: [`attrs`] and [`parse`] read the trait
-//! into a [`model`], [`validate`] checks it across methods, and [`expand`] generates one item
-//! per generator. Every problem is recorded in [`diagnostics`] so all of them are reported in
+//! The expansion runs in four steps, one module each: `attrs` and `parse` read the trait
+//! into a `model`, `validate` checks it across methods, and `expand` generates one item
+//! per generator. Every problem is recorded in `diagnostics` so all of them are reported in
 //! one compile; on errors the trait is emitted as written next to the `compile_error!`s.
 
 mod attrs;
@@ -88,7 +88,7 @@ use crate::diagnostics::Diagnostics;
 ///
 /// # Example
 ///
-/// ```no_run
+/// ```
 /// use rpcnet::{CallError, RpcConfig, RpcServer};
 /// use serde::{Deserialize, Serialize};
 /// use std::time::Duration;
@@ -147,6 +147,10 @@ use crate::diagnostics::Diagnostics;
 ///     other => println!("unexpected: {other:?}"),
 /// }
 /// # Ok(())
+/// # }
+/// # fn main() {
+/// #     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+/// #     runtime.block_on(run()).expect("the example runs");
 /// # }
 /// ```
 #[proc_macro_attribute]

@@ -1,4 +1,4 @@
-//! From the annotated trait to the [`model`](crate::model): reads every method, checks what
+//! From the annotated trait to the `model`: reads every method, checks what
 //! can be checked one method at a time, and records every problem instead of stopping at
 //! the first.
 

@@ -1,4 +1,4 @@
-//! From the checked [`model`](crate::model) to tokens: one generator per emitted item.
+//! From the checked `model` to tokens: one generator per emitted item.
 //!
 //! Everything generated names items by absolute path (`::core::…`, `::std::…` and the
 //! facade's `__private` module through the `crate = "…"` path), so a service compiles inside
