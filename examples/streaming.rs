@@ -1,4 +1,4 @@
-//! The three streaming call kinds through one generated service: server streaming (a
+//! All four call kinds through one generated service: unary (a ping), server streaming (a
 //! countdown), client streaming (an average of uploaded readings) and bidirectional
 //! streaming (a chat that answers each line as it arrives). Also shows an application
 //! error in the middle of a stream and cancelling a stream by dropping it.
@@ -29,6 +29,9 @@ pub enum StreamError {
 /// Streaming, in all three directions.
 #[rpcnet::service]
 pub trait Streams {
+    /// Unary, for comparison: one request, one response.
+    async fn ping(&self, message: String) -> String;
+
     /// Server streaming: counts down from `from` to 1, refusing to say 13.
     async fn countdown(
         &self,
@@ -51,6 +54,10 @@ pub trait Streams {
 struct MyStreams;
 
 impl Streams for MyStreams {
+    async fn ping(&self, message: String) -> String {
+        format!("pong: {message}")
+    }
+
     async fn countdown(
         &self,
         from: u32,
@@ -112,6 +119,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("server: listening on {addr}");
     tokio::spawn(bound.serve());
     let client = StreamsClient::connect(addr, config()).await?;
+
+    println!("-- unary: ping");
+    println!("   {}", client.ping("hello".to_owned()).await?);
 
     println!("-- server streaming: countdown(5)");
     let mut countdown = client.countdown(5).await?;
