@@ -1,4 +1,5 @@
-//! Gossip messages and their bounded, versioned wire format.
+//! Gossip messages and their bounded, versioned wire format (byte by byte in
+//! `rpcnet-cluster/PROTOCOL.md`).
 //!
 //! A message on the wire is one version byte ([`PROTOCOL_VERSION`]) followed by the msgpack
 //! encoding (rmp-serde, structs as arrays, enum variants by name) of [`Message`]. The decoder
@@ -312,6 +313,53 @@ mod tests {
             let decoded = Message::decode(&msg.encode()).expect("valid message");
             assert_eq!(decoded, msg);
         }
+    }
+
+    #[test]
+    fn the_wire_format_matches_protocol_md_byte_for_byte() {
+        let ping = Message {
+            from: id("a"),
+            body: Body::Ping {
+                seq: 5,
+                target: id("b"),
+            },
+            updates: vec![Update {
+                id: id("c"),
+                addr: addr(),
+                incarnation: 2,
+                state: MemberState::Alive,
+                tags: Tags::new().with("k", "v").expect("small tags"),
+                suspecter: None,
+            }],
+        };
+        #[rustfmt::skip]
+        let expected = [
+            0x01,                                   // version
+            0x93,                                   // message: array of 3
+            0xa1, b'a',                             // from
+            0x81, 0xa4, b'P', b'i', b'n', b'g',     // body: {"Ping": …}
+            0x92, 0x05, 0xa1, b'b',                 //   [seq, target]
+            0x91,                                   // updates: array of 1
+            0x96,                                   //   update: array of 6
+            0xa1, b'c',                             //   id
+            0x81, 0xa2, b'V', b'4',                 //   addr: {"V4": …}
+            0x92, 0x94, 0x0a, 0x00, 0x00, 0x01,     //     [[10, 0, 0, 1],
+            0xcd, 0x1f, 0x0a,                       //      7946]
+            0x02,                                   //   incarnation
+            0xa5, b'A', b'l', b'i', b'v', b'e',     //   state
+            0x81, 0xa1, b'k', 0xa1, b'v',           //   tags
+            0xc0,                                   //   suspecter: nil
+        ];
+        assert_eq!(ping.encode(), expected);
+        let gossip = Message {
+            from: id("a"),
+            body: Body::Gossip,
+            updates: vec![],
+        };
+        let expected = [
+            0x01, 0x93, 0xa1, b'a', 0xa6, b'G', b'o', b's', b's', b'i', b'p', 0x90,
+        ];
+        assert_eq!(gossip.encode(), expected);
     }
 
     #[test]
