@@ -14,7 +14,7 @@
 //!
 //! ## Feature flags
 //!
-//! - `cluster` (default): the [`cluster`] module.
+//! - `cluster` (default): the `cluster` module (membership, tags, events).
 //!
 //! The wire format is documented byte by byte in `PROTOCOL.md` in the repository.
 
@@ -30,8 +30,7 @@ pub use rpcnet_runtime::{
 pub type Streaming<T> = RequestStream<T>;
 
 /// A boxed, sendable stream: the return type of streaming methods.
-pub type BoxStream<T> =
-    std::pin::Pin<Box<dyn futures::Stream<Item = T> + Send + 'static>>;
+pub type BoxStream<T> = std::pin::Pin<Box<dyn futures::Stream<Item = T> + Send + 'static>>;
 
 #[cfg(feature = "cluster")]
 pub mod cluster {

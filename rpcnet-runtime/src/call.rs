@@ -101,7 +101,13 @@ async fn read_single(reader: &mut FrameReader) -> Result<(Option<Bytes>, Status)
         let frame = reader.next_frame().await?.ok_or(ProtocolError::Truncated)?;
         match frame.kind {
             FrameType::Data if message.is_none() => message = Some(frame.payload),
-            FrameType::Status => return Ok((message, parse_status(frame.payload)?)),
+            FrameType::Status => {
+                let status = parse_status(frame.payload)?;
+                // The server finishes right after the status, usually in the same packet:
+                // reading the end of stream avoids sending it a STOP_SENDING.
+                reader.wait_closed().await?;
+                return Ok((message, status));
+            }
             other => {
                 return Err(ProtocolError::UnexpectedFrame {
                     expected: "one data frame then status",

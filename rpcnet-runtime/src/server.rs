@@ -482,7 +482,14 @@ async fn serve_stream(
 
     let _enter = span.enter();
     match outcome {
-        Outcome::Done => trace!("completed"),
+        Outcome::Done => {
+            trace!("completed");
+            // Read the client's end of stream rather than abandon the receive side: an
+            // abandoned side costs a STOP_SENDING frame, while the client's FIN follows the
+            // response within a round trip. The QUIC stream counts against the client's
+            // stream limit until then anyway, so waiting holds nothing extra.
+            let _ = reader.wait_closed().await;
+        }
         Outcome::DeadlineExceeded => {
             debug!("deadline exceeded");
             cancel.cancel();
