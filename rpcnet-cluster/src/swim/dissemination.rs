@@ -14,6 +14,10 @@ use crate::member::NodeId;
 /// The smallest an encoded update can be; below this much budget, stop looking.
 const MIN_UPDATE_BYTES: usize = 16;
 
+/// How many updates too large for the remaining budget to skip before the message is
+/// considered full (so a long queue is not scanned to the end for every message).
+const MAX_MISSES: usize = 4;
+
 #[derive(Debug, Default)]
 pub(crate) struct Dissemination {
     items: BTreeMap<NodeId, Item>,
@@ -59,8 +63,12 @@ impl Dissemination {
     pub(crate) fn select(&mut self, budget: usize, limit: u32, out: &mut Vec<Update>) {
         let mut remaining = budget;
         let mut taken = Vec::new();
+        let mut misses = 0;
         for key in &self.order {
-            if remaining < MIN_UPDATE_BYTES || out.len() + taken.len() >= MAX_PIGGYBACK_UPDATES {
+            if remaining < MIN_UPDATE_BYTES
+                || misses >= MAX_MISSES
+                || out.len() + taken.len() >= MAX_PIGGYBACK_UPDATES
+            {
                 break;
             }
             let Some(item) = self.items.get(&key.2) else {
@@ -69,6 +77,8 @@ impl Dissemination {
             if item.size <= remaining {
                 remaining -= item.size;
                 taken.push(key.clone());
+            } else {
+                misses += 1;
             }
         }
         for key in taken {
