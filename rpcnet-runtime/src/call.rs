@@ -10,11 +10,13 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt};
+use s2n_quic::connection::Handle;
 use s2n_quic::stream::SendStream;
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
+use crate::cancel::cancel_message;
 use crate::client::{put_request_start, CallOptions, RpcClient};
 use crate::codec::{decode, put_message};
 use crate::context::effective_deadline;
@@ -59,6 +61,39 @@ impl Drop for SendGuard {
     }
 }
 
+/// Cancels the call on the server when dropped before the call completed: the request
+/// side is already finished, so the cancel travels on a stream of its own (kind `0x03`).
+#[derive(Debug)]
+struct CancelGuard {
+    handle: Option<Handle>,
+    id: u64,
+}
+
+impl CancelGuard {
+    /// The call completed: nothing to cancel.
+    fn complete(&mut self) {
+        self.handle = None;
+    }
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        let Some(mut handle) = self.handle.take() else {
+            return;
+        };
+        let message = cancel_message(self.id);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Ok(mut stream) = handle.open_send_stream().await {
+                    if stream.send(message).await.is_ok() {
+                        let _ = stream.finish();
+                    }
+                }
+            });
+        }
+    }
+}
+
 /// The outcome of reading a response to its status frame.
 fn status_result<E: DeserializeOwned>(status: Status, method: &str) -> Result<(), CallError<E>> {
     match status.code() {
@@ -81,17 +116,29 @@ async fn with_deadline<T, E>(
 }
 
 /// Opens a call's stream and sends `request` (which already holds the start and, for
-/// requests without a stream, the message and end frames).
+/// requests without a stream, the message and end frames). With `finish`, the request side
+/// ends right there, in the same packet when it fits; otherwise its send half is returned
+/// for the caller to stream requests on.
 async fn open_call(
     client: &RpcClient,
     request: Bytes,
-) -> Result<(FrameReader, SendGuard), RpcError> {
-    let stream = client.open_stream().await?;
-    let (rx, tx) = stream.split();
-    let mut guard = SendGuard::new(tx);
-    guard.stream()?.send(request).await.map_err(stream_error)?;
+    finish: bool,
+) -> Result<(FrameReader, Option<SendGuard>, CancelGuard), RpcError> {
+    let (stream, handle) = client.open_stream().await?;
+    let id = stream.id();
+    let (rx, mut tx) = stream.split();
+    tx.send(request).await.map_err(stream_error)?;
+    let cancel = CancelGuard {
+        handle: Some(handle),
+        id,
+    };
     let reader = FrameReader::new(rx, client.config().max_message_size);
-    Ok((reader, guard))
+    if finish {
+        tx.finish().map_err(stream_error)?;
+        Ok((reader, None, cancel))
+    } else {
+        Ok((reader, Some(SendGuard::new(tx)), cancel))
+    }
 }
 
 /// Reads a single-message response: at most one data frame, then the status.
@@ -151,9 +198,9 @@ pub(crate) async fn raw_unary(
             put_frame(out, FrameType::Data, &request);
             Ok(())
         })?;
-        let (mut reader, mut guard) = open_call(&client, request).await?;
+        let (mut reader, _, mut cancel) = open_call(&client, request, true).await?;
         let (message, status) = read_single(&mut reader).await?;
-        guard.complete();
+        cancel.complete();
         match status.code() {
             Code::Ok => Ok(message.unwrap_or_default()),
             _ => Err(CallError::<()>::Rpc(RpcError::from_status(status, method))),
@@ -245,9 +292,9 @@ where
                 start_single_request(&client, method, deadline, &options, |out, limit| {
                     put_message(out, FrameType::Data, &request, limit)
                 })?;
-            let (mut reader, mut guard) = open_call(&client, request).await?;
+            let (mut reader, _, mut cancel) = open_call(&client, request, true).await?;
             let (message, status) = read_single(&mut reader).await?;
-            guard.complete();
+            cancel.complete();
             status_result::<E>(status, method)?;
             let message = message.ok_or(RpcError::from(ProtocolError::UnexpectedFrame {
                 expected: "a data frame before an OK status",
@@ -316,13 +363,9 @@ where
                 start_single_request(&client, method, deadline, &options, |out, limit| {
                     put_message(out, FrameType::Data, &request, limit)
                 })?;
-            let (reader, guard) = open_call(&client, request).await?;
+            let (reader, _, cancel) = open_call(&client, request, true).await?;
             Ok(ResponseStream::new(
-                client,
-                reader,
-                RequestSide::Sent(guard),
-                deadline,
-                method,
+                client, reader, None, cancel, deadline, method,
             ))
         };
         with_deadline(deadline, call).boxed()
@@ -382,9 +425,12 @@ where
         } = self;
         let deadline = effective_deadline(options.timeout.or(client.config().default_deadline));
         let call = async move {
-            let (mut reader, pump) =
+            let (mut reader, pump, mut cancel) =
                 open_streaming_call(&client, method, deadline, &options, requests).await?;
             let result = read_single(&mut reader).await;
+            if result.is_ok() {
+                cancel.complete();
+            }
             let (message, status) = pump.finish_with(result)?;
             status_result::<E>(status, method)?;
             let message = message.ok_or(RpcError::from(ProtocolError::UnexpectedFrame {
@@ -451,12 +497,13 @@ where
         } = self;
         let deadline = effective_deadline(options.timeout.or(client.config().default_deadline));
         let call = async move {
-            let (reader, pump) =
+            let (reader, pump, cancel) =
                 open_streaming_call(&client, method, deadline, &options, requests).await?;
             Ok(ResponseStream::new(
                 client,
                 reader,
-                RequestSide::Pumped(pump),
+                Some(pump),
+                cancel,
                 deadline,
                 method,
             ))
@@ -502,14 +549,15 @@ async fn open_streaming_call<S>(
     deadline: Option<Instant>,
     options: &CallOptions,
     requests: S,
-) -> Result<(FrameReader, Pump), RpcError>
+) -> Result<(FrameReader, Pump, CancelGuard), RpcError>
 where
     S: Stream + Send + 'static,
     S::Item: Serialize + Send,
 {
     let mut start = BytesMut::with_capacity(256);
     put_request_start(&mut start, method, deadline, &options.metadata);
-    let (reader, guard) = open_call(client, start.freeze()).await?;
+    let (reader, guard, cancel) = open_call(client, start.freeze(), false).await?;
+    let guard = guard.ok_or(RpcError::Cancelled)?;
     let (done_tx, done_rx) = oneshot::channel();
     let (failed_tx, failed_rx) = oneshot::channel();
     let limit = client.config().max_message_size;
@@ -520,6 +568,7 @@ where
             done: Some(done_tx),
             failed: failed_rx,
         },
+        cancel,
     ))
 }
 
@@ -536,25 +585,21 @@ async fn pump_requests<S>(
     let requests = std::pin::pin!(requests);
     let write = write_requests(&mut guard, requests, limit);
     tokio::select! {
-        written = write => {
-            if let Err(error) = written {
+        written = write => match written {
+            // The end frame is out: finish the request side.
+            Ok(()) => guard.complete(),
+            // The guard resets the stream on the way out.
+            Err(error) => {
                 let _ = failed.send(error);
-                return; // the guard resets the stream
             }
-        }
+        },
         // The response side ended first (the server answered early, or the call was
-        // dropped): stop sending.
+        // dropped): stop sending, resetting the stream if the call was abandoned.
         outcome = &mut done => {
             if outcome.is_ok() {
                 guard.complete();
             }
-            return;
         }
-    }
-    // All requests are written; keep the stream open until the call ends so that dropping
-    // the call can still cancel it on the server.
-    if done.await.is_ok() {
-        guard.complete();
     }
 }
 
@@ -602,34 +647,6 @@ where
         .map_err(stream_error)
 }
 
-#[derive(Debug)]
-enum RequestSide {
-    /// The whole request was sent with the header.
-    Sent(SendGuard),
-    /// Requests are being written by a pump task.
-    Pumped(Pump),
-}
-
-impl RequestSide {
-    fn complete(&mut self) {
-        match self {
-            RequestSide::Sent(guard) => guard.complete(),
-            RequestSide::Pumped(pump) => {
-                if let Some(done) = pump.done.take() {
-                    let _ = done.send(());
-                }
-            }
-        }
-    }
-
-    fn local_failure(&mut self) -> Option<RpcError> {
-        match self {
-            RequestSide::Sent(_) => None,
-            RequestSide::Pumped(pump) => pump.local_failure(),
-        }
-    }
-}
-
 /// The responses of a streaming call, as a `Stream` of `Result<T, CallError<E>>`.
 ///
 /// The stream ends after the server's final status: an OK status ends it quietly, an
@@ -642,7 +659,9 @@ pub struct ResponseStream<T, E> {
     /// Keeps the connection open while the stream is read.
     _client: RpcClient,
     reader: FrameReader,
-    request: RequestSide,
+    /// The request writer of a bidirectional call.
+    pump: Option<Pump>,
+    cancel: CancelGuard,
     deadline: Option<Pin<Box<Sleep>>>,
     method: &'static str,
     done: bool,
@@ -662,14 +681,16 @@ impl<T, E> ResponseStream<T, E> {
     fn new(
         client: RpcClient,
         reader: FrameReader,
-        request: RequestSide,
+        pump: Option<Pump>,
+        cancel: CancelGuard,
         deadline: Option<Instant>,
         method: &'static str,
     ) -> Self {
         ResponseStream {
             _client: client,
             reader,
-            request,
+            pump,
+            cancel,
             deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
             method,
             done: false,
@@ -681,7 +702,11 @@ impl<T, E> ResponseStream<T, E> {
 impl<T: DeserializeOwned, E: DeserializeOwned> ResponseStream<T, E> {
     fn fail(&mut self, error: RpcError) -> Poll<Option<Result<T, CallError<E>>>> {
         self.done = true;
-        let error = self.request.local_failure().unwrap_or(error);
+        let error = self
+            .pump
+            .as_mut()
+            .and_then(Pump::local_failure)
+            .unwrap_or(error);
         Poll::Ready(Some(Err(CallError::Rpc(error))))
     }
 }
@@ -719,8 +744,11 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Stream for ResponseStream<T, E> {
                     Ok(status) => status,
                     Err(error) => return Poll::Ready(Some(Err(CallError::Rpc(error.into())))),
                 };
+                this.cancel.complete();
                 if status.code() == Code::Ok {
-                    this.request.complete();
+                    if let Some(done) = this.pump.as_mut().and_then(|p| p.done.take()) {
+                        let _ = done.send(());
+                    }
                 }
                 match status_result::<E>(status, this.method) {
                     Ok(()) => Poll::Ready(None),

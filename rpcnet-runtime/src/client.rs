@@ -150,7 +150,7 @@ impl RpcClient {
                 limit: limit as u64,
             });
         }
-        let mut stream = self.open_stream().await?;
+        let (mut stream, _) = self.open_stream().await?;
         let mut out = BytesMut::with_capacity(1 + 5 + payload.len());
         out.put_u8(crate::frame::STREAM_KIND_GOSSIP);
         crate::frame::put_frame(&mut out, FrameType::Data, &payload);
@@ -191,23 +191,25 @@ impl RpcClient {
         (state.generation, state.handle.clone())
     }
 
-    /// Opens a bidirectional stream for a call, reconnecting first if the connection is gone.
-    pub(crate) async fn open_stream(&self) -> Result<BidirectionalStream, RpcError> {
+    /// Opens a bidirectional stream for a call, reconnecting first if the connection is
+    /// gone. Also returns the connection's handle, with which the call can be cancelled.
+    pub(crate) async fn open_stream(&self) -> Result<(BidirectionalStream, Handle), RpcError> {
         let (generation, handle) = self.current();
         if let Some(mut handle) = handle {
             match handle.open_bidirectional_stream().await {
-                Ok(stream) => return Ok(stream),
+                Ok(stream) => return Ok((stream, handle)),
                 Err(error) => debug!(%error, "connection lost; reconnecting"),
             }
         }
         // Opening a stream sends nothing to a handler, so a retry after reconnecting is safe.
         let mut handle = self.reconnect(generation).await?;
-        handle.open_bidirectional_stream().await.map_err(|e| {
+        let stream = handle.open_bidirectional_stream().await.map_err(|e| {
             RpcError::unavailable(
                 "could not open a stream on a fresh connection",
                 Some(Box::new(e)),
             )
-        })
+        })?;
+        Ok((stream, handle))
     }
 
     /// Replaces the connection of `generation` with a new one (or returns the one another

@@ -3,10 +3,11 @@
 //! changing the handler's signature.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::header::Metadata;
@@ -32,16 +33,39 @@ struct Inner {
     peer: Option<SocketAddr>,
     deadline: Option<Instant>,
     metadata: Metadata,
-    cancelled: watch::Receiver<bool>,
+    signal: Arc<CallSignal>,
 }
 
-/// The server side's switch that marks a context cancelled.
-#[derive(Debug)]
-pub(crate) struct CancelHandle(watch::Sender<bool>);
+/// The cancellation flag of one call, shared by the server's call task, the connection's
+/// cancel registry and the handler's [`CallContext`].
+#[derive(Debug, Default)]
+pub(crate) struct CallSignal {
+    cancelled: AtomicBool,
+    notify: Notify,
+}
 
-impl CancelHandle {
+impl CallSignal {
+    /// Marks the call cancelled and wakes whoever waits for it.
     pub(crate) fn cancel(&self) {
-        self.0.send_replace(true);
+        self.cancelled.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+
+    /// Completes once the call is cancelled.
+    pub(crate) async fn cancelled(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_cancelled() {
+                return;
+            }
+            notified.await;
+        }
     }
 }
 
@@ -51,18 +75,17 @@ impl CallContext {
         peer: Option<SocketAddr>,
         deadline: Option<Instant>,
         metadata: Metadata,
-    ) -> (Self, CancelHandle) {
-        let (tx, rx) = watch::channel(false);
-        let context = CallContext {
+        signal: Arc<CallSignal>,
+    ) -> Self {
+        CallContext {
             inner: Arc::new(Inner {
                 method,
                 peer,
                 deadline,
                 metadata,
-                cancelled: rx,
+                signal,
             }),
-        };
-        (context, CancelHandle(tx))
+        }
     }
 
     /// The context of the call the current task is serving, if any.
@@ -107,17 +130,14 @@ impl CallContext {
 
     /// Whether the client cancelled the call (reset its stream or went away).
     pub fn is_cancelled(&self) -> bool {
-        *self.inner.cancelled.borrow()
+        self.inner.signal.is_cancelled()
     }
 
-    /// Completes when the client cancels the call. The handler's own future is dropped on
-    /// cancellation anyway; this is for work it handed to other tasks.
+    /// Completes when the client cancels the call (or the server gives up on it: deadline,
+    /// shutdown). The handler's own future is dropped on cancellation anyway; this is for
+    /// work it handed to other tasks.
     pub async fn cancelled(&self) {
-        let mut rx = self.inner.cancelled.clone();
-        // An error means the call finished without being cancelled: never complete.
-        if rx.wait_for(|cancelled| *cancelled).await.is_err() {
-            std::future::pending::<()>().await;
-        }
+        self.inner.signal.cancelled().await;
     }
 }
 
@@ -138,11 +158,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn outgoing_calls_inherit_the_served_calls_deadline() {
-        let (ctx, _cancel) = CallContext::new(
+        let ctx = CallContext::new(
             "A.b".into(),
             None,
             Some(Instant::now() + Duration::from_millis(100)),
             Metadata::new(),
+            Arc::default(),
         );
         let inside = ctx
             .scope(async { effective_deadline(Some(Duration::from_secs(10))) })
@@ -156,7 +177,14 @@ mod tests {
 
     #[tokio::test]
     async fn cancellation_is_observable_through_the_context() {
-        let (ctx, cancel) = CallContext::new("A.b".into(), None, None, Metadata::new());
+        let cancel = Arc::new(CallSignal::default());
+        let ctx = CallContext::new(
+            "A.b".into(),
+            None,
+            None,
+            Metadata::new(),
+            Arc::clone(&cancel),
+        );
         assert!(!ctx.is_cancelled());
         let waiter = tokio::spawn({
             let ctx = ctx.clone();

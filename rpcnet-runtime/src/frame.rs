@@ -17,6 +17,8 @@ use crate::error::ProtocolError;
 pub const STREAM_KIND_RPC: u8 = 0x01;
 /// The first byte of a stream that carries cluster gossip.
 pub const STREAM_KIND_GOSSIP: u8 = 0x02;
+/// The first byte of a unidirectional stream that cancels a call.
+pub const STREAM_KIND_CANCEL: u8 = 0x03;
 
 /// Bytes in a frame header: one type byte and a 32-bit length.
 pub const FRAME_HEADER_LEN: usize = 5;

@@ -7,6 +7,7 @@
 //! `PROTOCOL.md` at the repository root.
 
 mod call;
+mod cancel;
 mod client;
 mod codec;
 mod config;

@@ -11,11 +11,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use s2n_quic::stream::{BidirectionalStream, SendStream};
+use s2n_quic::stream::{BidirectionalStream, PeerStream, ReceiveStream, SendStream};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 use tracing::{debug, trace, Instrument};
 
+use crate::cancel::{CancelRegistry, Registration};
 use crate::config::RpcConfig;
 use crate::context::CallContext;
 use crate::error::{Code, ProtocolError, RpcError, Status};
@@ -329,6 +330,7 @@ async fn serve_connection(connection: s2n_quic::Connection, shared: Arc<Shared>)
         debug!("accepted");
         let (handle, mut acceptor) = connection.split();
         let inflight = Inflight::default();
+        let registry = Arc::new(CancelRegistry::default());
         let mut state = shared.state.subscribe();
         loop {
             let current = *state.borrow_and_update();
@@ -337,14 +339,20 @@ async fn serve_connection(connection: s2n_quic::Connection, shared: Arc<Shared>)
             }
             let draining = current == ServerState::Draining;
             tokio::select! {
-                accepted = acceptor.accept_bidirectional_stream() => match accepted {
-                    Ok(Some(stream)) => {
+                accepted = acceptor.accept() => match accepted {
+                    Ok(Some(PeerStream::Bidirectional(stream))) => {
                         let guards = (!draining).then(|| (shared.inflight.enter(), inflight.enter()));
+                        // Registered here, in stream order, so the registry can tell a
+                        // cancel for a finished call from one that overtook its call.
+                        let registration = registry.register(stream.id());
                         let shared = Arc::clone(&shared);
                         tokio::spawn(async move {
-                            serve_stream(stream, &shared, peer, draining).await;
+                            serve_stream(stream, &shared, peer, draining, registration).await;
                             drop(guards);
                         });
+                    }
+                    Ok(Some(PeerStream::Receive(stream))) => {
+                        tokio::spawn(read_cancel(stream, Arc::clone(&registry)));
                     }
                     Ok(None) => break,
                     Err(error) => {
@@ -379,11 +387,38 @@ enum Outcome {
     Failed(Status),
 }
 
+/// Reads a cancel stream (kind `0x03`, a stream id, end) and cancels that call.
+async fn read_cancel(mut stream: ReceiveStream, registry: Arc<CancelRegistry>) {
+    let mut bytes = BytesMut::with_capacity(9);
+    let read = async {
+        while let Some(chunk) = stream.receive().await.map_err(stream_error)? {
+            if bytes.len() + chunk.len() > 9 {
+                return Err(RpcError::from(ProtocolError::Malformed("cancel")));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(())
+    };
+    // A cancel is nine bytes; a peer that dawdles over them is not waited for.
+    match tokio::time::timeout(Duration::from_secs(10), read).await {
+        Ok(Ok(())) => match crate::cancel::parse_cancel(&bytes) {
+            Some(id) => {
+                trace!(stream_id = id, "cancel received");
+                registry.cancel(id);
+            }
+            None => debug!(len = bytes.len(), "malformed cancel stream ignored"),
+        },
+        Ok(Err(error)) => debug!(%error, "cancel stream failed"),
+        Err(_) => debug!("cancel stream timed out"),
+    }
+}
+
 async fn serve_stream(
     stream: BidirectionalStream,
     shared: &Shared,
     peer: Option<SocketAddr>,
     draining: bool,
+    registration: Registration,
 ) {
     let stream_id = stream.id();
     let (rx, mut tx) = stream.split();
@@ -436,7 +471,14 @@ async fn serve_stream(
 
     let span = tracing::debug_span!("call", method = %header.method, stream_id);
     let deadline = header.deadline.map(|d| Instant::now() + d);
-    let (ctx, cancel) = CallContext::new(header.method, peer, deadline, header.metadata);
+    let cancel = Arc::clone(registration.signal());
+    let ctx = CallContext::new(
+        header.method,
+        peer,
+        deadline,
+        header.metadata,
+        Arc::clone(&cancel),
+    );
 
     let outcome = async {
         trace!("started");
@@ -475,6 +517,7 @@ async fn serve_stream(
                 Err(error) => outcome_for(error),
                 Ok(never) => match never {},
             },
+            () = cancel.cancelled() => Outcome::Cancelled,
         }
     }
     .instrument(span.clone())

@@ -36,6 +36,9 @@ fn limits(config: &RpcConfig) -> Result<Limits, RpcError> {
         .with_max_idle_timeout(config.idle_timeout)
         .and_then(|l| l.with_max_open_local_bidirectional_streams(config.max_concurrent_streams))
         .and_then(|l| l.with_max_open_remote_bidirectional_streams(config.max_concurrent_streams))
+        // Unidirectional streams carry cancels (and nothing else) in rpcnet/1.
+        .and_then(|l| l.with_max_open_local_unidirectional_streams(config.max_concurrent_streams))
+        .and_then(|l| l.with_max_open_remote_unidirectional_streams(config.max_concurrent_streams))
         .and_then(|l| l.with_data_window(config.connection_window))
         .and_then(|l| l.with_bidirectional_local_data_window(config.stream_window))
         .and_then(|l| l.with_bidirectional_remote_data_window(config.stream_window))
