@@ -15,7 +15,8 @@ fn rate(seed: u64, n: usize, span: Duration) -> f64 {
         ClusterConfig::lan(),
         Net::lan(),
         Duration::from_millis(10),
-        Duration::from_secs(60),
+        // Long enough for the joins' updates to finish their retransmissions at 1,000 nodes.
+        Duration::from_secs(150),
     );
     sim.reset_counters();
     sim.run_for(span);
