@@ -4,9 +4,9 @@
 use std::net::SocketAddr;
 use std::pin::Pin;
 
+use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
-use serde_bytes::ByteBuf;
 
 use crate::transport::{Limits, CERT, KEY};
 use crate::workload::{payload, Target};
@@ -28,24 +28,24 @@ pub(crate) enum BenchError {
 }
 
 /// The stream of items a streaming call returns.
-pub(crate) type Items = Pin<Box<dyn Stream<Item = Result<ByteBuf, BenchError>> + Send>>;
+pub(crate) type Items = Pin<Box<dyn Stream<Item = Result<Bytes, BenchError>> + Send>>;
 
 /// The BENCH_SPEC service.
 #[rpcnet::service(name = "bench.Bench")]
 pub(crate) trait Bench {
     /// Returns the payload unchanged.
-    async fn echo(&self, payload: ByteBuf) -> ByteBuf;
+    async fn echo(&self, payload: Bytes) -> Bytes;
     /// Streams `count` items of `size` bytes.
     async fn stream(
         &self,
         request: StreamRequest,
-    ) -> Result<Pin<Box<dyn Stream<Item = Result<ByteBuf, BenchError>> + Send>>, BenchError>;
+    ) -> Result<Pin<Box<dyn Stream<Item = Result<Bytes, BenchError>> + Send>>, BenchError>;
 }
 
 struct BenchImpl;
 
 impl Bench for BenchImpl {
-    async fn echo(&self, payload: ByteBuf) -> ByteBuf {
+    async fn echo(&self, payload: Bytes) -> Bytes {
         payload
     }
 
@@ -53,9 +53,10 @@ impl Bench for BenchImpl {
         if request.size > 1024 * 1024 {
             return Err(BenchError::Invalid);
         }
-        let item = payload(request.size as usize);
-        let items = futures::stream::iter(0..request.count)
-            .map(move |_| Ok(ByteBuf::from(item.as_slice().to_vec())));
+        // One prepared item, shared by reference count: serialising it copies its bytes
+        // straight into the response buffer.
+        let item = Bytes::from(payload(request.size as usize).as_slice().to_vec());
+        let items = futures::stream::iter(0..request.count).map(move |_| Ok(item.clone()));
         Ok(Box::pin(items))
     }
 }
@@ -96,11 +97,11 @@ impl Target for RpcTarget {
     async fn echo(&self, payload: bytes::Bytes) -> Result<bytes::Bytes, String> {
         let echo = self
             .client
-            .echo(ByteBuf::from(payload.to_vec()))
+            .echo(payload)
             .timeout(crate::workload::DEADLINE)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(bytes::Bytes::from(echo.into_vec()))
+        Ok(echo)
     }
 
     async fn stream(&self, count: u32, size: u32) -> Result<u64, String> {

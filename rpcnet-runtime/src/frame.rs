@@ -94,11 +94,17 @@ pub fn put_frame(out: &mut BytesMut, kind: FrameType, payload: &[u8]) {
 }
 
 /// A sans-io decoder that turns a byte stream into [`Frame`]s.
+///
+/// Frames that arrive whole inside one received chunk are returned as slices of that chunk
+/// (no copy); only a frame split across chunks is assembled in a buffer of its own.
 #[derive(Debug)]
 pub struct FrameDecoder {
-    buffer: BytesMut,
+    /// The unread rest of the latest chunk, while no frame is being assembled.
+    current: Bytes,
+    /// Bytes of a frame (or frame header) that spans chunks.
+    partial: BytesMut,
     max_frame_len: usize,
-    /// The header of the frame being assembled, once its five bytes are in.
+    /// The header of the frame being assembled in `partial`, once its five bytes are in.
     pending: Option<(FrameType, usize)>,
 }
 
@@ -106,7 +112,8 @@ impl FrameDecoder {
     /// A decoder that refuses frames whose payload exceeds `max_frame_len` bytes.
     pub fn new(max_frame_len: usize) -> Self {
         FrameDecoder {
-            buffer: BytesMut::new(),
+            current: Bytes::new(),
+            partial: BytesMut::new(),
             max_frame_len,
             pending: None,
         }
@@ -114,64 +121,91 @@ impl FrameDecoder {
 
     /// Feeds bytes received from the stream.
     pub fn push(&mut self, chunk: &[u8]) {
-        self.buffer.extend_from_slice(chunk);
+        self.push_bytes(Bytes::copy_from_slice(chunk));
     }
 
-    /// Feeds an owned chunk; avoids a copy when the decoder holds no partial frame.
+    /// Feeds an owned chunk. Whole frames inside it will be returned without copying.
     pub fn push_bytes(&mut self, chunk: Bytes) {
-        if self.buffer.is_empty() {
-            // `BytesMut::from(Bytes)` reuses the allocation when it is uniquely owned.
-            self.buffer = BytesMut::from(chunk);
+        if chunk.is_empty() {
+            return;
+        }
+        if self.current.is_empty() && self.partial.is_empty() && self.pending.is_none() {
+            self.current = chunk;
         } else {
-            self.buffer.extend_from_slice(&chunk);
+            self.spill();
+            self.partial.extend_from_slice(&chunk);
+        }
+    }
+
+    /// Moves the unread rest of the current chunk into the assembly buffer.
+    fn spill(&mut self) {
+        if !self.current.is_empty() {
+            self.partial.extend_from_slice(&self.current);
+            self.current = Bytes::new();
         }
     }
 
     /// The number of bytes buffered but not yet returned as frames.
     pub fn buffered(&self) -> usize {
-        self.buffer.len()
+        self.current.len() + self.partial.len()
     }
 
     /// Whether the decoder is between frames (no partial frame buffered).
     pub fn is_idle(&self) -> bool {
-        self.buffer.is_empty() && self.pending.is_none()
+        self.current.is_empty() && self.partial.is_empty() && self.pending.is_none()
+    }
+
+    /// Reads and checks a frame header from the first five bytes of `bytes`.
+    fn header(&self, bytes: &[u8]) -> Result<(FrameType, usize), ProtocolError> {
+        let kind = FrameType::from_u8(bytes[0])?;
+        let len = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
+        if len > self.max_frame_len {
+            return Err(ProtocolError::FrameTooLarge {
+                len: len as u64,
+                limit: self.max_frame_len as u64,
+            });
+        }
+        Ok((kind, len))
     }
 
     /// The next complete frame, `Ok(None)` if more bytes are needed, or an error if the bytes
     /// break the framing (unknown type, length over the limit). After an error the decoder
     /// must not be used again: the stream is out of sync.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, ProtocolError> {
+        if self.partial.is_empty() && self.pending.is_none() {
+            // Fast path: a whole frame inside the current chunk is a slice of it.
+            if self.current.len() >= FRAME_HEADER_LEN {
+                let (kind, len) = self.header(&self.current)?;
+                if self.current.len() >= FRAME_HEADER_LEN + len {
+                    let payload = self.current.slice(FRAME_HEADER_LEN..FRAME_HEADER_LEN + len);
+                    self.current.advance(FRAME_HEADER_LEN + len);
+                    return Ok(Some(Frame { kind, payload }));
+                }
+            }
+            if self.current.is_empty() {
+                return Ok(None);
+            }
+        }
+        self.spill();
         let (kind, len) = match self.pending {
             Some(pending) => pending,
             None => {
-                if self.buffer.len() < FRAME_HEADER_LEN {
+                if self.partial.len() < FRAME_HEADER_LEN {
                     return Ok(None);
                 }
-                let kind = FrameType::from_u8(self.buffer[0])?;
-                let len = u32::from_be_bytes([
-                    self.buffer[1],
-                    self.buffer[2],
-                    self.buffer[3],
-                    self.buffer[4],
-                ]) as usize;
-                if len > self.max_frame_len {
-                    return Err(ProtocolError::FrameTooLarge {
-                        len: len as u64,
-                        limit: self.max_frame_len as u64,
-                    });
-                }
-                self.buffer.advance(FRAME_HEADER_LEN);
-                self.pending = Some((kind, len));
-                (kind, len)
+                let header = self.header(&self.partial)?;
+                self.partial.advance(FRAME_HEADER_LEN);
+                self.pending = Some(header);
+                header
             }
         };
-        if self.buffer.len() < len {
+        if self.partial.len() < len {
             // Reserve only what the announced (and already checked) frame needs.
-            self.buffer.reserve(len - self.buffer.len());
+            self.partial.reserve(len - self.partial.len());
             return Ok(None);
         }
         self.pending = None;
-        let payload = self.buffer.split_to(len).freeze();
+        let payload = self.partial.split_to(len).freeze();
         Ok(Some(Frame { kind, payload }))
     }
 }
@@ -228,7 +262,7 @@ mod tests {
                 limit: 16
             }
         );
-        assert!(decoder.buffer.capacity() < 1024, "nothing was reserved");
+        assert!(decoder.partial.capacity() < 1024, "nothing was reserved");
     }
 
     #[test]
@@ -249,7 +283,48 @@ mod tests {
         assert_eq!(frame.payload.len(), 4);
     }
 
+    #[test]
+    fn frames_inside_one_chunk_are_not_copied() {
+        let wire = encode(&[(FrameType::Data, b"abc"), (FrameType::Data, b"defg")]).freeze();
+        let mut decoder = FrameDecoder::new(64);
+        decoder.push_bytes(wire.clone());
+        let first = decoder.next_frame().expect("ok").expect("frame");
+        let second = decoder.next_frame().expect("ok").expect("frame");
+        assert_eq!(
+            first.payload.as_ptr(),
+            wire[5..].as_ptr(),
+            "a slice of the chunk"
+        );
+        assert_eq!(&second.payload[..], b"defg");
+        assert!(decoder.is_idle());
+    }
+
     proptest! {
+        #[test]
+        fn any_chunking_yields_the_same_frames(
+            payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..8),
+            cuts in proptest::collection::vec(1usize..30, 0..20),
+        ) {
+            let frames: Vec<(FrameType, &[u8])> = payloads.iter().map(|p| (FrameType::Data, p.as_slice())).collect();
+            let wire = encode(&frames).freeze();
+            let mut decoder = FrameDecoder::new(64);
+            let mut got = Vec::new();
+            let mut at: usize = 0;
+            for cut in cuts.iter().chain(std::iter::once(&usize::MAX)) {
+                let end = at.saturating_add(*cut).min(wire.len());
+                decoder.push_bytes(wire.slice(at..end));
+                at = end;
+                while let Some(frame) = decoder.next_frame().expect("valid") {
+                    got.push(frame.payload.to_vec());
+                }
+                if at == wire.len() {
+                    break;
+                }
+            }
+            prop_assert_eq!(got, payloads);
+            prop_assert!(decoder.is_idle());
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic_and_never_exceed_the_limit(
             bytes in proptest::collection::vec(any::<u8>(), 0..512),

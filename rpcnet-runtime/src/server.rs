@@ -503,6 +503,7 @@ async fn serve_stream(
             let reply = (handler.call)(ctx.clone(), body, limit).await;
             write_reply(&mut tx, reply, limit, failure.as_deref()).await
         });
+        let streaming = forward.is_some();
         let watch = watch_request(&mut reader, forward.map(|(messages, _)| messages));
         tokio::select! {
             written = with_deadline(deadline, respond) => match written {
@@ -513,7 +514,7 @@ async fn serve_stream(
                 }
                 None => Outcome::DeadlineExceeded,
             },
-            watched = watch => match watched {
+            watched = watch, if streaming => match watched {
                 Err(error) => outcome_for(error),
                 Ok(never) => match never {},
             },
@@ -655,7 +656,8 @@ async fn read_gossip(
     }
 }
 
-/// Reads the one message of a unary or server-streaming request and its end frame.
+/// Reads the one message of a unary or server-streaming request, its end frame and the end
+/// of the client's side of the stream.
 async fn read_single_request(reader: &mut FrameReader) -> Result<Bytes, RpcError> {
     let message = match reader.next_frame().await?.ok_or(ProtocolError::Truncated)? {
         frame if frame.kind == FrameType::Data => frame.payload,
@@ -668,13 +670,19 @@ async fn read_single_request(reader: &mut FrameReader) -> Result<Bytes, RpcError
         }
     };
     match reader.next_frame().await?.ok_or(ProtocolError::Truncated)? {
-        frame if frame.kind == FrameType::End => Ok(message),
-        frame => Err(ProtocolError::UnexpectedFrame {
-            expected: "end",
-            found: frame.kind.name(),
+        frame if frame.kind == FrameType::End => {}
+        frame => {
+            return Err(ProtocolError::UnexpectedFrame {
+                expected: "end",
+                found: frame.kind.name(),
+            }
+            .into())
         }
-        .into()),
     }
+    // The client finishes its side with the end frame (usually in the same packet). After
+    // that nothing can arrive on it; a cancel comes on a cancel stream.
+    reader.wait_closed().await?;
+    Ok(message)
 }
 
 /// Forwards streamed request messages to the handler, then watches the request side until

@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -83,14 +85,24 @@ async fn read_status(
 }
 
 fn echo_server(limit: usize) -> RpcServer {
+    echo_server_with(limit, Arc::default())
+}
+
+/// An echo server whose `Echo.slow` handler counts the calls that outlive a 500 ms sleep.
+fn echo_server_with(limit: usize, finished: Arc<AtomicUsize>) -> RpcServer {
     let mut server = RpcServer::new(config("127.0.0.1:0").with_max_message_size(limit));
     server.register(
         "Echo.echo",
         |_ctx, request: Bytes| async move { Ok(request) },
     );
-    server.register("Echo.slow", |_ctx, _request: Bytes| async move {
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        Ok(Bytes::new())
+    server.register("Echo.slow", move |_ctx, request: Bytes| {
+        let finished = Arc::clone(&finished);
+        async move {
+            let ms = if request.is_empty() { 30_000 } else { 500 };
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            finished.fetch_add(1, Ordering::SeqCst);
+            Ok(Bytes::new())
+        }
     });
     server
 }
@@ -108,6 +120,7 @@ async fn the_server_answers_deadline_exceeded_on_its_own() {
     put_frame(&mut request, FrameType::Data, b"");
     put_frame(&mut request, FrameType::End, b"");
     stream.send(request.freeze()).await.expect("sent");
+    stream.finish().expect("finished");
     // This client has no timer of its own: the status can only come from the server.
     let (code, message, _) = read_status(&mut stream).await;
     assert_eq!(code, Code::DeadlineExceeded, "{message}");
@@ -143,6 +156,7 @@ async fn an_oversized_frame_fails_its_call_while_a_concurrent_call_succeeds() {
     let mut end = BytesMut::new();
     put_frame(&mut end, FrameType::End, b"");
     honest.send(end.freeze()).await.expect("sent");
+    honest.finish().expect("finished");
     let (code, _, data) = read_status(&mut honest).await;
     assert_eq!(code, Code::Ok);
     assert_eq!(&data[0][..], b"hello");
@@ -186,7 +200,71 @@ async fn malformed_streams_get_a_status_and_do_not_disturb_the_connection() {
     put_frame(&mut request, FrameType::Data, b"still fine");
     put_frame(&mut request, FrameType::End, b"");
     stream.send(request.freeze()).await.expect("sent");
+    stream.finish().expect("finished");
     let (code, _, data) = read_status(&mut stream).await;
     assert_eq!(code, Code::Ok);
     assert_eq!(&data[0][..], b"still fine");
+}
+
+#[tokio::test]
+async fn a_cancel_stream_stops_a_call_whose_request_side_is_finished() {
+    let finished = Arc::new(AtomicUsize::new(0));
+    let server = start(echo_server_with(1024, Arc::clone(&finished)));
+    let connection = raw_connection(server.addr).await;
+    let mut handle = connection.handle();
+
+    // Two identical calls; the first is cancelled on a stream of kind 0x03.
+    let mut ids = Vec::new();
+    let mut streams = Vec::new();
+    for _ in 0..2 {
+        let mut stream = handle.open_bidirectional_stream().await.expect("stream");
+        let mut request = header("Echo.slow", 0);
+        put_frame(&mut request, FrameType::Data, b"x");
+        put_frame(&mut request, FrameType::End, b"");
+        stream.send(request.freeze()).await.expect("sent");
+        stream.finish().expect("finished");
+        ids.push(stream.id());
+        streams.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut cancel = handle.open_send_stream().await.expect("uni stream");
+    let mut message = BytesMut::new();
+    message.put_u8(rpcnet_runtime::frame::STREAM_KIND_CANCEL);
+    message.put_u64(ids[0]);
+    cancel.send(message.freeze()).await.expect("sent");
+    cancel.finish().expect("finished");
+
+    // The survivor completes; the cancelled call's stream is reset, and its handler never
+    // reaches the side effect after its sleep.
+    let mut survivor = streams.pop().expect("two streams");
+    let (code, _, _) = read_status(&mut survivor).await;
+    assert_eq!(code, Code::Ok);
+    let mut cancelled = streams.pop().expect("two streams");
+    let outcome = tokio::time::timeout(PATIENCE, cancelled.receive())
+        .await
+        .expect("answered");
+    assert!(
+        outcome.is_err(),
+        "the cancelled call's stream is reset: {outcome:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        1,
+        "only the survivor ran to the end"
+    );
+
+    // Garbage on a unidirectional stream is ignored.
+    let mut junk = handle.open_send_stream().await.expect("uni stream");
+    junk.send(Bytes::from_static(&[0x03, 1, 2]))
+        .await
+        .expect("sent");
+    junk.finish().expect("finished");
+    let mut stream = handle.open_bidirectional_stream().await.expect("stream");
+    let mut request = header("Echo.echo", 0);
+    put_frame(&mut request, FrameType::Data, b"ok");
+    put_frame(&mut request, FrameType::End, b"");
+    stream.send(request.freeze()).await.expect("sent");
+    stream.finish().expect("finished");
+    assert_eq!(read_status(&mut stream).await.0, Code::Ok);
 }
