@@ -13,6 +13,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::context::CallSignal;
 use crate::frame::STREAM_KIND_CANCEL;
+use crate::hash::FxBuildHasher;
 
 /// Cancels for ids the server has not seen yet (the cancel overtook its call) are kept
 /// until the call arrives, up to this many.
@@ -26,9 +27,9 @@ pub(crate) struct CancelRegistry {
 
 #[derive(Debug, Default)]
 struct State {
-    active: HashMap<u64, Arc<CallSignal>>,
+    active: HashMap<u64, Arc<CallSignal>, FxBuildHasher>,
     /// Cancels that arrived before their call's stream.
-    early: HashSet<u64>,
+    early: HashSet<u64, FxBuildHasher>,
     /// The highest stream id registered so far. Streams are accepted in id order, so a
     /// cancel for an id at or below it whose call is not active is for a finished call.
     highest: Option<u64>,

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::task::AtomicWaker;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -29,7 +30,7 @@ pub struct CallContext {
 
 #[derive(Debug)]
 struct Inner {
-    method: String,
+    method: Arc<str>,
     peer: Option<SocketAddr>,
     deadline: Option<Instant>,
     metadata: Metadata,
@@ -41,6 +42,9 @@ struct Inner {
 #[derive(Debug, Default)]
 pub(crate) struct CallSignal {
     cancelled: AtomicBool,
+    /// The server's call task (one waiter, lock-free).
+    task: AtomicWaker,
+    /// Handlers awaiting [`CallContext::cancelled`] (any number).
     notify: Notify,
 }
 
@@ -48,7 +52,21 @@ impl CallSignal {
     /// Marks the call cancelled and wakes whoever waits for it.
     pub(crate) fn cancel(&self) {
         self.cancelled.store(true, Ordering::Release);
+        self.task.wake();
         self.notify.notify_waiters();
+    }
+
+    /// Polls for cancellation from the one task that serves the call.
+    pub(crate) fn poll_cancelled(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.is_cancelled() {
+            return std::task::Poll::Ready(());
+        }
+        self.task.register(cx.waker());
+        if self.is_cancelled() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {
@@ -71,7 +89,7 @@ impl CallSignal {
 
 impl CallContext {
     pub(crate) fn new(
-        method: String,
+        method: Arc<str>,
         peer: Option<SocketAddr>,
         deadline: Option<Instant>,
         metadata: Metadata,
@@ -159,7 +177,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn outgoing_calls_inherit_the_served_calls_deadline() {
         let ctx = CallContext::new(
-            "A.b".into(),
+            Arc::from("A.b"),
             None,
             Some(Instant::now() + Duration::from_millis(100)),
             Metadata::new(),
@@ -179,7 +197,7 @@ mod tests {
     async fn cancellation_is_observable_through_the_context() {
         let cancel = Arc::new(CallSignal::default());
         let ctx = CallContext::new(
-            "A.b".into(),
+            Arc::from("A.b"),
             None,
             None,
             Metadata::new(),

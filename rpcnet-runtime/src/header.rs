@@ -59,9 +59,18 @@ impl Metadata {
 /// The decoded header frame of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RequestHeader {
-    pub(crate) method: String,
+    /// The method name's bytes, checked to be UTF-8 (see [`RequestHeader::method`]).
+    pub(crate) method: Bytes,
     pub(crate) deadline: Option<Duration>,
     pub(crate) metadata: Metadata,
+}
+
+impl RequestHeader {
+    /// The method name.
+    pub(crate) fn method(&self) -> &str {
+        // Checked when the header was parsed.
+        std::str::from_utf8(&self.method).unwrap_or_default()
+    }
 }
 
 /// Appends the header payload: `method_len:u16 method deadline_us:u64 count:u16
@@ -140,7 +149,10 @@ fn take_string(buf: &mut Bytes, len: usize, frame: &'static str) -> Result<Strin
 /// a lying length cannot make it allocate more than the frame it came in.
 pub(crate) fn parse_request_header(mut buf: Bytes) -> Result<RequestHeader, ProtocolError> {
     let method_len = usize::from(take_u16(&mut buf, HEADER)?);
-    let method = take_string(&mut buf, method_len, HEADER)?;
+    let method = take(&mut buf, method_len, HEADER)?;
+    if std::str::from_utf8(&method).is_err() {
+        return Err(ProtocolError::Malformed(HEADER));
+    }
     if buf.remaining() < 8 {
         return Err(ProtocolError::Malformed(HEADER));
     }
@@ -203,7 +215,7 @@ mod tests {
         put_request_header(&mut out, "Calculator.add", deadline, &metadata);
         assert_eq!(out.len(), request_header_len("Calculator.add", &metadata));
         let header = parse_request_header(out.freeze()).expect("valid");
-        assert_eq!(header.method, "Calculator.add");
+        assert_eq!(header.method(), "Calculator.add");
         assert_eq!(header.deadline, deadline);
         assert_eq!(header.metadata.get_str("trace-id"), Some("abc"));
         assert_eq!(header.metadata.len(), 2);

@@ -15,6 +15,7 @@ mod context;
 mod error;
 pub mod frame;
 mod handler;
+mod hash;
 mod header;
 mod io;
 mod server;

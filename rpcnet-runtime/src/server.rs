@@ -24,6 +24,7 @@ use crate::frame::{put_frame_header, FrameType, STREAM_KIND_GOSSIP, STREAM_KIND_
 use crate::handler::{
     EncodeStream, MethodHandler, MethodTable, Reply, RequestBody, RequestMessages, Service,
 };
+use crate::hash::FxBuildHasher;
 use crate::header::{parse_request_header, put_status, status_len};
 use crate::io::{stream_error, FrameReader};
 use crate::transport::{self, app_error};
@@ -85,9 +86,10 @@ impl RpcServer {
     /// Binds the UDP socket and starts the QUIC endpoint. Fails if two handlers claim the
     /// same method name, or if the certificate, key or address is unusable.
     pub fn bind(self) -> Result<BoundServer, RpcError> {
-        let mut methods = HashMap::with_capacity(self.methods.methods.len());
+        let mut methods =
+            HashMap::with_capacity_and_hasher(self.methods.methods.len(), FxBuildHasher::default());
         for (name, handler) in self.methods.methods {
-            if methods.insert(name.clone(), handler).is_some() {
+            if methods.insert(Arc::from(name.as_str()), handler).is_some() {
                 return Err(RpcError::Config {
                     message: format!("method `{name}` is registered twice"),
                     source: None,
@@ -129,7 +131,7 @@ enum ServerState {
 #[derive(Debug)]
 struct Shared {
     config: RpcConfig,
-    methods: HashMap<String, MethodHandler>,
+    methods: HashMap<Arc<str>, MethodHandler, FxBuildHasher>,
     inflight: Inflight,
     state: watch::Sender<ServerState>,
     gossip: Mutex<Option<mpsc::Sender<GossipMessage>>>,
@@ -346,10 +348,12 @@ async fn serve_connection(connection: s2n_quic::Connection, shared: Arc<Shared>)
                         // cancel for a finished call from one that overtook its call.
                         let registration = registry.register(stream.id());
                         let shared = Arc::clone(&shared);
-                        tokio::spawn(async move {
+                        // Boxed: a call's future is a few kilobytes, and tokio moves a task's
+                        // future several times while spawning and finishing it.
+                        tokio::spawn(Box::pin(async move {
                             serve_stream(stream, &shared, peer, draining, registration).await;
                             drop(guards);
-                        });
+                        }));
                     }
                     Ok(Some(PeerStream::Receive(stream))) => {
                         tokio::spawn(read_cancel(stream, Arc::clone(&registry)));
@@ -431,7 +435,7 @@ async fn serve_stream(
         read_start(&mut reader, shared, peer),
     )
     .await;
-    let (header, handler) = match start {
+    let (header, method, handler) = match start {
         Err(_) => {
             debug!(stream_id, "no request header in time");
             let _ = tx.reset(app_error(app_error::PROTOCOL));
@@ -448,13 +452,13 @@ async fn serve_stream(
             let _ = tx.finish();
             return;
         }
-        Ok(Ok(Start::Call(header))) => match shared.methods.get(&header.method) {
-            Some(handler) => (header, handler),
+        Ok(Ok(Start::Call(header))) => match shared.methods.get_key_value(header.method()) {
+            Some((name, handler)) => (header, Arc::clone(name), handler),
             None => {
-                debug!(stream_id, method = %header.method, "unimplemented method");
+                debug!(stream_id, method = %header.method(), "unimplemented method");
                 let status = Status::new(
                     Code::Unimplemented,
-                    format!("method `{}` is not implemented", header.method),
+                    format!("method `{}` is not implemented", header.method()),
                 );
                 reader.stop_sending(app_error::PROTOCOL);
                 let _ = send_status(&mut tx, BytesMut::new(), &status).await;
@@ -469,16 +473,10 @@ async fn serve_stream(
         return;
     }
 
-    let span = tracing::debug_span!("call", method = %header.method, stream_id);
+    let span = tracing::debug_span!("call", method = %method, stream_id);
     let deadline = header.deadline.map(|d| Instant::now() + d);
     let cancel = Arc::clone(registration.signal());
-    let ctx = CallContext::new(
-        header.method,
-        peer,
-        deadline,
-        header.metadata,
-        Arc::clone(&cancel),
-    );
+    let ctx = CallContext::new(method, peer, deadline, header.metadata, Arc::clone(&cancel));
 
     let outcome = async {
         trace!("started");
@@ -506,6 +504,8 @@ async fn serve_stream(
         let streaming = forward.is_some();
         let watch = watch_request(&mut reader, forward.map(|(messages, _)| messages));
         tokio::select! {
+            biased;
+            () = poll_fn(|cx| cancel.poll_cancelled(cx)) => Outcome::Cancelled,
             written = with_deadline(deadline, respond) => match written {
                 Some(Ok(())) => Outcome::Done,
                 Some(Err(error)) => {
@@ -518,7 +518,6 @@ async fn serve_stream(
                 Err(error) => outcome_for(error),
                 Ok(never) => match never {},
             },
-            () = cancel.cancelled() => Outcome::Cancelled,
         }
     }
     .instrument(span.clone())
