@@ -22,8 +22,9 @@ pub use rpcnet_macros::service;
 pub use rpcnet_runtime::{
     BidiStreamingCall, BoundServer, BoxError, CallContext, CallError, CallOptions,
     ClientStreamingCall, Code, CodecError, Metadata, MethodHandler, MethodKind, MethodTable, Never,
-    ProtocolError, RequestStream, ResponseStream, RpcClient, RpcConfig, RpcError, RpcServer,
-    ServerStreamingCall, Service, ShutdownHandle, Status, UnaryCall, DEFAULT_MAX_MESSAGE_SIZE,
+    Payload, ProtocolError, RequestStream, ResponseStream, RpcClient, RpcConfig, RpcError,
+    RpcServer, ServerStreamingCall, Service, ShutdownHandle, Status, UnaryCall,
+    DEFAULT_MAX_MESSAGE_SIZE,
 };
 
 /// A stream of requests as a streaming method's handler receives it.

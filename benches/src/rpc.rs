@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::pin::Pin;
 
-use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use rpcnet::Payload;
 use serde::{Deserialize, Serialize};
 
 use crate::transport::{Limits, CERT, KEY};
@@ -28,24 +28,24 @@ pub(crate) enum BenchError {
 }
 
 /// The stream of items a streaming call returns.
-pub(crate) type Items = Pin<Box<dyn Stream<Item = Result<Bytes, BenchError>> + Send>>;
+pub(crate) type Items = Pin<Box<dyn Stream<Item = Result<Payload, BenchError>> + Send>>;
 
 /// The BENCH_SPEC service.
 #[rpcnet::service(name = "bench.Bench")]
 pub(crate) trait Bench {
     /// Returns the payload unchanged.
-    async fn echo(&self, payload: Bytes) -> Bytes;
+    async fn echo(&self, payload: Payload) -> Payload;
     /// Streams `count` items of `size` bytes.
     async fn stream(
         &self,
         request: StreamRequest,
-    ) -> Result<Pin<Box<dyn Stream<Item = Result<Bytes, BenchError>> + Send>>, BenchError>;
+    ) -> Result<Pin<Box<dyn Stream<Item = Result<Payload, BenchError>> + Send>>, BenchError>;
 }
 
 struct BenchImpl;
 
 impl Bench for BenchImpl {
-    async fn echo(&self, payload: Bytes) -> Bytes {
+    async fn echo(&self, payload: Payload) -> Payload {
         payload
     }
 
@@ -55,7 +55,7 @@ impl Bench for BenchImpl {
         }
         // One prepared item, shared by reference count: serialising it copies its bytes
         // straight into the response buffer.
-        let item = Bytes::from(payload(request.size as usize).as_slice().to_vec());
+        let item = Payload::from(payload(request.size as usize).as_slice().to_vec());
         let items = futures::stream::iter(0..request.count).map(move |_| Ok(item.clone()));
         Ok(Box::pin(items))
     }
@@ -97,11 +97,11 @@ impl Target for RpcTarget {
     async fn echo(&self, payload: bytes::Bytes) -> Result<bytes::Bytes, String> {
         let echo = self
             .client
-            .echo(payload)
+            .echo(Payload::from(payload))
             .timeout(crate::workload::DEADLINE)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(echo)
+        Ok(echo.into_bytes())
     }
 
     async fn stream(&self, count: u32, size: u32) -> Result<u64, String> {

@@ -98,7 +98,7 @@ impl Drop for CancelGuard {
 fn status_result<E: DeserializeOwned>(status: Status, method: &str) -> Result<(), CallError<E>> {
     match status.code() {
         Code::Ok => Ok(()),
-        Code::Application => Err(CallError::Application(decode::<E>(status.details())?)),
+        Code::Application => Err(CallError::Application(decode::<E>(status.details_bytes())?)),
         _ => Err(RpcError::from_status(status, method).into()),
     }
 }

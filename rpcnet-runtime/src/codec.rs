@@ -1,7 +1,9 @@
 //! MessagePack encoding of messages (rmp-serde, structs as maps so that adding an optional
 //! field does not break older peers), written straight into a frame buffer.
 
-use bytes::{BufMut, BytesMut};
+use std::cell::RefCell;
+
+use bytes::{BufMut, Bytes, BytesMut};
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::error::{CodecError, RpcError};
@@ -45,9 +47,43 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<bytes::Bytes, R
     Ok(out.into_inner().freeze())
 }
 
-/// Decodes a message received from the peer.
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RpcError> {
-    rmp_serde::from_slice(bytes).map_err(|e| RpcError::Decode(CodecError::new(e)))
+thread_local! {
+    /// The frame being decoded on this thread, so byte fields can share it (see
+    /// [`share_from_source`]).
+    static SOURCE: RefCell<Option<Bytes>> = const { RefCell::new(None) };
+}
+
+/// Decodes a message received from the peer. Byte fields of type [`Payload`] are returned
+/// as slices of `bytes` rather than copies.
+///
+/// [`Payload`]: crate::Payload
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, RpcError> {
+    let decoded = if bytes.len() < SHARE_FROM {
+        // Copying a few bytes is cheaper than sharing them (reference counts, and a
+        // received buffer kept alive by a small slice of it).
+        rmp_serde::from_slice(bytes)
+    } else {
+        let previous = SOURCE.with(|source| source.replace(Some(bytes.clone())));
+        let decoded = rmp_serde::from_slice(bytes);
+        SOURCE.with(|source| source.replace(previous));
+        decoded
+    };
+    decoded.map_err(|e| RpcError::Decode(CodecError::new(e)))
+}
+
+/// Frames at least this long lend their bytes to [`Payload`](crate::Payload) fields.
+const SHARE_FROM: usize = 1024;
+
+/// A shared slice of the frame being decoded, if `slice` lies inside it.
+pub(crate) fn share_from_source(slice: &[u8]) -> Option<Bytes> {
+    SOURCE.with(|source| {
+        let source = source.borrow();
+        let frame = source.as_ref()?;
+        let start = frame.as_ptr() as usize;
+        let at = slice.as_ptr() as usize;
+        let inside = at >= start && at + slice.len() <= start + frame.len();
+        inside.then(|| frame.slice_ref(slice))
+    })
 }
 
 #[cfg(test)]
@@ -103,9 +139,7 @@ mod tests {
 
     #[test]
     fn garbage_is_a_decode_error() {
-        assert!(matches!(
-            decode::<V1>(&[0xc1, 0xff]),
-            Err(RpcError::Decode(_))
-        ));
+        let garbage = Bytes::from_static(&[0xc1, 0xff]);
+        assert!(matches!(decode::<V1>(&garbage), Err(RpcError::Decode(_))));
     }
 }

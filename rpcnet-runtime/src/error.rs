@@ -138,6 +138,10 @@ impl Status {
     pub fn details(&self) -> &[u8] {
         &self.details
     }
+
+    pub(crate) fn details_bytes(&self) -> &bytes::Bytes {
+        &self.details
+    }
 }
 
 impl fmt::Display for Status {

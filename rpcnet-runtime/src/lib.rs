@@ -18,6 +18,7 @@ mod handler;
 mod hash;
 mod header;
 mod io;
+mod payload;
 mod server;
 mod transport;
 
@@ -30,5 +31,6 @@ pub use context::CallContext;
 pub use error::{BoxError, CallError, Code, CodecError, Never, ProtocolError, RpcError, Status};
 pub use handler::{MethodHandler, MethodKind, MethodTable, RequestStream, Service};
 pub use header::Metadata;
+pub use payload::Payload;
 pub use server::{BoundServer, GossipMessage, RpcServer, ShutdownHandle};
 pub use transport::ALPN;
