@@ -722,13 +722,20 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Stream for ResponseStream<T, E> {
         if this.done {
             return Poll::Ready(None);
         }
-        if let Some(deadline) = this.deadline.as_mut() {
-            if deadline.as_mut().poll(cx).is_ready() {
-                return this.fail(RpcError::DeadlineExceeded);
-            }
+        // The timer is polled (registering this task with it) only when the stream has to
+        // wait; while messages are ready, checking whether it has fired is enough.
+        if this.deadline.as_ref().is_some_and(|d| d.is_elapsed()) {
+            return this.fail(RpcError::DeadlineExceeded);
         }
         let frame = match this.reader.poll_frame(cx) {
-            Poll::Pending => return Poll::Pending,
+            Poll::Pending => {
+                if let Some(deadline) = this.deadline.as_mut() {
+                    if deadline.as_mut().poll(cx).is_ready() {
+                        return this.fail(RpcError::DeadlineExceeded);
+                    }
+                }
+                return Poll::Pending;
+            }
             Poll::Ready(Ok(Some(frame))) => frame,
             Poll::Ready(Ok(None)) => return this.fail(ProtocolError::Truncated.into()),
             Poll::Ready(Err(error)) => return this.fail(error),

@@ -129,20 +129,23 @@ impl FrameDecoder {
         if chunk.is_empty() {
             return;
         }
-        if self.current.is_empty() && self.partial.is_empty() && self.pending.is_none() {
+        if self.current.is_empty() {
             self.current = chunk;
         } else {
-            self.spill();
-            self.partial.extend_from_slice(&chunk);
+            // Callers normally read every frame out before pushing more; if not, keep the
+            // unread bytes in order.
+            let mut joined = BytesMut::with_capacity(self.current.len() + chunk.len());
+            joined.extend_from_slice(&self.current);
+            joined.extend_from_slice(&chunk);
+            self.current = joined.freeze();
         }
     }
 
-    /// Moves the unread rest of the current chunk into the assembly buffer.
-    fn spill(&mut self) {
-        if !self.current.is_empty() {
-            self.partial.extend_from_slice(&self.current);
-            self.current = Bytes::new();
-        }
+    /// Moves up to `want` bytes from the current chunk into the assembly buffer.
+    fn take_into_partial(&mut self, want: usize) {
+        let take = want.min(self.current.len());
+        self.partial.extend_from_slice(&self.current[..take]);
+        self.current.advance(take);
     }
 
     /// The number of bytes buffered but not yet returned as frames.
@@ -186,26 +189,29 @@ impl FrameDecoder {
                 return Ok(None);
             }
         }
-        self.spill();
+        // Slow path: a frame that spans chunks is assembled from as many bytes of the
+        // current chunk as it needs; the frames after it are again read in place.
         let (kind, len) = match self.pending {
             Some(pending) => pending,
             None => {
+                self.take_into_partial(FRAME_HEADER_LEN - self.partial.len());
                 if self.partial.len() < FRAME_HEADER_LEN {
                     return Ok(None);
                 }
                 let header = self.header(&self.partial)?;
-                self.partial.advance(FRAME_HEADER_LEN);
+                self.partial.clear();
+                // Reserve only what the announced (and already checked) frame needs.
+                self.partial.reserve(header.1);
                 self.pending = Some(header);
                 header
             }
         };
+        self.take_into_partial(len - self.partial.len());
         if self.partial.len() < len {
-            // Reserve only what the announced (and already checked) frame needs.
-            self.partial.reserve(len - self.partial.len());
             return Ok(None);
         }
         self.pending = None;
-        let payload = self.partial.split_to(len).freeze();
+        let payload = self.partial.split().freeze();
         Ok(Some(Frame { kind, payload }))
     }
 }
@@ -281,6 +287,34 @@ mod tests {
         decoder.push(&encode(&[(FrameType::Data, b"1234")]));
         let frame = decoder.next_frame().expect("ok").expect("complete");
         assert_eq!(frame.payload.len(), 4);
+    }
+
+    #[test]
+    fn after_a_frame_split_across_chunks_the_next_ones_are_read_in_place() {
+        let wire = encode(&[
+            (FrameType::Data, b"abcdef"),
+            (FrameType::Data, b"ghij"),
+            (FrameType::Data, b"kl"),
+        ])
+        .freeze();
+        let mut decoder = FrameDecoder::new(64);
+        decoder.push_bytes(wire.slice(..8));
+        assert_eq!(decoder.next_frame().expect("ok"), None);
+        let rest = wire.slice(8..);
+        decoder.push_bytes(rest.clone());
+        let first = decoder.next_frame().expect("ok").expect("frame");
+        assert_eq!(&first.payload[..], b"abcdef");
+        let second = decoder.next_frame().expect("ok").expect("frame");
+        assert_eq!(
+            second.payload.as_ptr(),
+            rest[8..].as_ptr(),
+            "a slice of the chunk"
+        );
+        assert_eq!(
+            &decoder.next_frame().expect("ok").expect("frame").payload[..],
+            b"kl"
+        );
+        assert!(decoder.is_idle());
     }
 
     #[test]
