@@ -23,7 +23,7 @@ use crate::context::effective_deadline;
 use crate::error::{CallError, Code, ProtocolError, RpcError, Status};
 use crate::frame::{put_frame, FrameType};
 use crate::header::parse_status;
-use crate::io::{stream_error, FrameReader};
+use crate::io::{stream_error, FrameReader, Message};
 use crate::transport::app_error;
 
 /// Requests are written in chunks of about this size when messages are small.
@@ -727,7 +727,9 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Stream for ResponseStream<T, E> {
         if this.deadline.as_ref().is_some_and(|d| d.is_elapsed()) {
             return this.fail(RpcError::DeadlineExceeded);
         }
-        let frame = match this.reader.poll_frame(cx) {
+        let frame = match this.reader.poll_message::<T>(cx) {
+            Poll::Ready(Ok(Some(Message::Decoded(item)))) => return Poll::Ready(Some(Ok(item))),
+            Poll::Ready(Ok(Some(Message::Frame(frame)))) => frame,
             Poll::Pending => {
                 if let Some(deadline) = this.deadline.as_mut() {
                     if deadline.as_mut().poll(cx).is_ready() {
@@ -736,7 +738,6 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Stream for ResponseStream<T, E> {
                 }
                 return Poll::Pending;
             }
-            Poll::Ready(Ok(Some(frame))) => frame,
             Poll::Ready(Ok(None)) => return this.fail(ProtocolError::Truncated.into()),
             Poll::Ready(Err(error)) => return this.fail(error),
         };

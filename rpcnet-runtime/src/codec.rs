@@ -74,6 +74,15 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, RpcError> 
 /// Frames at least this long lend their bytes to [`Payload`](crate::Payload) fields.
 const SHARE_FROM: usize = 1024;
 
+/// Decodes a small message from a borrowed slice (its byte fields are copied).
+pub(crate) fn decode_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RpcError> {
+    rmp_serde::from_slice(bytes).map_err(|e| RpcError::Decode(CodecError::new(e)))
+}
+
+/// Messages shorter than this are decoded in place ([`decode_slice`]); longer ones lend
+/// their bytes to `Payload` fields ([`decode`]).
+pub(crate) const SMALL_MESSAGE: usize = SHARE_FROM - 1;
+
 /// A shared slice of the frame being decoded, if `slice` lies inside it.
 pub(crate) fn share_from_source(slice: &[u8]) -> Option<Bytes> {
     SOURCE.with(|source| {

@@ -171,6 +171,32 @@ impl FrameDecoder {
         Ok((kind, len))
     }
 
+    /// Decodes the next frame in place if it is a data frame of at most `max` bytes lying
+    /// whole inside the current chunk: `decode` borrows its payload and the frame is
+    /// consumed. Otherwise returns `Ok(None)` and consumes nothing; [`next_frame`] then
+    /// takes the frame. This spares small messages a reference-counted slice each.
+    ///
+    /// [`next_frame`]: Self::next_frame
+    pub fn decode_small_data<R>(
+        &mut self,
+        max: usize,
+        decode: impl FnOnce(&[u8]) -> R,
+    ) -> Result<Option<R>, ProtocolError> {
+        if !self.partial.is_empty()
+            || self.pending.is_some()
+            || self.current.len() < FRAME_HEADER_LEN
+        {
+            return Ok(None);
+        }
+        let (kind, len) = self.header(&self.current)?;
+        if kind != FrameType::Data || len > max || self.current.len() < FRAME_HEADER_LEN + len {
+            return Ok(None);
+        }
+        let decoded = decode(&self.current[FRAME_HEADER_LEN..FRAME_HEADER_LEN + len]);
+        self.current.advance(FRAME_HEADER_LEN + len);
+        Ok(Some(decoded))
+    }
+
     /// The next complete frame, `Ok(None)` if more bytes are needed, or an error if the bytes
     /// break the framing (unknown type, length over the limit). After an error the decoder
     /// must not be used again: the stream is out of sync.
@@ -315,6 +341,43 @@ mod tests {
             b"kl"
         );
         assert!(decoder.is_idle());
+    }
+
+    #[test]
+    fn small_data_frames_decode_in_place_and_others_are_left_for_next_frame() {
+        let wire = encode(&[
+            (FrameType::Data, b"ab"),
+            (FrameType::Data, b"a longer payload"),
+            (FrameType::Status, b"s"),
+        ])
+        .freeze();
+        let mut decoder = FrameDecoder::new(64);
+        decoder.push_bytes(wire);
+        let small = decoder.decode_small_data(8, |b| b.to_vec()).expect("ok");
+        assert_eq!(small.as_deref(), Some(&b"ab"[..]));
+        assert_eq!(
+            decoder.decode_small_data(8, |b| b.len()).expect("ok"),
+            None,
+            "too big"
+        );
+        assert_eq!(
+            decoder
+                .next_frame()
+                .expect("ok")
+                .expect("frame")
+                .payload
+                .len(),
+            16
+        );
+        assert_eq!(
+            decoder.decode_small_data(8, |b| b.len()).expect("ok"),
+            None,
+            "not data"
+        );
+        assert_eq!(
+            decoder.next_frame().expect("ok").expect("frame").kind,
+            FrameType::Status
+        );
     }
 
     #[test]

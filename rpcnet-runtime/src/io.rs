@@ -6,6 +6,9 @@ use std::task::{ready, Context, Poll};
 use bytes::Buf;
 use s2n_quic::stream::{Error as StreamError, ReceiveStream};
 
+use serde::de::DeserializeOwned;
+
+use crate::codec::{decode_slice, SMALL_MESSAGE};
 use crate::error::{ProtocolError, RpcError};
 use crate::frame::{Frame, FrameDecoder};
 use crate::transport::app_error;
@@ -24,6 +27,15 @@ pub(crate) fn stream_error(error: StreamError) -> RpcError {
         }
         other => RpcError::Stream(Box::new(other)),
     }
+}
+
+/// What [`FrameReader::poll_message`] read.
+#[derive(Debug)]
+pub(crate) enum Message<T> {
+    /// A small data message, already decoded.
+    Decoded(T),
+    /// Any other frame (including large data frames, still encoded).
+    Frame(Frame),
 }
 
 /// A frame-at-a-time reader over a QUIC receive stream.
@@ -52,6 +64,37 @@ impl FrameReader {
         loop {
             if let Some(frame) = self.decoder.next_frame()? {
                 return Poll::Ready(Ok(Some(frame)));
+            }
+            if self.finished {
+                return Poll::Ready(if self.decoder.is_idle() {
+                    Ok(None)
+                } else {
+                    Err(ProtocolError::Truncated.into())
+                });
+            }
+            match ready!(self.rx.poll_receive(cx)) {
+                Ok(Some(chunk)) => self.decoder.push_bytes(chunk),
+                Ok(None) => self.finished = true,
+                Err(error) => return Poll::Ready(Err(stream_error(error))),
+            }
+        }
+    }
+
+    /// Polls for the next data message decoded as `T`, or the next frame of another kind
+    /// (or a large one) to be handled by the caller. Small data frames are decoded in place.
+    pub(crate) fn poll_message<T: DeserializeOwned>(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Message<T>>, RpcError>> {
+        loop {
+            if let Some(decoded) = self
+                .decoder
+                .decode_small_data(SMALL_MESSAGE, decode_slice::<T>)?
+            {
+                return Poll::Ready(decoded.map(|item| Some(Message::Decoded(item))));
+            }
+            if let Some(frame) = self.decoder.next_frame()? {
+                return Poll::Ready(Ok(Some(Message::Frame(frame))));
             }
             if self.finished {
                 return Poll::Ready(if self.decoder.is_idle() {
