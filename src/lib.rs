@@ -20,7 +20,7 @@
 
 pub use rpcnet_macros::service;
 pub use rpcnet_runtime::{
-    BidiStreamingCall, BoundServer, BoxError, CallContext, CallError, CallOptions,
+    BidiStreamingCall, BoundServer, BoxError, CallContext, CallError, CallOptions, ClientEndpoint,
     ClientStreamingCall, Code, CodecError, Metadata, MethodHandler, MethodKind, MethodTable, Never,
     Payload, ProtocolError, RequestStream, ResponseStream, RpcClient, RpcConfig, RpcError,
     RpcServer, ServerStreamingCall, Service, ShutdownHandle, Status, UnaryCall,

@@ -3,11 +3,13 @@
 //! ```text
 //! rpcnet-bench server <addr> [--baseline] [--stock-limits] [--mtu N]
 //! rpcnet-bench client <addr> <scenario|all> [--baseline] [--stock-limits] [--mtu N]
+//! rpcnet-bench memory [connections] [calls]
 //! ```
 //!
 //! `benches/run.sh` runs both implementations alternately and prints the comparison.
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a benchmark binary reports on stdout
 
+mod memory;
 mod raw;
 mod rpc;
 mod transport;
@@ -26,6 +28,15 @@ fn usage() -> ! {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("memory") {
+        let connections = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(200);
+        let calls = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(1000);
+        if let Err(error) = memory::run(connections, calls).await {
+            eprintln!("error: {error}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let baseline = args.iter().any(|a| a == "--baseline");
     let mut limits = Limits::rpcnet_defaults();
     limits.stock = args.iter().any(|a| a == "--stock-limits");
