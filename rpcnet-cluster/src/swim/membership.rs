@@ -17,6 +17,10 @@
 //! at a higher incarnation, and a `Dead` one cannot be re-suspected. So, for one member, a
 //! node's belief only moves up the order (incarnation, then `Alive < Suspect < Dead < Left`),
 //! which is what makes each event happen at most once per incarnation.
+//!
+//! Every update carries the member's tags and address at its incarnation; they are adopted
+//! whenever an update raises the known incarnation, whatever its state, so a suspicion that
+//! overtakes the `Alive` announcing new tags still brings them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -172,8 +176,12 @@ impl Membership {
             suspicion: None,
             changed_at: now,
         });
-        let tags_changed = u.state == MemberState::Alive && entry.member.tags != u.tags;
-        if u.state == MemberState::Alive {
+        // Tags and address are versioned by incarnation: whatever update first brings a
+        // higher incarnation brings the member's tags and address at that incarnation (a
+        // suspicion can overtake the `Alive` that announced new tags).
+        let newer = previous.is_some() && u.incarnation > entry.member.incarnation;
+        let tags_changed = newer && entry.member.tags != u.tags;
+        if newer {
             entry.member.tags = u.tags.clone();
             entry.member.addr = u.addr;
         }
@@ -195,7 +203,7 @@ impl Membership {
         use MemberState::*;
         match (previous, u.state) {
             (None, Alive | Suspect) | (Some(Left), Alive) => Some(ClusterEvent::NodeJoined(member)),
-            (Some(Alive | Suspect), Alive) if tags_changed => {
+            (Some(Alive | Suspect), Alive | Suspect) if tags_changed => {
                 Some(ClusterEvent::TagsChanged(member))
             }
             (Some(Alive | Suspect), Dead) => Some(ClusterEvent::NodeFailed(member)),
@@ -403,6 +411,36 @@ mod tests {
             secs(24),
         );
         assert_eq!(s.timeout(), secs(4));
+    }
+
+    #[test]
+    fn a_suspicion_at_a_higher_incarnation_brings_the_new_tags_with_it() {
+        let now = Instant::now();
+        let mut table = Membership::default();
+        let mut u = Update {
+            id: NodeId::new("a").expect("valid id"),
+            addr: ([10, 0, 0, 1], 1).into(),
+            incarnation: 0,
+            state: Alive,
+            tags: Tags::new(),
+            suspecter: None,
+        };
+        table.apply(&u, now);
+        // The Alive(1) announcing the tags is overtaken by a Suspect(1).
+        u.incarnation = 1;
+        u.state = Suspect;
+        u.tags = Tags::new().with("role", "worker").expect("small tags");
+        let event = table.apply(&u, now);
+        assert!(
+            matches!(event, Some(ClusterEvent::TagsChanged(_))),
+            "{event:?}"
+        );
+        assert_eq!(
+            table.get(&u.id).map(|m| m.tags.get("role")),
+            Some(Some("worker"))
+        );
+        // The late Alive(1) is then stale, and nothing is lost.
+        assert_eq!(judge(table.belief(&u.id), Alive, 1), Verdict::Ignore);
     }
 
     #[test]

@@ -84,7 +84,7 @@ pub(crate) struct Update {
     pub(crate) addr: SocketAddr,
     pub(crate) incarnation: u64,
     pub(crate) state: MemberState,
-    /// Meaningful for `Alive` updates and push-pull entries; empty otherwise.
+    /// The member's tags at `incarnation` (adopted with any update that raises it).
     pub(crate) tags: Tags,
     /// For `Suspect`: who suspects, so Lifeguard can count independent confirmations.
     pub(crate) suspecter: Option<NodeId>,

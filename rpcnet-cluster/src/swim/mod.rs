@@ -234,7 +234,7 @@ impl Swim {
         self.local.state = MemberState::Left;
         self.probe = None;
         self.join = None;
-        self.broadcasts.enqueue(Update::of(&self.local, false));
+        self.broadcasts.enqueue(Update::of(&self.local, true));
         self.gossip_round();
         self.next_gossip = now + self.config.gossip_interval();
     }
@@ -440,7 +440,7 @@ impl Swim {
         let addr = member.addr;
         // Lifeguard's buddy system: a suspect learns of its suspicion from its prober first.
         let buddy = (member.state == MemberState::Suspect).then(|| {
-            let mut u = Update::of(member, false);
+            let mut u = Update::of(member, true);
             u.suspecter = Some(self.local.id.clone());
             u
         });
@@ -511,7 +511,7 @@ impl Swim {
         let Some(member) = self.members.get(&p.target).filter(|m| m.state.is_live()) else {
             return;
         };
-        let mut u = Update::of(member, false);
+        let mut u = Update::of(member, true);
         u.state = MemberState::Suspect;
         u.suspecter = Some(self.local.id.clone());
         let me = self.local.id.clone();
@@ -549,7 +549,7 @@ impl Swim {
             else {
                 continue;
             };
-            let mut u = Update::of(member, false);
+            let mut u = Update::of(member, true);
             u.state = MemberState::Dead;
             let me = self.local.id.clone();
             self.apply_update(u, &me, false, now);
@@ -590,7 +590,6 @@ impl Swim {
                         .as_ref()
                         .is_some_and(|who| self.members.confirm(&u.id, who));
                 if confirmed {
-                    u.tags = Tags::new();
                     self.broadcasts.enqueue(u);
                 }
             }
@@ -607,9 +606,6 @@ impl Swim {
                     Some(ClusterEvent::NodeJoined(_) | ClusterEvent::NodeRecovered(_))
                 ) {
                     self.rotation.insert(&mut self.rng, u.id.clone());
-                }
-                if u.state != MemberState::Alive {
-                    u.tags = Tags::new();
                 }
                 if u.state != MemberState::Suspect {
                     u.suspecter = None;
