@@ -429,12 +429,16 @@ async fn serve_stream(
     let limit = shared.config.max_message_size;
     let mut reader = FrameReader::new(rx, limit);
 
-    // A peer that opens a stream and stalls is dropped after the handshake timeout.
-    let start = tokio::time::timeout(
-        shared.config.connect_timeout,
-        read_start(&mut reader, shared, peer),
-    )
-    .await;
+    // A peer that opens a stream and stalls is dropped after the handshake timeout. The
+    // header nearly always arrives with the stream, so the timer is only armed when the
+    // first attempt has to wait.
+    let start = {
+        let mut read = std::pin::pin!(read_start(&mut reader, shared, peer));
+        match futures::FutureExt::now_or_never(read.as_mut()) {
+            Some(started) => Ok(started),
+            None => tokio::time::timeout(shared.config.connect_timeout, read).await,
+        }
+    };
     let (header, method, handler) = match start {
         Err(_) => {
             debug!(stream_id, "no request header in time");
