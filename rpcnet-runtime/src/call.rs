@@ -18,7 +18,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::cancel::cancel_message;
 use crate::client::{put_request_start, CallOptions, RpcClient};
-use crate::codec::{decode, put_message};
+use crate::codec::{decode, put_message, put_message_segments, Segments};
 use crate::context::effective_deadline;
 use crate::error::{CallError, Code, ProtocolError, RpcError, Status};
 use crate::frame::{put_frame, FrameType};
@@ -121,13 +121,13 @@ async fn with_deadline<T, E>(
 /// for the caller to stream requests on.
 async fn open_call(
     client: &RpcClient,
-    request: Bytes,
+    mut request: Vec<Bytes>,
     finish: bool,
 ) -> Result<(FrameReader, Option<SendGuard>, CancelGuard), RpcError> {
     let (stream, handle) = client.open_stream().await?;
     let id = stream.id();
     let (rx, mut tx) = stream.split();
-    tx.send(request).await.map_err(stream_error)?;
+    tx.send_vectored(&mut request).await.map_err(stream_error)?;
     let cancel = CancelGuard {
         handle: Some(handle),
         id,
@@ -171,12 +171,12 @@ fn start_single_request(
     method: &str,
     deadline: Option<Instant>,
     options: &CallOptions,
-    put_body: impl FnOnce(&mut BytesMut, usize) -> Result<(), RpcError>,
-) -> Result<Bytes, RpcError> {
-    let mut out = BytesMut::with_capacity(256);
-    put_request_start(&mut out, method, deadline, &options.metadata);
+    put_body: impl FnOnce(&mut Segments, usize) -> Result<(), RpcError>,
+) -> Result<Vec<Bytes>, RpcError> {
+    let mut out = Segments::with_capacity(256);
+    put_request_start(out.buf(), method, deadline, &options.metadata);
     put_body(&mut out, client.config().max_message_size)?;
-    put_frame(&mut out, FrameType::End, &[]);
+    put_frame(out.buf(), FrameType::End, &[]);
     Ok(out.freeze())
 }
 
@@ -195,7 +195,7 @@ pub(crate) async fn raw_unary(
                     limit: limit as u64,
                 });
             }
-            put_frame(out, FrameType::Data, &request);
+            put_frame(out.buf(), FrameType::Data, &request);
             Ok(())
         })?;
         let (mut reader, _, mut cancel) = open_call(&client, request, true).await?;
@@ -290,7 +290,7 @@ where
         let call = async move {
             let request =
                 start_single_request(&client, method, deadline, &options, |out, limit| {
-                    put_message(out, FrameType::Data, &request, limit)
+                    put_message_segments(out, FrameType::Data, &request, limit)
                 })?;
             let (mut reader, _, mut cancel) = open_call(&client, request, true).await?;
             let (message, status) = read_single(&mut reader).await?;
@@ -361,7 +361,7 @@ where
         let call = async move {
             let request =
                 start_single_request(&client, method, deadline, &options, |out, limit| {
-                    put_message(out, FrameType::Data, &request, limit)
+                    put_message_segments(out, FrameType::Data, &request, limit)
                 })?;
             let (reader, _, cancel) = open_call(&client, request, true).await?;
             Ok(ResponseStream::new(
@@ -556,7 +556,7 @@ where
 {
     let mut start = BytesMut::with_capacity(256);
     put_request_start(&mut start, method, deadline, &options.metadata);
-    let (reader, guard, cancel) = open_call(client, start.freeze(), false).await?;
+    let (reader, guard, cancel) = open_call(client, vec![start.freeze()], false).await?;
     let guard = guard.ok_or(RpcError::Cancelled)?;
     let (done_tx, done_rx) = oneshot::channel();
     let (failed_tx, failed_rx) = oneshot::channel();

@@ -12,7 +12,7 @@ use futures::{FutureExt, Stream, StreamExt};
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::sync::mpsc;
 
-use crate::codec::{decode, encode, put_message};
+use crate::codec::{decode, encode, put_message, put_message_segments, Segments};
 use crate::context::CallContext;
 use crate::error::{Code, Status};
 use crate::frame::{put_frame, FrameType};
@@ -59,7 +59,7 @@ pub(crate) struct RequestMessages {
 /// What a handler produces.
 pub(crate) enum Reply {
     /// The encoded data frame of a single response, or the status the call ends with.
-    Single(Result<BytesMut, Status>),
+    Single(Result<Segments, Status>),
     /// A stream of responses that encodes itself into the write buffer.
     Stream(Pin<Box<dyn EncodeStream>>),
 }
@@ -118,8 +118,8 @@ fn application_status<E: Serialize>(error: &E) -> Status {
 fn single_reply<T: Serialize, E: Serialize>(result: Result<T, E>, limit: usize) -> Reply {
     Reply::Single(match result {
         Ok(value) => {
-            let mut out = BytesMut::with_capacity(128);
-            put_message(&mut out, FrameType::Data, &value, limit)
+            let mut out = Segments::with_capacity(128);
+            put_message_segments(&mut out, FrameType::Data, &value, limit)
                 .map(|()| out)
                 .map_err(|e| e.to_status())
         }
@@ -242,7 +242,7 @@ impl MethodHandler {
                 Reply::Single(handler(ctx, request).await.map(|payload| {
                     let mut out = BytesMut::with_capacity(payload.len() + 5);
                     put_frame(&mut out, FrameType::Data, &payload);
-                    out
+                    Segments::from(out)
                 }))
             }
             .boxed()

@@ -90,7 +90,9 @@ impl fmt::Debug for Payload {
 
 impl Serialize for Payload {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(&self.0)
+        // A large payload is offered to rpcnet's frame writer, which sends it from its own
+        // memory; any other serializer simply copies it.
+        crate::codec::lend(&self.0, || serializer.serialize_bytes(&self.0))
     }
 }
 
@@ -157,6 +159,33 @@ mod tests {
         let start = frame.as_ptr() as usize;
         let at = chunk.data.as_ptr() as usize;
         assert!(at > start && at < start + frame.len(), "no copy was made");
+    }
+
+    #[test]
+    fn a_large_payload_is_sent_from_its_own_memory() {
+        use crate::codec::{put_message_segments, Segments};
+        use crate::frame::{FrameDecoder, FrameType};
+
+        let big = Payload::from(vec![5u8; 200_000]);
+        let mut out = Segments::with_capacity(64);
+        let chunk = Chunk {
+            id: 1,
+            data: big.clone(),
+        };
+        put_message_segments(&mut out, FrameType::Data, &chunk, 1 << 20).expect("fits");
+        let segments = out.freeze();
+        assert!(
+            segments.iter().any(|s| s.as_ptr() == big.as_ptr()),
+            "the payload is a segment of its own"
+        );
+        let mut decoder = FrameDecoder::new(1 << 20);
+        for segment in segments {
+            decoder.push_bytes(segment);
+        }
+        let frame = decoder.next_frame().expect("valid").expect("whole");
+        let back: Chunk = decode(&frame.payload).expect("decodes");
+        assert_eq!(back.id, 1);
+        assert_eq!(back.data, big);
     }
 
     #[test]

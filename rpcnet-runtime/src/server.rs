@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use tracing::{debug, trace, Instrument};
 
 use crate::cancel::{CancelRegistry, Registration};
+use crate::codec::Segments;
 use crate::config::RpcConfig;
 use crate::context::CallContext;
 use crate::error::{Code, ProtocolError, RpcError, Status};
@@ -449,7 +450,7 @@ async fn serve_stream(
         Ok(Err(StartError::Reject(status))) => {
             debug!(stream_id, %status, "rejected stream");
             reader.stop_sending(app_error::PROTOCOL);
-            let _ = send_status(&mut tx, BytesMut::new(), &status).await;
+            let _ = send_status(&mut tx, Segments::with_capacity(64), &status).await;
             return;
         }
         Ok(Ok(Start::Gossip)) => {
@@ -465,7 +466,7 @@ async fn serve_stream(
                     format!("method `{}` is not implemented", header.method()),
                 );
                 reader.stop_sending(app_error::PROTOCOL);
-                let _ = send_status(&mut tx, BytesMut::new(), &status).await;
+                let _ = send_status(&mut tx, Segments::with_capacity(64), &status).await;
                 return;
             }
         },
@@ -473,7 +474,7 @@ async fn serve_stream(
     if draining {
         reader.stop_sending(app_error::SHUTDOWN);
         let status = Status::new(Code::Unavailable, "server is shutting down");
-        let _ = send_status(&mut tx, BytesMut::new(), &status).await;
+        let _ = send_status(&mut tx, Segments::with_capacity(64), &status).await;
         return;
     }
 
@@ -542,7 +543,7 @@ async fn serve_stream(
             cancel.cancel();
             reader.stop_sending(app_error::CANCELLED);
             let status = Status::new(Code::DeadlineExceeded, "deadline exceeded on the server");
-            let _ = send_status(&mut tx, BytesMut::new(), &status).await;
+            let _ = send_status(&mut tx, Segments::with_capacity(64), &status).await;
         }
         Outcome::Cancelled => {
             debug!("cancelled by the client");
@@ -553,7 +554,7 @@ async fn serve_stream(
             debug!(%status, "failed");
             cancel.cancel();
             reader.stop_sending(app_error::PROTOCOL);
-            let _ = send_status(&mut tx, BytesMut::new(), &status).await;
+            let _ = send_status(&mut tx, Segments::with_capacity(64), &status).await;
         }
     }
 }
@@ -731,7 +732,7 @@ async fn write_reply(
     match reply {
         Reply::Single(result) => {
             let (out, status) = match (take_failure(failure), result) {
-                (Some(status), _) | (None, Err(status)) => (BytesMut::new(), status),
+                (Some(status), _) | (None, Err(status)) => (Segments::with_capacity(64), status),
                 (None, Ok(out)) => (out, Status::new(Code::Ok, "")),
             };
             send_status(tx, out, &status).await
@@ -749,7 +750,7 @@ async fn write_reply(
                     }
                     Fill::End(status) => {
                         let status = take_failure(failure).unwrap_or(status);
-                        return send_status(tx, buffer, &status).await;
+                        return send_status(tx, Segments::from(buffer), &status).await;
                     }
                 }
             }
@@ -789,12 +790,16 @@ fn fill(
 /// Appends the status frame to `out`, sends it and finishes the stream.
 async fn send_status(
     tx: &mut SendStream,
-    mut out: BytesMut,
+    mut out: Segments,
     status: &Status,
 ) -> Result<(), RpcError> {
-    out.reserve(5 + status_len(status));
-    put_frame_header(&mut out, FrameType::Status, status_len(status));
-    put_status(&mut out, status);
-    tx.send(out.freeze()).await.map_err(stream_error)?;
+    let buf = out.buf();
+    buf.reserve(5 + status_len(status));
+    put_frame_header(buf, FrameType::Status, status_len(status));
+    put_status(buf, status);
+    let mut segments = out.freeze();
+    tx.send_vectored(&mut segments)
+        .await
+        .map_err(stream_error)?;
     tx.finish().map_err(stream_error)
 }
