@@ -398,6 +398,11 @@ impl Swim {
         self.members.members()
     }
 
+    /// What this node believes about the member `id` (not itself), if it knows it.
+    pub fn member(&self, id: &NodeId) -> Option<&Member> {
+        self.members.get(id)
+    }
+
     /// This node as it gossips itself.
     pub fn local(&self) -> &Member {
         &self.local

@@ -335,8 +335,7 @@ impl Sim {
     /// What node `observer` believes about node `member`.
     pub fn state(&self, observer: usize, member: usize) -> Option<&Member> {
         let swim = self.nodes[observer].swim.as_ref()?;
-        let id = &self.nodes[member].id;
-        swim.members().find(|m| m.id() == id)
+        swim.member(&self.nodes[member].id)
     }
 
     /// Whether `observer` counts `member` in the cluster (alive or merely suspect).
