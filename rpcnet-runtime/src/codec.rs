@@ -26,17 +26,27 @@ pub(crate) fn put_message<T: Serialize + ?Sized>(
         out.truncate(start);
         return Err(RpcError::Encode(CodecError::new(error)));
     }
-    let len = out.len() - start - FRAME_HEADER_LEN;
+    let len_bytes = match frame_len(out.len() - start - FRAME_HEADER_LEN, limit) {
+        Ok(len_bytes) => len_bytes,
+        Err(error) => {
+            out.truncate(start);
+            return Err(error);
+        }
+    };
+    out[start + 1..start + FRAME_HEADER_LEN].copy_from_slice(&len_bytes);
+    Ok(())
+}
+
+/// The length field of a frame whose payload is `len` bytes, or the error for a message
+/// over `limit`.
+fn frame_len(len: usize, limit: usize) -> Result<[u8; 4], RpcError> {
     if len > limit {
-        out.truncate(start);
         return Err(RpcError::MessageTooLarge {
             size: len as u64,
             limit: limit as u64,
         });
     }
-    let len_bytes = u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes();
-    out[start + 1..start + FRAME_HEADER_LEN].copy_from_slice(&len_bytes);
-    Ok(())
+    Ok(u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes())
 }
 
 /// Payloads at least this long are sent from their own buffer rather than copied into the
@@ -206,15 +216,13 @@ pub(crate) fn put_message_segments<T: Serialize + ?Sized>(
         out.truncate(start);
         return Err(RpcError::Encode(CodecError::new(error)));
     }
-    let len = out.len() - before;
-    if len > limit {
-        out.truncate(start);
-        return Err(RpcError::MessageTooLarge {
-            size: len as u64,
-            limit: limit as u64,
-        });
-    }
-    let len_bytes = u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes();
+    let len_bytes = match frame_len(out.len() - before, limit) {
+        Ok(len_bytes) => len_bytes,
+        Err(error) => {
+            out.truncate(start);
+            return Err(error);
+        }
+    };
     out.patch(
         Position {
             part: start.part,

@@ -65,19 +65,28 @@ impl FrameReader {
             if let Some(frame) = self.decoder.next_frame()? {
                 return Poll::Ready(Ok(Some(frame)));
             }
-            if self.finished {
-                return Poll::Ready(if self.decoder.is_idle() {
-                    Ok(None)
-                } else {
-                    Err(ProtocolError::Truncated.into())
-                });
-            }
-            match ready!(self.rx.poll_receive(cx)) {
-                Ok(Some(chunk)) => self.decoder.push_bytes(chunk),
-                Ok(None) => self.finished = true,
-                Err(error) => return Poll::Ready(Err(stream_error(error))),
+            if ready!(self.poll_more(cx))?.is_none() {
+                return Poll::Ready(Ok(None));
             }
         }
+    }
+
+    /// Feeds the decoder one more received chunk (or notes the end of the stream).
+    /// `Ok(None)` once the stream has ended cleanly between frames.
+    fn poll_more(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<()>, RpcError>> {
+        if self.finished {
+            return Poll::Ready(if self.decoder.is_idle() {
+                Ok(None)
+            } else {
+                Err(ProtocolError::Truncated.into())
+            });
+        }
+        match ready!(self.rx.poll_receive(cx)) {
+            Ok(Some(chunk)) => self.decoder.push_bytes(chunk),
+            Ok(None) => self.finished = true,
+            Err(error) => return Poll::Ready(Err(stream_error(error))),
+        }
+        Poll::Ready(Ok(Some(())))
     }
 
     /// Polls for the next data message decoded as `T`, or the next frame of another kind
@@ -96,17 +105,8 @@ impl FrameReader {
             if let Some(frame) = self.decoder.next_frame()? {
                 return Poll::Ready(Ok(Some(Message::Frame(frame))));
             }
-            if self.finished {
-                return Poll::Ready(if self.decoder.is_idle() {
-                    Ok(None)
-                } else {
-                    Err(ProtocolError::Truncated.into())
-                });
-            }
-            match ready!(self.rx.poll_receive(cx)) {
-                Ok(Some(chunk)) => self.decoder.push_bytes(chunk),
-                Ok(None) => self.finished = true,
-                Err(error) => return Poll::Ready(Err(stream_error(error))),
+            if ready!(self.poll_more(cx))?.is_none() {
+                return Poll::Ready(Ok(None));
             }
         }
     }
