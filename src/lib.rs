@@ -9,8 +9,17 @@
 //! - Deadlines (a client default, per-call overrides, inherited by nested calls),
 //!   cancellation by dropping, typed application errors next to framework errors
 //!   ([`CallError`]), message size limits, graceful shutdown.
+//! - Byte fields as [`Payload`]: large payloads travel without copies.
 //! - With the `cluster` feature (on by default): SWIM gossip membership with Phi Accrual
-//!   failure detection, tags, events, a worker registry and load-balanced routing.
+//!   failure detection, node tags and membership events, sharing the node's RPC endpoint
+//!   (`cluster::Cluster`). A tag-filtered worker registry and load-balanced routing are
+//!   planned and not part of this release.
+//!
+//! ## Quick start
+//!
+//! The [`service`] attribute's documentation has a complete, runnable example: define the
+//! trait, implement it with plain `async fn`s, add `XServer::new(..)` to an [`RpcServer`],
+//! and call it through `XClient::connect(..)`.
 //!
 //! ## Feature flags
 //!
@@ -35,8 +44,8 @@ pub type BoxStream<T> = std::pin::Pin<Box<dyn futures::Stream<Item = T> + Send +
 
 #[cfg(feature = "cluster")]
 pub mod cluster {
-    //! Cluster membership (SWIM gossip with Phi Accrual failure detection), tags, events,
-    //! the worker registry and routing.
+    //! Cluster membership: SWIM gossip with Phi Accrual failure detection and Lifeguard,
+    //! node tags and membership events, driven over the node's rpcnet QUIC endpoint.
     pub use rpcnet_cluster::*;
 }
 
