@@ -22,6 +22,7 @@ use crate::config::RpcConfig;
 use crate::context::CallContext;
 use crate::error::{Code, ProtocolError, RpcError, Status};
 use crate::frame::{put_frame_header, FrameType, STREAM_KIND_GOSSIP, STREAM_KIND_RPC};
+use crate::gossip::{GossipInbox, GossipMessage, GossipSender};
 use crate::handler::{
     EncodeStream, MethodHandler, MethodTable, Reply, RequestBody, RequestMessages, Service,
 };
@@ -135,16 +136,7 @@ struct Shared {
     methods: HashMap<Arc<str>, MethodHandler, FxBuildHasher>,
     inflight: Inflight,
     state: watch::Sender<ServerState>,
-    gossip: Mutex<Option<mpsc::Sender<GossipMessage>>>,
-}
-
-/// A gossip message (stream kind `0x02`) received by a server, for the cluster layer.
-#[derive(Debug, Clone)]
-pub struct GossipMessage {
-    /// The address of the connection it came on (the sender's client endpoint).
-    pub from: Option<SocketAddr>,
-    /// The message bytes, exactly as sent.
-    pub payload: Bytes,
+    gossip: Mutex<Option<GossipSender>>,
 }
 
 /// A server bound to its UDP port, ready to [`serve`](Self::serve).
@@ -187,11 +179,12 @@ impl BoundServer {
     }
 
     /// Delivers the gossip messages this server receives (stream kind `0x02`) to the
-    /// returned channel, which holds up to `capacity` of them; when it is full, further
-    /// messages are dropped (gossip tolerates loss). Until this is called, gossip streams
-    /// are refused. Calling it again replaces the previous channel.
-    pub fn gossip_inbox(&self, capacity: usize) -> mpsc::Receiver<GossipMessage> {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+    /// returned inbox, which holds up to `capacity` of them and `max_queued_bytes` bytes in
+    /// all; when either is reached, further messages are dropped (gossip tolerates loss).
+    /// Until this is called, gossip streams are refused. Calling it again replaces the
+    /// previous inbox.
+    pub fn gossip_inbox(&self, capacity: usize, max_queued_bytes: usize) -> GossipInbox {
+        let (tx, rx) = crate::gossip::inbox(capacity, max_queued_bytes);
         if let Ok(mut slot) = self.shared.gossip.lock() {
             *slot = Some(tx);
         }
@@ -640,7 +633,7 @@ async fn read_gossip(
                 from: peer,
                 payload: frame.payload,
             };
-            if inbox.try_send(message).is_err() {
+            if !inbox.offer(message) {
                 trace!("gossip inbox full or closed; message dropped");
             }
             Ok(Start::Gossip)

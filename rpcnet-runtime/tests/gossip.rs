@@ -16,7 +16,7 @@ async fn gossip_reaches_the_inbox_next_to_rpc_calls_through_a_shared_endpoint() 
         MethodHandler::unary(|n: u32| async move { Ok::<_, ()>(n + 1) }),
     );
     let bound = server.bind().expect("binds");
-    let mut inbox = bound.gossip_inbox(16);
+    let mut inbox = bound.gossip_inbox(16, 1 << 20);
     let addr = bound.local_addr();
     tokio::spawn(bound.serve());
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
-use rpcnet_runtime::{ClientEndpoint, GossipMessage, RpcClient, RpcConfig};
+use rpcnet_runtime::{ClientEndpoint, GossipInbox, GossipMessage, RpcClient, RpcConfig};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tracing::{debug, trace, Instrument};
 
@@ -81,7 +81,7 @@ impl Driver {
 
     pub(super) async fn run(
         mut self,
-        mut inbox: mpsc::Receiver<GossipMessage>,
+        mut inbox: GossipInbox,
         mut commands: mpsc::UnboundedReceiver<Command>,
     ) {
         let span =

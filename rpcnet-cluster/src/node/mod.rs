@@ -23,6 +23,9 @@ use crate::tags::{Tags, TagsTooLarge};
 
 pub use events::ClusterEvents;
 
+/// Received gossip waiting for the node task, at most (bytes); more is dropped.
+const MAX_INBOX_BYTES: usize = 16 * 1024 * 1024;
+
 /// What the shell needs to start a node: its identity, tags, seeds and protocol settings.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -139,7 +142,7 @@ impl Cluster {
             return Err(ClusterError::Unadvertisable(addr));
         }
         let endpoint = ClientEndpoint::new(rpc).map_err(ClusterError::Transport)?;
-        let inbox = server.gossip_inbox(config.inbox_capacity);
+        let inbox = server.gossip_inbox(config.inbox_capacity, MAX_INBOX_BYTES);
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (members_tx, members) = watch::channel(Arc::new(Vec::new()));
         let id = config.id.clone();
