@@ -179,18 +179,23 @@ impl Driver {
         while let Some(transmit) = self.swim.poll_transmit() {
             self.send(transmit);
         }
-        let mut changed = false;
+        let mut events = Vec::new();
         while let Some(event) = self.swim.poll_event() {
             debug!(?event, "membership event");
             if let ClusterEvent::NodeFailed(m) | ClusterEvent::NodeLeft(m) = &event {
                 // Its connection is dead or unwanted; a return gets a fresh one.
                 self.peers.remove(&m.addr());
             }
-            self.subscribers.retain(|s| s.send(event.clone()).is_ok());
-            changed = true;
+            events.push(event);
         }
-        if changed {
-            self.publish_members();
+        if events.is_empty() {
+            return;
+        }
+        // The view first, then the events: a subscriber that reacts to an event by reading
+        // `Cluster::members` sees the change it was told about.
+        self.publish_members();
+        for event in events {
+            self.subscribers.retain(|s| s.send(event.clone()).is_ok());
         }
     }
 
