@@ -5,19 +5,12 @@ mod sim;
 use std::time::Duration;
 
 use rpcnet_cluster::ClusterConfig;
-use sim::{Kind, Net, Sim};
+use sim::{Kind, Sim};
 
 /// Runs a settled cluster of `n` healthy nodes at `loss` for `span`; returns the false
 /// `NodeFailed` events (every one is false: nobody crashes).
 fn false_failures(seed: u64, n: usize, loss: f64, span: Duration) -> usize {
-    let mut sim = Sim::bootstrap(
-        seed,
-        n,
-        ClusterConfig::lan(),
-        Net::lan(),
-        Duration::from_millis(10),
-        Duration::from_secs(20),
-    );
+    let mut sim = Sim::settled_lan(seed, n, ClusterConfig::lan());
     sim.net.loss = loss;
     let from = sim.now();
     sim.run_for(span);

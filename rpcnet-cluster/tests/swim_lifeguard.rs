@@ -16,21 +16,14 @@ use std::time::Duration;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rpcnet_cluster::ClusterConfig;
-use sim::{Kind, Net, Sim};
+use sim::{Kind, Sim};
 
 /// Runs `n` nodes for `span` while 5% of them (chosen by `seed`) repeatedly stall for 1–5 s,
 /// with 1–10 s between stalls; returns the `NodeFailed` events about members that never
 /// stall.
 fn false_failures(seed: u64, n: usize, span: Duration, lifeguard: bool) -> usize {
     let config = ClusterConfig::for_tests().with_lifeguard(lifeguard);
-    let mut sim = Sim::bootstrap(
-        seed,
-        n,
-        config,
-        Net::lan(),
-        Duration::from_millis(10),
-        Duration::from_secs(20),
-    );
+    let mut sim = Sim::settled_lan(seed, n, config);
     let mut rng = SmallRng::seed_from_u64(seed ^ 0x57a11);
     let stalling = (n / 20).max(1);
     let start = sim.now();

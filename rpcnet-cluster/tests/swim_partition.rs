@@ -6,7 +6,7 @@ mod sim;
 use std::time::Duration;
 
 use rpcnet_cluster::{ClusterConfig, MemberState};
-use sim::{Kind, Net, Sim};
+use sim::{Kind, Sim};
 
 fn everyone_sees_everyone_alive(sim: &Sim) -> bool {
     let n = sim.len();
@@ -25,14 +25,7 @@ fn everyone_sees_everyone_alive(sim: &Sim) -> bool {
 fn heal_time(seed: u64, n: usize) -> (Option<Duration>, Duration) {
     let config = ClusterConfig::lan();
     let interval = config.push_pull_interval();
-    let mut sim = Sim::bootstrap(
-        seed,
-        n,
-        config,
-        Net::lan(),
-        Duration::from_millis(10),
-        Duration::from_secs(20),
-    );
+    let mut sim = Sim::settled_lan(seed, n, config);
     assert!(
         everyone_sees_everyone_alive(&sim),
         "seed {seed}: settled before the split"
@@ -86,14 +79,7 @@ fn a_fifty_fifty_split_heals_within_three_push_pull_intervals_over_20_seeds() {
 fn one_way_link_failures_do_not_get_healthy_nodes_declared_dead() {
     for seed in 0..3 {
         let n = 50;
-        let mut sim = Sim::bootstrap(
-            seed,
-            n,
-            ClusterConfig::lan(),
-            Net::lan(),
-            Duration::from_millis(10),
-            Duration::from_secs(20),
-        );
+        let mut sim = Sim::settled_lan(seed, n, ClusterConfig::lan());
         let from = sim.now();
         // Node 0 cannot reach nodes 1–10, and node 20 cannot reach node 0; the other
         // directions work.

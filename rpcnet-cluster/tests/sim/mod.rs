@@ -187,6 +187,18 @@ impl Sim {
         }
     }
 
+    /// The usual starting point: `n` nodes on a LAN, started 10 ms apart, settled for 20 s.
+    pub fn settled_lan(seed: u64, n: usize, config: ClusterConfig) -> Self {
+        Self::bootstrap(
+            seed,
+            n,
+            config,
+            Net::lan(),
+            Duration::from_millis(10),
+            Duration::from_secs(20),
+        )
+    }
+
     /// Starts every node, one every `stagger`, each joining through nodes 0–2, then runs
     /// until `settle` after the last start.
     pub fn bootstrap(
