@@ -40,8 +40,10 @@ use crate::tags::MAX_TAGS_BYTES;
 /// - **Push-pull**: every [`push_pull_interval`](Self::push_pull_interval) a full-state exchange
 ///   with one random member that has not left (failed ones included, so a healed partition
 ///   reconnects by itself).
-/// - **Join retries**: `min(b₀·2^(i), b_max)` after the `i`-th unanswered attempt
-///   ([`join_backoff`](Self::join_backoff), [`join_backoff_max`](Self::join_backoff_max)).
+/// - **Join retries**: `min(b₀·2^max(0, i − 4), b_max)` after the `i`-th unanswered attempt
+///   (`i = 0, 1, …`; [`join_backoff`](Self::join_backoff),
+///   [`join_backoff_max`](Self::join_backoff_max)): five quick retries, since silence may be
+///   a lost datagram, then exponential backoff, since no seed may be up yet.
 /// - **Detection bound**: see [`detection_bound`](Self::detection_bound).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterConfig {
@@ -235,7 +237,8 @@ impl ClusterConfig {
         max_tags_bytes, with_max_tags_bytes, usize
     );
     knob!(
-        /// The wait after the first unanswered join attempt; doubles after each one.
+        /// The wait after each of the first five unanswered join attempts; doubles after
+        /// each further one.
         join_backoff, with_join_backoff, Duration
     );
     knob!(

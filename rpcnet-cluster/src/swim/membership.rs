@@ -21,6 +21,19 @@
 //! Every update carries the member's tags and address at its incarnation; they are adopted
 //! whenever an update raises the known incarnation, whatever its state, so a suspicion that
 //! overtakes the `Alive` announcing new tags still brings them.
+//!
+//! # Incarnations are compared as serial numbers
+//!
+//! `i > known` above is [`is_newer`]: serial-number arithmetic modulo 2⁶⁴ (RFC 1982), where
+//! `a` is newer than `b` when `a − b` (wrapping) lies in `1..2⁶³`. With plain `u64` order an
+//! authenticated but faulty or hostile peer could gossip `Dead(x, u64::MAX)` and pin `x` dead
+//! for good, since `x` could never take an incarnation above it. With serial order every claim
+//! has a successor: `x` answers any claim about itself that its own incarnation is not newer
+//! than — including the antipode, `own + 2⁶³`, which is neither newer nor older — by taking
+//! the claim's incarnation plus one (wrapping), which every node holding the claim sees as
+//! newer. Since [`is_newer`] depends only on the two numbers, all nodes agree on which of two
+//! incarnations wins. Honest incarnations grow by one per refutation, tag change or restart,
+//! so they never come near the 2⁶³ window; only garbage does, and it no longer sticks.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -40,6 +53,12 @@ pub(crate) enum Verdict {
     Confirm,
 }
 
+/// Whether incarnation `a` is newer than `b` in serial-number order (RFC 1982, modulo 2⁶⁴):
+/// `a − b` (wrapping) is in `1..2⁶³`. See the module docs for why.
+pub(crate) fn is_newer(a: u64, b: u64) -> bool {
+    a != b && a.wrapping_sub(b) < 1 << 63
+}
+
 /// Judges `incoming` at incarnation `inc` against the current belief (see the module docs).
 pub(crate) fn judge(
     current: Option<(MemberState, u64)>,
@@ -54,14 +73,16 @@ pub(crate) fn judge(
             Verdict::Ignore
         };
     };
+    let newer = is_newer(inc, known);
+    let not_older = newer || inc == known;
     let apply = match (state, incoming) {
-        (_, Alive) => inc > known,
-        (Alive, Suspect) => inc >= known,
+        (_, Alive) => newer,
+        (Alive, Suspect) => not_older,
         (Suspect, Suspect) if inc == known => return Verdict::Confirm,
-        (Suspect, Suspect) => inc > known,
-        (Alive | Suspect, Dead) => inc >= known,
-        (Dead, Dead) => inc > known,
-        (Alive | Suspect | Dead, Left) => inc >= known,
+        (Suspect, Suspect) => newer,
+        (Alive | Suspect, Dead) => not_older,
+        (Dead, Dead) => newer,
+        (Alive | Suspect | Dead, Left) => not_older,
         (Dead | Left, Suspect) | (Left, Dead | Left) => false,
     };
     if apply {
@@ -179,7 +200,7 @@ impl Membership {
         // Tags and address are versioned by incarnation: whatever update first brings a
         // higher incarnation brings the member's tags and address at that incarnation (a
         // suspicion can overtake the `Alive` that announced new tags).
-        let newer = previous.is_some() && u.incarnation > entry.member.incarnation;
+        let newer = previous.is_some() && is_newer(u.incarnation, entry.member.incarnation);
         let tags_changed = newer && entry.member.tags != u.tags;
         if newer {
             entry.member.tags = u.tags.clone();
@@ -326,6 +347,32 @@ mod tests {
         assert_eq!(judge(Some((Alive, 3)), Suspect, 3), Verdict::Apply);
         assert_eq!(judge(Some((Alive, 3)), Suspect, 2), Verdict::Ignore);
         assert_eq!(judge(Some((Suspect, 3)), Suspect, 4), Verdict::Apply);
+    }
+
+    #[test]
+    fn incarnations_compare_as_serial_numbers_so_every_one_has_a_successor() {
+        assert!(is_newer(4, 3));
+        assert!(!is_newer(3, 4));
+        assert!(!is_newer(3, 3));
+        assert!(is_newer(0, u64::MAX), "u64::MAX is refuted by 0");
+        assert!(!is_newer(u64::MAX, 0));
+        assert!(is_newer((u64::MAX - 5).wrapping_add(1 << 62), u64::MAX - 5));
+        // The antipode is neither newer nor older; its successor is newer than it.
+        let antipode = 7u64.wrapping_add(1 << 63);
+        assert!(!is_newer(antipode, 7) && !is_newer(7, antipode));
+        assert!(is_newer(antipode.wrapping_add(1), antipode));
+        for claim in [0, 1, 1 << 62, 1 << 63, u64::MAX - 1, u64::MAX] {
+            let refutation = claim.wrapping_add(1);
+            assert!(is_newer(refutation, claim), "{claim}");
+            assert_eq!(
+                judge(Some((Dead, claim)), Alive, refutation),
+                Verdict::Apply
+            );
+            assert_eq!(
+                judge(Some((Left, claim)), Alive, refutation),
+                Verdict::Apply
+            );
+        }
     }
 
     #[test]

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::Rng;
 
-use self::dissemination::Dissemination;
-use self::membership::{judge, Membership, Suspicion, Verdict};
+use self::dissemination::{Class, Dissemination};
+use self::membership::{is_newer, judge, Membership, Suspicion, Verdict};
 use self::message::{header_bound, Body, Message, Update, MAX_PUSH_PULL_MEMBERS};
 use self::probe::{LocalHealth, Probe, Relays, Rotation};
 use crate::config::ClusterConfig;
@@ -28,6 +28,12 @@ use crate::tags::{self, Tags, TagsTooLarge};
 
 /// How often tombstones older than the configured TTL are forgotten.
 const REAP_PERIOD: Duration = Duration::from_secs(60);
+
+/// How many join attempts are retried after the initial backoff before it starts doubling.
+/// A joining node cannot tell a lost datagram from a seed that is not up yet; the first
+/// few quick retries cover the former (at 30% loss five lost attempts in a row happen once in
+/// 400 joins), the doubling after them the latter.
+const JOIN_QUICK_RETRIES: u32 = 5;
 
 /// A message to send: the output of [`Swim::poll_transmit`].
 #[derive(Debug, Clone)]
@@ -80,6 +86,12 @@ pub struct Transmit {
 /// above it. So the cluster sees it alive again (`NodeRecovered` if it had been reported
 /// failed, `NodeJoined` if it had left) at a new incarnation, with its new tags and address.
 ///
+/// # Incarnations
+///
+/// Incarnations compare as serial numbers modulo 2⁶⁴ (RFC 1982), not as plain integers, so a
+/// member can refute any claim about itself, even a forged `Dead` at `u64::MAX`: it takes
+/// the claim's incarnation plus one, wrapping (see the `membership` module).
+///
 /// # Bounded state
 ///
 /// Gossip about unknown members adds at most [`ClusterConfig::max_members`] entries
@@ -123,6 +135,7 @@ struct Join {
     seeds: Vec<SocketAddr>,
     next_attempt: Instant,
     backoff: Duration,
+    attempts: u32,
 }
 
 impl Swim {
@@ -196,9 +209,10 @@ impl Swim {
     }
 
     /// Joins the cluster through `seeds` (addresses of any members; this node's own address
-    /// is skipped): sends each a push-pull, and retries with exponential backoff
-    /// ([`ClusterConfig::join_backoff`] doubling up to [`ClusterConfig::join_backoff_max`])
-    /// until some node exchanges state with this one. With no other seed the node simply
+    /// is skipped): sends each a push-pull, and retries until some node exchanges state with
+    /// this one — five times [`ClusterConfig::join_backoff`] apart (the silence may be a lost
+    /// datagram), then with exponential backoff (doubling up to
+    /// [`ClusterConfig::join_backoff_max`]: no seed is up yet). With no other seed the node simply
     /// starts a new cluster. Host names are the driver's to resolve before calling this.
     pub fn join(&mut self, seeds: &[SocketAddr], now: Instant) {
         let mut seeds: Vec<SocketAddr> = seeds
@@ -220,6 +234,7 @@ impl Swim {
             seeds,
             next_attempt: now + backoff,
             backoff,
+            attempts: 1,
         });
     }
 
@@ -234,7 +249,8 @@ impl Swim {
         self.local.state = MemberState::Left;
         self.probe = None;
         self.join = None;
-        self.broadcasts.enqueue(Update::of(&self.local, true));
+        self.broadcasts
+            .enqueue(Update::of(&self.local, true), Class::News);
         self.gossip_round();
         self.next_gossip = now + self.config.gossip_interval();
     }
@@ -248,8 +264,9 @@ impl Swim {
             return Ok(());
         }
         self.local.tags = tags;
-        self.local.incarnation += 1;
-        self.broadcasts.enqueue(Update::of(&self.local, true));
+        self.local.incarnation = self.local.incarnation.wrapping_add(1);
+        self.broadcasts
+            .enqueue(Update::of(&self.local, true), Class::News);
         Ok(())
     }
 
@@ -595,7 +612,7 @@ impl Swim {
                         .as_ref()
                         .is_some_and(|who| self.members.confirm(&u.id, who));
                 if confirmed {
-                    self.broadcasts.enqueue(u);
+                    self.broadcasts.enqueue(u, Class::Churn);
                 }
             }
             Verdict::Apply => {
@@ -615,7 +632,12 @@ impl Swim {
                 if u.state != MemberState::Suspect {
                     u.suspecter = None;
                 }
-                self.broadcasts.enqueue(u);
+                let class = if event.is_some() {
+                    Class::News
+                } else {
+                    Class::Churn
+                };
+                self.broadcasts.enqueue(u, class);
                 self.events.extend(event);
             }
         }
@@ -639,9 +661,11 @@ impl Swim {
     }
 
     /// Gossip about this node: refute anything but our exact current state at an
-    /// incarnation at least ours, by taking the incarnation above it.
+    /// incarnation ours is not newer than, by taking the incarnation above it. Incarnations
+    /// compare as serial numbers ([`is_newer`]), so there always is one above it: a garbage
+    /// `Dead(self, u64::MAX)` is refuted by incarnation 0.
     fn about_self(&mut self, u: &Update) {
-        if self.leaving || u.incarnation < self.local.incarnation {
+        if self.leaving || is_newer(self.local.incarnation, u.incarnation) {
             return;
         }
         let accused = u.state != MemberState::Alive;
@@ -655,8 +679,16 @@ impl Swim {
         if accused {
             self.health.raise();
         }
-        self.local.incarnation = u.incarnation.saturating_add(1);
-        self.broadcasts.enqueue(Update::of(&self.local, true));
+        self.local.incarnation = u.incarnation.wrapping_add(1);
+        // Refuting a suspicion is churn; anything else (we were reported failed or left, or
+        // with a stale address or tags) changes what the others see.
+        let class = if u.state == MemberState::Suspect {
+            Class::Churn
+        } else {
+            Class::News
+        };
+        self.broadcasts
+            .enqueue(Update::of(&self.local, true), class);
     }
 
     fn gossip_round(&mut self) {
@@ -744,7 +776,10 @@ impl Swim {
         if now < join.next_attempt {
             return;
         }
-        join.backoff = (join.backoff * 2).min(self.config.join_backoff_max());
+        join.attempts += 1;
+        if join.attempts > JOIN_QUICK_RETRIES {
+            join.backoff = (join.backoff * 2).min(self.config.join_backoff_max());
+        }
         join.next_attempt = now + join.backoff;
         let seeds = join.seeds.clone();
         for seed in seeds {
@@ -851,7 +886,7 @@ mod tests {
     }
 
     #[test]
-    fn join_retries_with_backoff_until_a_seed_answers() {
+    fn join_retries_quickly_then_with_backoff_until_a_seed_answers() {
         let now = Instant::now();
         let c = ClusterConfig::for_tests()
             .with_join_backoff(Duration::from_millis(100))
@@ -859,7 +894,7 @@ mod tests {
         let mut n = node(2, c, now);
         n.join(&[addr(1), addr(2)], now);
         let mut attempts = vec![now];
-        while attempts.len() < 5 {
+        while attempts.len() < 9 {
             let Some(t) = n.poll_timeout() else { break };
             n.handle_timeout(t);
             let sent: Vec<_> = std::iter::from_fn(|| n.poll_transmit()).collect();
@@ -875,7 +910,7 @@ mod tests {
             .windows(2)
             .map(|w| (w[1] - w[0]).as_millis())
             .collect();
-        assert_eq!(gaps, vec![100, 200, 400, 400]);
+        assert_eq!(gaps, vec![100, 100, 100, 100, 100, 200, 400, 400]);
     }
 
     #[test]
@@ -1030,6 +1065,71 @@ mod tests {
             matches!(&evs[..], [ClusterEvent::TagsChanged(m)] if *m.tags() == small),
             "{evs:?}"
         );
+    }
+
+    /// Three settled nodes; a peer tells node 1 that node 3 is `state` at `incarnation`.
+    /// Returns how every node sees node 3 a while later, and node 1's events about it.
+    fn after_a_forged_claim_about_node_3(
+        state: MemberState,
+        incarnation: impl Fn(u64) -> u64,
+    ) -> (Vec<Option<MemberState>>, Vec<ClusterEvent>) {
+        let now = Instant::now();
+        let c = ClusterConfig::for_tests();
+        let mut nodes: Vec<Swim> = (1..=3).map(|i| node(i, c.clone(), now)).collect();
+        nodes[1].join(&[addr(1)], now);
+        nodes[2].join(&[addr(1)], now);
+        let now = run(&mut nodes, &[], now, Duration::from_secs(2));
+        for n in nodes.iter_mut() {
+            events(n);
+        }
+        let victim = nodes[2].local().clone();
+        let forged = Message {
+            from: NodeId::new("n9").expect("valid id"),
+            body: Body::Gossip,
+            updates: vec![Update {
+                state,
+                incarnation: incarnation(victim.incarnation()),
+                tags: Tags::new().with("forged", "yes").expect("small tags"),
+                ..Update::of(&victim, true)
+            }],
+        };
+        nodes[0].handle_message(addr(9), forged, now);
+        run(&mut nodes, &[], now, c.push_pull_interval() * 3);
+        let seen = nodes[..2].iter().map(|n| state_of(n, 3)).collect();
+        (seen, events(&mut nodes[0]))
+    }
+
+    #[test]
+    fn a_garbage_huge_incarnation_cannot_permanently_kill_a_live_node() {
+        type Claim = (MemberState, fn(u64) -> u64);
+        let claims: [Claim; 6] = [
+            (MemberState::Dead, |_| u64::MAX),
+            (MemberState::Left, |_| u64::MAX),
+            (MemberState::Suspect, |_| u64::MAX),
+            (MemberState::Alive, |_| u64::MAX),
+            (MemberState::Dead, |own| own.wrapping_add(1 << 63)),
+            (MemberState::Dead, |own| own.wrapping_add((1 << 63) - 1)),
+        ];
+        for (state, incarnation) in claims {
+            let (seen, evs) = after_a_forged_claim_about_node_3(state, incarnation);
+            assert_eq!(
+                seen,
+                vec![Some(MemberState::Alive); 2],
+                "after a forged {state:?} at {}",
+                incarnation(0)
+            );
+            let last = evs.iter().rev().find(|e| e.member().addr() == addr(3));
+            assert!(
+                last.is_none_or(|e| *e.member().tags() == Tags::new()
+                    && matches!(
+                        e,
+                        ClusterEvent::NodeRecovered(_)
+                            | ClusterEvent::NodeJoined(_)
+                            | ClusterEvent::TagsChanged(_)
+                    )),
+                "after a forged {state:?}: {evs:?}"
+            );
+        }
     }
 
     #[test]
