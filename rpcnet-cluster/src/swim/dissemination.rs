@@ -19,10 +19,11 @@
 //! selection an update is buried by newer churn after two or three transmissions — too few for
 //! an epidemic to reach every node, so a tag change or a join would wait for push-pull at the
 //! last few percent of nodes. So each message first takes news, up to half of its byte budget
-//! and half of its update slots, and fills the rest in the usual order (news included). News is
-//! rare, so it then gets all its transmissions within a couple of seconds; and since it can
-//! never take more than half of a message, a burst of news (a mass join, a healed partition)
-//! cannot starve the suspicions and refutations that keep failure detection accurate.
+//! and half of its update slots, then churn, then more news if room is left. News is rare, so
+//! it then gets all its transmissions within a couple of seconds; and since it takes more than
+//! half of a message only when churn leaves room, a burst of news (a mass join, a healed
+//! partition) cannot starve the suspicions and refutations that keep failure detection
+//! accurate. Neither class is ever kept waiting while the other leaves room unused.
 //!
 //! [`ClusterEvent`]: crate::ClusterEvent
 
@@ -101,21 +102,30 @@ impl Dissemination {
     }
 
     /// Takes the updates for one message, at most `budget` encoded bytes and
-    /// [`MAX_PIGGYBACK_UPDATES`] updates in all (with those already in `out`): first news,
-    /// fewest transmissions first, up to half the bytes and half the slots; then any update,
-    /// fewest transmissions first. Each counts one transmission and is dropped when it
-    /// reaches `limit`.
+    /// [`MAX_PIGGYBACK_UPDATES`] updates in all (with those already in `out`), each class
+    /// fewest transmissions first: news up to half the bytes and half the slots, then churn
+    /// up to the rest, then more news if room is left. Each counts one transmission and is
+    /// dropped when it reaches `limit`.
     pub(crate) fn select(&mut self, budget: usize, limit: u32, out: &mut Vec<Update>) {
         let slots = MAX_PIGGYBACK_UPDATES.saturating_sub(out.len());
         let mut taken = Vec::new();
-        let news_used = fill(&self.news, &self.items, budget / 2, slots / 2, &mut taken);
-        fill(
+        let mut used = 0;
+        let news = &self.news;
+        let is_churn = |key: &Key| !news.contains(key);
+        used += fill(news, &self.items, budget / 2, slots / 2, &mut taken, |_| {
+            true
+        });
+        used += fill(
             &self.order,
             &self.items,
-            budget - news_used,
+            budget - used,
             slots,
             &mut taken,
+            is_churn,
         );
+        fill(news, &self.items, budget - used, slots, &mut taken, |_| {
+            true
+        });
         for key in taken {
             let (_, serial, id) = key;
             let Some(item) = self.items.get_mut(&id) else {
@@ -148,14 +158,16 @@ impl Dissemination {
     }
 }
 
-/// Adds to `taken` the keys of `order`, in order, whose updates fit in `budget` bytes, until
-/// `taken` holds `slots` keys; skips keys already taken. Returns the bytes used.
+/// Adds to `taken` the keys of `order` that pass `keep`, in order, whose updates fit in
+/// `budget` bytes, until `taken` holds `slots` keys; skips keys already taken. Returns the
+/// bytes used.
 fn fill(
     order: &BTreeSet<Key>,
     items: &BTreeMap<NodeId, Item>,
     budget: usize,
     slots: usize,
     taken: &mut Vec<Key>,
+    keep: impl Fn(&Key) -> bool,
 ) -> usize {
     let mut remaining = budget;
     let mut misses = 0;
@@ -163,7 +175,7 @@ fn fill(
         if remaining < MIN_UPDATE_BYTES || misses >= MAX_MISSES || taken.len() >= slots {
             break;
         }
-        if taken.contains(key) {
+        if !keep(key) || taken.contains(key) {
             continue;
         }
         let Some(item) = items.get(&key.2) else {
@@ -245,5 +257,64 @@ mod tests {
         let mut out = Vec::new();
         q.select(usize::MAX / 2, 10, &mut out);
         assert_eq!(out.len(), MAX_PIGGYBACK_UPDATES);
+    }
+
+    #[test]
+    fn news_keeps_its_transmissions_under_a_flood_of_fresher_churn() {
+        let mut q = Dissemination::default();
+        for i in 0..1000 {
+            q.enqueue(update(&format!("m{i}"), 1), Class::Churn);
+        }
+        q.enqueue(update("news", 1), Class::News);
+        let mut carried = 0;
+        for round in 0..60 {
+            // Fresher churn than the news arrives before every message.
+            for i in 0..40 {
+                q.enqueue(
+                    update(&format!("m{}", (round * 40 + i) % 1000), 2),
+                    Class::Churn,
+                );
+            }
+            let mut out = Vec::new();
+            q.select(1100, 42, &mut out);
+            carried += usize::from(out.iter().any(|u| u.id.as_str() == "news"));
+        }
+        assert_eq!(carried, 42, "sent on each message until the limit");
+    }
+
+    #[test]
+    fn news_takes_at_most_half_of_a_message_while_churn_waits() {
+        let mut q = Dissemination::default();
+        for i in 0..200 {
+            q.enqueue(update(&format!("c{i:03}"), 1), Class::Churn);
+            q.enqueue(update(&format!("n{i:03}"), 1), Class::News);
+        }
+        let budget = update("n000", 1).encoded_len() * 20;
+        let news = |out: &[Update]| {
+            out.iter()
+                .filter(|u| u.id.as_str().starts_with('n'))
+                .count()
+        };
+        let mut out = Vec::new();
+        q.select(budget, 10, &mut out);
+        assert_eq!(out.len(), 20);
+        assert_eq!(news(&out), 10, "half the bytes");
+        let mut out = Vec::new();
+        q.select(usize::MAX / 2, 10, &mut out);
+        assert_eq!(out.len(), MAX_PIGGYBACK_UPDATES);
+        assert_eq!(news(&out), MAX_PIGGYBACK_UPDATES / 2, "half the slots");
+    }
+
+    #[test]
+    fn either_class_fills_the_room_the_other_leaves() {
+        let mut q = Dissemination::default();
+        for i in 0..100 {
+            q.enqueue(update(&format!("news{i}"), 1), Class::News);
+        }
+        q.enqueue(update("churn", 1), Class::Churn);
+        let mut out = Vec::new();
+        q.select(usize::MAX / 2, 10, &mut out);
+        assert_eq!(out.len(), MAX_PIGGYBACK_UPDATES);
+        assert!(out.iter().any(|u| u.id.as_str() == "churn"));
     }
 }
