@@ -69,6 +69,10 @@ pub(crate) async fn echo_scenario<T: Target>(target: T, scenario: &str, len: usi
                 let ended = Instant::now();
                 let ok = matches!(&outcome, Ok(Ok(echo)) if echo_is_intact(&data, echo));
                 if !ok {
+                    // BENCH_DEBUG=1 names each failure on stderr.
+                    if std::env::var_os("BENCH_DEBUG").is_some() {
+                        eprintln!("call failed: {outcome:?}");
+                    }
                     result.errors += 1;
                 }
                 if ok && ended > window.0 && ended <= window.1 {
@@ -111,8 +115,10 @@ pub(crate) async fn echo_scenario<T: Target>(target: T, scenario: &str, len: usi
 /// least 5 s have passed.
 pub(crate) async fn stream_scenario<T: Target>(target: T) {
     let mut errors = 0u64;
+    let mut warmup_calls = 0u64;
     let warmup_end = Instant::now() + Duration::from_secs(1);
     while Instant::now() < warmup_end {
+        warmup_calls += 1;
         match tokio::time::timeout(DEADLINE, target.stream(STREAM_ITEMS, STREAM_ITEM_SIZE)).await {
             Ok(Ok(n)) if n == u64::from(STREAM_ITEMS) => {}
             _ => errors += 1,
@@ -130,6 +136,10 @@ pub(crate) async fn stream_scenario<T: Target>(target: T) {
         }
     }
     let items_s = items as f64 / began.elapsed().as_secs_f64();
+    // BENCH_DEBUG=1 also reports the warm-up calls (to turn profiles into costs per item).
+    if std::env::var_os("BENCH_DEBUG").is_some() {
+        eprintln!("warmup_calls={warmup_calls}");
+    }
     println!(
         "impl={} scenario=stream_100k items_s={items_s:.0} calls={calls} errors={errors}",
         target.name()

@@ -95,7 +95,10 @@ impl Drop for CancelGuard {
 }
 
 /// The outcome of reading a response to its status frame.
-fn status_result<E: DeserializeOwned>(status: Status, method: &str) -> Result<(), CallError<E>> {
+fn status_result<E: DeserializeOwned + 'static>(
+    status: Status,
+    method: &str,
+) -> Result<(), CallError<E>> {
     match status.code() {
         Code::Ok => Ok(()),
         Code::Application => Err(CallError::Application(decode::<E>(status.details_bytes())?)),
@@ -103,15 +106,19 @@ fn status_result<E: DeserializeOwned>(status: Status, method: &str) -> Result<()
     }
 }
 
-async fn with_deadline<T, E>(
+/// Bounds `future` by the call's deadline. A plain function rather than an `async fn`, so
+/// the call's future is stored once (an `async fn` would keep its argument and the timeout
+/// holding it side by side, doubling what every call allocates and copies).
+fn with_deadline<T, E>(
     deadline: Option<Instant>,
     future: impl Future<Output = Result<T, CallError<E>>>,
-) -> Result<T, CallError<E>> {
+) -> impl Future<Output = Result<T, CallError<E>>> {
     match deadline {
-        Some(deadline) => tokio::time::timeout_at(deadline, future)
-            .await
-            .unwrap_or(Err(CallError::Rpc(RpcError::DeadlineExceeded))),
-        None => future.await,
+        Some(deadline) => futures::future::Either::Left(
+            tokio::time::timeout_at(deadline, future)
+                .map(|r| r.unwrap_or(Err(CallError::Rpc(RpcError::DeadlineExceeded)))),
+        ),
+        None => futures::future::Either::Right(future),
     }
 }
 
@@ -296,10 +303,12 @@ where
             let (message, status) = read_single(&mut reader).await?;
             cancel.complete();
             status_result::<E>(status, method)?;
-            let message = message.ok_or(RpcError::from(ProtocolError::UnexpectedFrame {
-                expected: "a data frame before an OK status",
-                found: "status",
-            }))?;
+            let message = message.ok_or_else(|| {
+                RpcError::from(ProtocolError::UnexpectedFrame {
+                    expected: "a data frame before an OK status",
+                    found: "status",
+                })
+            })?;
             Ok(decode::<Resp>(&message)?)
         };
         with_deadline(deadline, call).boxed()
@@ -433,10 +442,12 @@ where
             }
             let (message, status) = pump.finish_with(result)?;
             status_result::<E>(status, method)?;
-            let message = message.ok_or(RpcError::from(ProtocolError::UnexpectedFrame {
-                expected: "a data frame before an OK status",
-                found: "status",
-            }))?;
+            let message = message.ok_or_else(|| {
+                RpcError::from(ProtocolError::UnexpectedFrame {
+                    expected: "a data frame before an OK status",
+                    found: "status",
+                })
+            })?;
             Ok(decode::<Resp>(&message)?)
         };
         with_deadline(deadline, call).boxed()
@@ -699,7 +710,7 @@ impl<T, E> ResponseStream<T, E> {
     }
 }
 
-impl<T: DeserializeOwned, E: DeserializeOwned> ResponseStream<T, E> {
+impl<T: DeserializeOwned + 'static, E: DeserializeOwned + 'static> ResponseStream<T, E> {
     fn fail(&mut self, error: RpcError) -> Poll<Option<Result<T, CallError<E>>>> {
         self.done = true;
         let error = self
@@ -714,7 +725,7 @@ impl<T: DeserializeOwned, E: DeserializeOwned> ResponseStream<T, E> {
 // The stream holds no self-references: pinning it is not structural.
 impl<T, E> Unpin for ResponseStream<T, E> {}
 
-impl<T: DeserializeOwned, E: DeserializeOwned> Stream for ResponseStream<T, E> {
+impl<T: DeserializeOwned + 'static, E: DeserializeOwned + 'static> Stream for ResponseStream<T, E> {
     type Item = Result<T, CallError<E>>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -726,6 +737,11 @@ impl<T: DeserializeOwned, E: DeserializeOwned> Stream for ResponseStream<T, E> {
         // wait; while messages are ready, checking whether it has fired is enough.
         if this.deadline.as_ref().is_some_and(|d| d.is_elapsed()) {
             return this.fail(RpcError::DeadlineExceeded);
+        }
+        match this.reader.decode_in_place::<T>() {
+            Some(Ok(item)) => return Poll::Ready(Some(Ok(item))),
+            Some(Err(error)) => return this.fail(RpcError::Decode(error)),
+            None => {}
         }
         let frame = match this.reader.poll_message::<T>(cx) {
             Poll::Ready(Ok(Some(Message::Decoded(item)))) => return Poll::Ready(Some(Ok(item))),

@@ -202,7 +202,8 @@ impl RpcClient {
             }
         }
         // Opening a stream sends nothing to a handler, so a retry after reconnecting is safe.
-        let mut handle = self.reconnect(generation).await?;
+        // Boxed: the rare reconnect would otherwise make every call's future larger.
+        let mut handle = Box::pin(self.reconnect(generation)).await?;
         let stream = handle.open_bidirectional_stream().await.map_err(|e| {
             RpcError::unavailable(
                 "could not open a stream on a fresh connection",

@@ -19,9 +19,7 @@ pub(crate) fn put_message<T: Serialize + ?Sized>(
 ) -> Result<(), RpcError> {
     let start = out.len();
     put_frame_header(out, kind, 0);
-    let mut writer = out.writer();
-    let encoded = rmp_serde::encode::write_named(&mut writer, value);
-    let out = writer.into_inner();
+    let encoded = rmp_serde::encode::write_named(&mut Appender(out), value);
     if let Err(error) = encoded {
         out.truncate(start);
         return Err(RpcError::Encode(CodecError::new(error)));
@@ -35,6 +33,76 @@ pub(crate) fn put_message<T: Serialize + ?Sized>(
     };
     out[start + 1..start + FRAME_HEADER_LEN].copy_from_slice(&len_bytes);
     Ok(())
+}
+
+/// Like [`put_message`], with a shortcut for a message that is a bare [`Payload`] (the usual
+/// item of a byte stream): its MessagePack `bin` header and bytes are appended directly, the
+/// same bytes serde would write, without serde's per-call overhead.
+///
+/// [`Payload`]: crate::Payload
+pub(crate) fn put_item<T: Serialize + 'static>(
+    out: &mut BytesMut,
+    kind: FrameType,
+    value: &T,
+    limit: usize,
+) -> Result<(), RpcError> {
+    match (value as &dyn std::any::Any).downcast_ref::<crate::Payload>() {
+        Some(payload) => put_bin(out, kind, payload, limit),
+        None => put_message(out, kind, value, limit),
+    }
+}
+
+/// Appends a frame holding `bytes` as MessagePack `bin` (8, 16 or 32, as rmp would choose).
+fn put_bin(
+    out: &mut BytesMut,
+    kind: FrameType,
+    bytes: &[u8],
+    limit: usize,
+) -> Result<(), RpcError> {
+    let len = bytes.len();
+    let kind = kind.as_u8();
+    // Frame header and `bin` header in one fixed-size append each way (no length-dependent
+    // copy for the few header bytes), then the bytes.
+    if let Ok(short) = u8::try_from(len) {
+        let [a, b, c, d] = frame_len(2 + len, limit)?;
+        out.reserve(FRAME_HEADER_LEN + 2 + len);
+        out.extend_from_slice(&[kind, a, b, c, d, 0xc4, short]);
+    } else if let Ok(medium) = u16::try_from(len) {
+        let [a, b, c, d] = frame_len(3 + len, limit)?;
+        let [e, f] = medium.to_be_bytes();
+        out.reserve(FRAME_HEADER_LEN + 3 + len);
+        out.extend_from_slice(&[kind, a, b, c, d, 0xc5, e, f]);
+    } else {
+        let [a, b, c, d] = frame_len(5 + len, limit)?;
+        let [e, f, g, h] = u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes();
+        out.reserve(FRAME_HEADER_LEN + 5 + len);
+        out.extend_from_slice(&[kind, a, b, c, d, 0xc6, e, f, g, h]);
+    }
+    out.extend_from_slice(bytes);
+    Ok(())
+}
+
+/// An `io::Write` that appends to a `BytesMut`. `bytes`' own writer goes through the
+/// generic `BufMut::put`, which costs more than the copy for the few bytes serde writes at
+/// a time.
+struct Appender<'a>(&'a mut BytesMut);
+
+impl std::io::Write for Appender<'_> {
+    #[inline]
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    #[inline]
+    fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The length field of a frame whose payload is `len` bytes, or the error for a message
@@ -189,7 +257,8 @@ impl From<BytesMut> for Segments {
 
 impl std::io::Write for Segments {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        match lent(data) {
+        // Only a write as long as a lent payload can be that payload.
+        match (data.len() >= LEND_FROM).then(|| lent(data)).flatten() {
             Some(bytes) => self.lend(bytes),
             None => self.current.extend_from_slice(data),
         }
@@ -241,51 +310,69 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<bytes::Bytes, R
     Ok(out.into_inner().freeze())
 }
 
-thread_local! {
-    /// The frame being decoded on this thread, so byte fields can share it (see
-    /// [`share_from_source`]).
-    static SOURCE: RefCell<Option<Bytes>> = const { RefCell::new(None) };
+scoped_tls::scoped_thread_local! {
+    /// The received bytes being decoded on this thread, so byte fields can share them (see
+    /// [`share_from_source`]). Set only for the duration of one decode, by reference: no
+    /// reference count is touched unless a field actually takes a slice.
+    static SOURCE: Bytes
 }
 
 /// Decodes a message received from the peer. Byte fields of type [`Payload`] are returned
 /// as slices of `bytes` rather than copies.
 ///
 /// [`Payload`]: crate::Payload
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, RpcError> {
-    let decoded = if bytes.len() < SHARE_FROM {
-        // Copying a few bytes is cheaper than sharing them (reference counts, and a
-        // received buffer kept alive by a small slice of it).
-        rmp_serde::from_slice(bytes)
-    } else {
-        let previous = SOURCE.with(|source| source.replace(Some(bytes.clone())));
-        let decoded = rmp_serde::from_slice(bytes);
-        SOURCE.with(|source| source.replace(previous));
-        decoded
+pub(crate) fn decode<T: DeserializeOwned + 'static>(bytes: &Bytes) -> Result<T, RpcError> {
+    decode_in(bytes, 0..bytes.len()).map_err(RpcError::Decode)
+}
+
+/// Decodes the message at `range` of a received chunk, in place: `Payload` fields become
+/// slices of `chunk`, and nothing else is copied or counted. A message that is a bare
+/// `Payload` (the usual item of a byte stream) is sliced out without going through serde.
+///
+/// The error is the bare [`CodecError`]: on the per-item path a smaller result is cheaper to
+/// hand back.
+#[inline]
+pub(crate) fn decode_in<T: DeserializeOwned + 'static>(
+    chunk: &Bytes,
+    range: std::ops::Range<usize>,
+) -> Result<T, CodecError> {
+    let mut decoded: Option<T> = None;
+    if let Some(slot) =
+        (&mut decoded as &mut dyn std::any::Any).downcast_mut::<Option<crate::Payload>>()
+    {
+        *slot = bin_slice(chunk, range.clone()).map(crate::Payload::from);
+    }
+    if let Some(value) = decoded {
+        return Ok(value);
+    }
+    SOURCE
+        .set(chunk, || rmp_serde::from_slice(&chunk[range]))
+        .map_err(CodecError::new)
+}
+
+/// The bytes of a MessagePack `bin` value filling exactly `range` of `chunk`, or `None` if
+/// it holds anything else (which serde then decodes, or reports).
+fn bin_slice(chunk: &Bytes, range: std::ops::Range<usize>) -> Option<Bytes> {
+    let message = chunk.get(range.clone())?;
+    let (head, len) = match *message {
+        [0xc4, len, ..] => (2, usize::from(len)),
+        [0xc5, a, b, ..] => (3, usize::from(u16::from_be_bytes([a, b]))),
+        [0xc6, a, b, c, d, ..] => (5, u32::from_be_bytes([a, b, c, d]) as usize),
+        _ => return None,
     };
-    decoded.map_err(|e| RpcError::Decode(CodecError::new(e)))
+    (message.len().checked_sub(head)? == len).then(|| chunk.slice(range.start + head..range.end))
 }
 
-/// Frames at least this long lend their bytes to [`Payload`](crate::Payload) fields.
-const SHARE_FROM: usize = 1024;
-
-/// Decodes a small message from a borrowed slice (its byte fields are copied).
-pub(crate) fn decode_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RpcError> {
-    rmp_serde::from_slice(bytes).map_err(|e| RpcError::Decode(CodecError::new(e)))
-}
-
-/// Messages shorter than this are decoded in place ([`decode_slice`]); longer ones lend
-/// their bytes to `Payload` fields ([`decode`]).
-pub(crate) const SMALL_MESSAGE: usize = SHARE_FROM - 1;
-
-/// A shared slice of the frame being decoded, if `slice` lies inside it.
+/// A shared slice of the bytes being decoded, if `slice` lies inside them.
 pub(crate) fn share_from_source(slice: &[u8]) -> Option<Bytes> {
+    if !SOURCE.is_set() {
+        return None;
+    }
     SOURCE.with(|source| {
-        let source = source.borrow();
-        let frame = source.as_ref()?;
-        let start = frame.as_ptr() as usize;
+        let start = source.as_ptr() as usize;
         let at = slice.as_ptr() as usize;
-        let inside = at >= start && at + slice.len() <= start + frame.len();
-        inside.then(|| frame.slice_ref(slice))
+        let inside = at >= start && at + slice.len() <= start + source.len();
+        inside.then(|| source.slice_ref(slice))
     })
 }
 
@@ -304,6 +391,25 @@ mod tests {
         a: i64,
         #[serde(default)]
         b: Option<String>,
+    }
+
+    #[test]
+    fn a_bare_payload_item_is_written_as_serde_would() {
+        for len in [0usize, 1, 255, 256, 65_535, 65_536, 70_000] {
+            let payload = crate::Payload::from(vec![7u8; len]);
+            let mut fast = BytesMut::new();
+            put_item(&mut fast, FrameType::Data, &payload, 1 << 20).expect("fits");
+            let mut serde = BytesMut::new();
+            put_message(&mut serde, FrameType::Data, &payload, 1 << 20).expect("fits");
+            assert_eq!(fast, serde, "{len} bytes");
+        }
+        let mut out = BytesMut::new();
+        let payload = crate::Payload::from(vec![0u8; 100]);
+        assert!(matches!(
+            put_item(&mut out, FrameType::Data, &payload, 50),
+            Err(RpcError::MessageTooLarge { .. })
+        ));
+        assert!(out.is_empty(), "nothing written on error");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use futures::{FutureExt, Stream, StreamExt};
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::sync::mpsc;
 
-use crate::codec::{decode, encode, put_message, put_message_segments, Segments};
+use crate::codec::{decode, encode, put_item, put_message_segments, Segments};
 use crate::context::CallContext;
 use crate::error::{Code, Status};
 use crate::frame::{put_frame, FrameType};
@@ -76,11 +76,14 @@ impl std::fmt::Debug for Reply {
 /// A response stream that writes each item as a data frame straight into the buffer that
 /// goes to the network (no per-item allocation).
 pub(crate) trait EncodeStream: Send {
-    /// Encodes the next ready item into `out`; `Some(Err)` ends the call with that status.
+    /// Encodes ready items into `out` until it holds at least `full` bytes. `Ready(Some(Ok))`
+    /// means it is full; `Pending`, that no more items are ready now (`out` may have some);
+    /// `Ready(None)`, that the stream ended; `Some(Err)` ends the call with that status.
     fn poll_encode(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         out: &mut BytesMut,
+        full: usize,
         limit: usize,
     ) -> Poll<Option<Result<(), Status>>>;
 }
@@ -127,7 +130,7 @@ fn single_reply<T: Serialize, E: Serialize>(result: Result<T, E>, limit: usize) 
     })
 }
 
-fn decode_single<Req: DeserializeOwned>(body: RequestBody) -> Result<Req, Status> {
+fn decode_single<Req: DeserializeOwned + 'static>(body: RequestBody) -> Result<Req, Status> {
     match body {
         RequestBody::Single(bytes) => decode(&bytes).map_err(|e| e.to_status()),
         RequestBody::Stream(_) => Err(Status::new(Code::Internal, "expected a single request")),
@@ -175,23 +178,30 @@ struct TypedReplyStream<S> {
 impl<S, T, E> EncodeStream for TypedReplyStream<S>
 where
     S: Stream<Item = Result<T, E>> + Send + Unpin,
-    T: Serialize,
+    T: Serialize + 'static,
     E: Serialize,
 {
     fn poll_encode(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         out: &mut BytesMut,
+        full: usize,
         limit: usize,
     ) -> Poll<Option<Result<(), Status>>> {
-        match self.inner.poll_next_unpin(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Ready(Some(Ok(item))) => Poll::Ready(Some(
-                put_message(out, FrameType::Data, &item, limit).map_err(|e| e.to_status()),
-            )),
-            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(application_status(&error)))),
+        // The loop runs here, in the typed code, so each item costs one poll of the
+        // handler's stream and one append, with no dynamic call per item.
+        while out.len() < full {
+            match std::task::ready!(self.inner.poll_next_unpin(cx)) {
+                None => return Poll::Ready(None),
+                Some(Ok(item)) => {
+                    if let Err(error) = put_item(out, FrameType::Data, &item, limit) {
+                        return Poll::Ready(Some(Err(error.to_status())));
+                    }
+                }
+                Some(Err(error)) => return Poll::Ready(Some(Err(application_status(&error)))),
+            }
         }
+        Poll::Ready(Some(Ok(())))
     }
 }
 

@@ -8,7 +8,7 @@ use s2n_quic::stream::{Error as StreamError, ReceiveStream};
 
 use serde::de::DeserializeOwned;
 
-use crate::codec::{decode_slice, SMALL_MESSAGE};
+use crate::codec::decode_in;
 use crate::error::{ProtocolError, RpcError};
 use crate::frame::{Frame, FrameDecoder};
 use crate::transport::app_error;
@@ -32,9 +32,9 @@ pub(crate) fn stream_error(error: StreamError) -> RpcError {
 /// What [`FrameReader::poll_message`] read.
 #[derive(Debug)]
 pub(crate) enum Message<T> {
-    /// A small data message, already decoded.
+    /// A data message, already decoded.
     Decoded(T),
-    /// Any other frame (including large data frames, still encoded).
+    /// Any other frame (including data frames split across chunks, still encoded).
     Frame(Frame),
 }
 
@@ -90,17 +90,19 @@ impl FrameReader {
     }
 
     /// Polls for the next data message decoded as `T`, or the next frame of another kind
-    /// (or a large one) to be handled by the caller. Small data frames are decoded in place.
-    pub(crate) fn poll_message<T: DeserializeOwned>(
+    /// (or a data frame split across chunks) to be handled by the caller. Data frames inside
+    /// one received chunk are decoded in place.
+    #[inline]
+    pub(crate) fn poll_message<T: DeserializeOwned + 'static>(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<Message<T>>, RpcError>> {
         loop {
-            if let Some(decoded) = self
-                .decoder
-                .decode_small_data(SMALL_MESSAGE, decode_slice::<T>)?
-            {
-                return Poll::Ready(decoded.map(|item| Some(Message::Decoded(item))));
+            if let Some(decoded) = self.decoder.decode_data_in_place(decode_in::<T>) {
+                return Poll::Ready(match decoded {
+                    Ok(item) => Ok(Some(Message::Decoded(item))),
+                    Err(error) => Err(RpcError::Decode(error)),
+                });
             }
             if let Some(frame) = self.decoder.next_frame()? {
                 return Poll::Ready(Ok(Some(Message::Frame(frame))));
@@ -109,6 +111,16 @@ impl FrameReader {
                 return Poll::Ready(Ok(None));
             }
         }
+    }
+
+    /// Decodes the next message in place if it is a data frame lying whole in the chunk at
+    /// hand: the per-item fast path of a response stream, with the smallest result to pass
+    /// back. `None` leaves everything else to [`poll_message`](Self::poll_message).
+    #[inline]
+    pub(crate) fn decode_in_place<T: DeserializeOwned + 'static>(
+        &mut self,
+    ) -> Option<Result<T, crate::error::CodecError>> {
+        self.decoder.decode_data_in_place(decode_in::<T>)
     }
 
     /// The next frame.

@@ -11,12 +11,14 @@ use crate::codec::share_from_source;
 
 /// Opaque bytes inside a message: file chunks, tensors, already-encoded blobs.
 ///
-/// On the wire it is MessagePack `bin`, like `serde_bytes`. Decoding a large message does
-/// not copy its payloads: a `Payload` received in a message of 1 KiB or more is a
-/// reference-counted slice of the received frame (smaller ones are copied, which is
-/// cheaper than sharing).
-/// Cloning is cheap (a reference count). Use it in place of `Vec<u8>` for large or many
-/// byte fields.
+/// On the wire it is MessagePack `bin`, like `serde_bytes`. Decoding does not copy it: a
+/// received `Payload` is a reference-counted slice of the buffer it arrived in, and one of
+/// 64 KiB or more is sent from its own memory. Cloning is cheap (a reference count). Use it
+/// in place of `Vec<u8>` for large or many byte fields.
+///
+/// Because it shares the receive buffer, a small received `Payload` kept for a long time
+/// also keeps that buffer (at most one QUIC receive chunk) alive; to store many small
+/// payloads for long, copy them out (`Payload::from(payload.to_vec())`).
 ///
 /// ```
 /// let payload = rpcnet_runtime::Payload::from(vec![1u8, 2, 3]);

@@ -561,10 +561,18 @@ fn outcome_for(error: RpcError) -> Outcome {
     }
 }
 
-async fn with_deadline<T>(deadline: Option<Instant>, future: impl Future<Output = T>) -> Option<T> {
+/// Bounds `future` by the call's deadline (`None` once it passed). A plain function rather
+/// than an `async fn`, so the call's future is stored once, not twice.
+fn with_deadline<T>(
+    deadline: Option<Instant>,
+    future: impl Future<Output = T>,
+) -> impl Future<Output = Option<T>> {
     match deadline {
-        Some(deadline) => tokio::time::timeout_at(deadline, future).await.ok(),
-        None => Some(future.await),
+        Some(deadline) => futures::future::Either::Left(futures::FutureExt::map(
+            tokio::time::timeout_at(deadline, future),
+            Result::ok,
+        )),
+        None => futures::future::Either::Right(futures::FutureExt::map(future, Some)),
     }
 }
 
@@ -761,22 +769,16 @@ enum Fill {
 /// Encodes ready items into `buffer` until it is full or the stream has nothing ready.
 fn fill(
     cx: &mut Context<'_>,
-    mut stream: Pin<&mut dyn EncodeStream>,
+    stream: Pin<&mut dyn EncodeStream>,
     buffer: &mut BytesMut,
     limit: usize,
 ) -> Poll<Fill> {
-    loop {
-        match stream.as_mut().poll_encode(cx, buffer, limit) {
-            Poll::Ready(Some(Ok(()))) => {
-                if buffer.len() >= WRITE_CHUNK {
-                    return Poll::Ready(Fill::Flush);
-                }
-            }
-            Poll::Ready(Some(Err(status))) => return Poll::Ready(Fill::End(status)),
-            Poll::Ready(None) => return Poll::Ready(Fill::End(Status::new(Code::Ok, ""))),
-            Poll::Pending if buffer.is_empty() => return Poll::Pending,
-            Poll::Pending => return Poll::Ready(Fill::Flush),
-        }
+    match stream.poll_encode(cx, buffer, WRITE_CHUNK, limit) {
+        Poll::Ready(Some(Ok(()))) => Poll::Ready(Fill::Flush),
+        Poll::Ready(Some(Err(status))) => Poll::Ready(Fill::End(status)),
+        Poll::Ready(None) => Poll::Ready(Fill::End(Status::new(Code::Ok, ""))),
+        Poll::Pending if buffer.is_empty() => Poll::Pending,
+        Poll::Pending => Poll::Ready(Fill::Flush),
     }
 }
 
