@@ -18,7 +18,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::cancel::cancel_message;
 use crate::client::{put_request_start, CallOptions, RpcClient};
-use crate::codec::{decode, put_message, put_message_segments, Segments};
+use crate::codec::{decode, put_message, put_message_segments, Frozen, Segments};
 use crate::context::effective_deadline;
 use crate::error::{CallError, Code, ProtocolError, RpcError, Status};
 use crate::frame::{put_frame, FrameType};
@@ -128,13 +128,15 @@ fn with_deadline<T, E>(
 /// for the caller to stream requests on.
 async fn open_call(
     client: &RpcClient,
-    mut request: Vec<Bytes>,
+    mut request: Frozen,
     finish: bool,
 ) -> Result<(FrameReader, Option<SendGuard>, CancelGuard), RpcError> {
     let (stream, handle) = client.open_stream().await?;
     let id = stream.id();
     let (rx, mut tx) = stream.split();
-    tx.send_vectored(&mut request).await.map_err(stream_error)?;
+    tx.send_vectored(request.as_mut_slice())
+        .await
+        .map_err(stream_error)?;
     let cancel = CancelGuard {
         handle: Some(handle),
         id,
@@ -179,7 +181,7 @@ fn start_single_request(
     deadline: Option<Instant>,
     options: &CallOptions,
     put_body: impl FnOnce(&mut Segments, usize) -> Result<(), RpcError>,
-) -> Result<Vec<Bytes>, RpcError> {
+) -> Result<Frozen, RpcError> {
     let mut out = Segments::with_capacity(256);
     put_request_start(out.buf(), method, deadline, &options.metadata);
     put_body(&mut out, client.config().max_message_size)?;
@@ -565,9 +567,9 @@ where
     S: Stream + Send + 'static,
     S::Item: Serialize + Send,
 {
-    let mut start = BytesMut::with_capacity(256);
+    let mut start = crate::codec::message_buffer(256);
     put_request_start(&mut start, method, deadline, &options.metadata);
-    let (reader, guard, cancel) = open_call(client, vec![start.freeze()], false).await?;
+    let (reader, guard, cancel) = open_call(client, Frozen::One([start.freeze()]), false).await?;
     let guard = guard.ok_or(RpcError::Cancelled)?;
     let (done_tx, done_rx) = oneshot::channel();
     let (failed_tx, failed_rx) = oneshot::channel();

@@ -172,11 +172,12 @@ struct Position {
 }
 
 impl Segments {
-    /// Empty segments whose first buffer has room for `capacity` bytes.
+    /// Empty segments whose first buffer has room for `capacity` bytes (see
+    /// [`message_buffer`]).
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         Segments {
             done: Vec::new(),
-            current: BytesMut::with_capacity(capacity),
+            current: message_buffer(capacity),
         }
     }
 
@@ -233,16 +234,82 @@ impl Segments {
     }
 
     /// The segments, ready for a vectored send.
-    pub(crate) fn freeze(self) -> Vec<Bytes> {
-        self.done
-            .into_iter()
-            .map(|part| match part {
-                Part::Owned(buf) => buf.freeze(),
-                Part::Shared(bytes) => bytes,
-            })
-            .chain(std::iter::once(self.current.freeze()))
-            .filter(|bytes| !bytes.is_empty())
-            .collect()
+    pub(crate) fn freeze(self) -> Frozen {
+        if self.done.is_empty() {
+            // The usual case, a message written whole into one buffer: no list to allocate.
+            return Frozen::One([self.current.freeze()]);
+        }
+        Frozen::Many(
+            self.done
+                .into_iter()
+                .map(|part| match part {
+                    Part::Owned(buf) => buf.freeze(),
+                    Part::Shared(bytes) => bytes,
+                })
+                .chain(std::iter::once(self.current.freeze()))
+                .filter(|bytes| !bytes.is_empty())
+                .collect(),
+        )
+    }
+}
+
+/// Bytes of the per-thread arenas that small outgoing messages are carved from.
+const ARENA_SIZE: usize = 64 * 1024;
+
+thread_local! {
+    /// The rest of this thread's current arena.
+    static ARENA: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
+/// An empty buffer with room for `capacity` bytes, for one outgoing message.
+///
+/// A small one is carved from a per-thread arena: it then costs neither an allocation of its
+/// own nor the second one `BytesMut::freeze` makes for a buffer it does not fill, only a
+/// reference count. An arena is freed once its last message has been sent and dropped. A
+/// message that outgrows its buffer simply moves to an allocation of its own.
+pub(crate) fn message_buffer(capacity: usize) -> BytesMut {
+    if capacity > ARENA_SIZE / 16 {
+        return BytesMut::with_capacity(capacity);
+    }
+    ARENA
+        .try_with(|arena| {
+            let mut arena = arena.try_borrow_mut().ok()?;
+            if arena.capacity() < capacity {
+                *arena = BytesMut::with_capacity(ARENA_SIZE);
+            }
+            let rest = arena.split_off(capacity);
+            Some(std::mem::replace(&mut *arena, rest))
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| BytesMut::with_capacity(capacity))
+}
+
+/// Frozen [`Segments`], for a vectored send.
+#[derive(Debug)]
+pub(crate) enum Frozen {
+    /// A single buffer.
+    One([Bytes; 1]),
+    /// Several buffers and lent payloads, in order.
+    Many(Vec<Bytes>),
+}
+
+impl Frozen {
+    /// The buffers, as `send_vectored` takes them.
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [Bytes] {
+        match self {
+            Frozen::One(one) => one,
+            Frozen::Many(many) => many,
+        }
+    }
+
+    /// The buffers, in order.
+    #[cfg(test)]
+    pub(crate) fn into_vec(self) -> Vec<Bytes> {
+        match self {
+            Frozen::One([one]) => vec![one],
+            Frozen::Many(many) => many,
+        }
     }
 }
 
@@ -271,13 +338,19 @@ impl std::io::Write for Segments {
 }
 
 /// Like [`put_message`], into [`Segments`], where a large `Payload` inside `value` becomes a
-/// segment of its own instead of being copied.
-pub(crate) fn put_message_segments<T: Serialize + ?Sized>(
+/// segment of its own instead of being copied. A message that is a bare small `Payload`
+/// takes the shortcut of [`put_item`].
+pub(crate) fn put_message_segments<T: Serialize + 'static>(
     out: &mut Segments,
     kind: FrameType,
     value: &T,
     limit: usize,
 ) -> Result<(), RpcError> {
+    if let Some(payload) = (value as &dyn std::any::Any).downcast_ref::<crate::Payload>() {
+        if payload.len() < LEND_FROM {
+            return put_bin(out.buf(), kind, payload, limit);
+        }
+    }
     let start = out.position();
     put_frame_header(out.buf(), kind, 0);
     let before = out.len();
@@ -391,6 +464,27 @@ mod tests {
         a: i64,
         #[serde(default)]
         b: Option<String>,
+    }
+
+    #[test]
+    fn message_buffers_share_an_arena_and_outgrow_it_safely() {
+        let mut a = message_buffer(64);
+        let mut b = message_buffer(64);
+        a.extend_from_slice(&[1; 64]);
+        b.extend_from_slice(&[2; 64]);
+        assert_eq!(
+            b.as_ptr() as usize - a.as_ptr() as usize,
+            64,
+            "adjacent in one arena"
+        );
+        // Writing past its room moves a buffer elsewhere without touching its neighbour.
+        a.extend_from_slice(&[3; 100]);
+        let (a, b) = (a.freeze(), b.freeze());
+        assert_eq!(&a[..64], &[1; 64][..]);
+        assert_eq!(&a[64..], &[3; 100][..]);
+        assert_eq!(&b[..], &[2; 64][..]);
+        let big = message_buffer(ARENA_SIZE);
+        assert!(big.capacity() >= ARENA_SIZE);
     }
 
     #[test]

@@ -118,7 +118,7 @@ fn application_status<E: Serialize>(error: &E) -> Status {
     }
 }
 
-fn single_reply<T: Serialize, E: Serialize>(result: Result<T, E>, limit: usize) -> Reply {
+fn single_reply<T: Serialize + 'static, E: Serialize>(result: Result<T, E>, limit: usize) -> Reply {
     Reply::Single(match result {
         Ok(value) => {
             let mut out = Segments::with_capacity(128);

@@ -175,7 +175,7 @@ mod tests {
             data: big.clone(),
         };
         put_message_segments(&mut out, FrameType::Data, &chunk, 1 << 20).expect("fits");
-        let segments = out.freeze();
+        let segments = out.freeze().into_vec();
         assert!(
             segments.iter().any(|s| s.as_ptr() == big.as_ptr()),
             "the payload is a segment of its own"

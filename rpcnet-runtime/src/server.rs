@@ -501,9 +501,13 @@ async fn serve_stream(
         });
         let streaming = forward.is_some();
         let watch = watch_request(&mut reader, forward.map(|(messages, _)| messages));
+        if cancel.is_cancelled() {
+            return Outcome::Cancelled;
+        }
+        // The reply is polled first: a call answered at once is done before anything else
+        // (the cancel signal, the request side) has to be watched.
         tokio::select! {
             biased;
-            () = poll_fn(|cx| cancel.poll_cancelled(cx)) => Outcome::Cancelled,
             written = with_deadline(deadline, respond) => match written {
                 Some(Ok(())) => Outcome::Done,
                 Some(Err(error)) => {
@@ -512,6 +516,7 @@ async fn serve_stream(
                 }
                 None => Outcome::DeadlineExceeded,
             },
+            () = poll_fn(|cx| cancel.poll_cancelled(cx)) => Outcome::Cancelled,
             watched = watch, if streaming => match watched {
                 Err(error) => outcome_for(error),
                 Ok(never) => match never {},
@@ -561,18 +566,41 @@ fn outcome_for(error: RpcError) -> Outcome {
     }
 }
 
-/// Bounds `future` by the call's deadline (`None` once it passed). A plain function rather
-/// than an `async fn`, so the call's future is stored once, not twice.
-fn with_deadline<T>(
-    deadline: Option<Instant>,
-    future: impl Future<Output = T>,
-) -> impl Future<Output = Option<T>> {
-    match deadline {
-        Some(deadline) => futures::future::Either::Left(futures::FutureExt::map(
-            tokio::time::timeout_at(deadline, future),
-            Result::ok,
-        )),
-        None => futures::future::Either::Right(futures::FutureExt::map(future, Some)),
+/// Bounds `future` by the call's deadline (`None` once it passed). The timer is made only if
+/// the future has to wait: a handler that answers at once costs no timer at all.
+fn with_deadline<F: Future>(deadline: Option<Instant>, future: F) -> WithDeadline<F> {
+    WithDeadline {
+        future,
+        deadline,
+        sleep: None,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`with_deadline`].
+    struct WithDeadline<F> {
+        #[pin]
+        future: F,
+        deadline: Option<Instant>,
+        sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    }
+}
+
+impl<F: Future> Future for WithDeadline<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(output) = this.future.poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        let Some(deadline) = *this.deadline else {
+            return Poll::Pending;
+        };
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        sleep.as_mut().poll(cx).map(|()| None)
     }
 }
 
@@ -793,7 +821,7 @@ async fn send_status(
     put_frame_header(buf, FrameType::Status, status_len(status));
     put_status(buf, status);
     let mut segments = out.freeze();
-    tx.send_vectored(&mut segments)
+    tx.send_vectored(segments.as_mut_slice())
         .await
         .map_err(stream_error)?;
     tx.finish().map_err(stream_error)
