@@ -3,7 +3,7 @@
 use std::future::poll_fn;
 use std::task::{ready, Context, Poll};
 
-use bytes::Buf;
+use bytes::{Buf, Bytes};
 use s2n_quic::stream::{Error as StreamError, ReceiveStream};
 
 use serde::de::DeserializeOwned;
@@ -81,12 +81,29 @@ impl FrameReader {
                 Err(ProtocolError::Truncated.into())
             });
         }
-        match ready!(self.rx.poll_receive(cx)) {
-            Ok(Some(chunk)) => self.decoder.push_bytes(chunk),
-            Ok(None) => self.finished = true,
-            Err(error) => return Poll::Ready(Err(stream_error(error))),
+        match ready!(self.poll_chunk(cx))? {
+            Some(chunk) => self.decoder.push_bytes(chunk),
+            None => self.finished = true,
         }
         Poll::Ready(Ok(Some(())))
+    }
+
+    /// Receives the next chunk (`None` at the end of the stream). The vectored receive tells
+    /// with the last chunk that the stream has ended, which spares the transport a poll
+    /// only to learn that.
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, RpcError>> {
+        if self.finished {
+            return Poll::Ready(Ok(None));
+        }
+        let mut chunk = [Bytes::new()];
+        match ready!(self.rx.poll_receive_vectored(&mut chunk, cx)) {
+            Ok((count, open)) => {
+                self.finished = !open;
+                let [chunk] = chunk;
+                Poll::Ready(Ok((count > 0).then_some(chunk)))
+            }
+            Err(error) => Poll::Ready(Err(stream_error(error))),
+        }
     }
 
     /// Polls for the next data message decoded as `T`, or the next frame of another kind
@@ -131,17 +148,14 @@ impl FrameReader {
     /// Reads the stream-kind byte that opens every stream.
     pub(crate) async fn read_kind(&mut self) -> Result<Option<u8>, RpcError> {
         loop {
-            match self.rx.receive().await.map_err(stream_error)? {
+            match poll_fn(|cx| self.poll_chunk(cx)).await? {
                 Some(mut chunk) if !chunk.is_empty() => {
                     let kind = chunk.get_u8();
                     self.decoder.push_bytes(chunk);
                     return Ok(Some(kind));
                 }
                 Some(_) => continue,
-                None => {
-                    self.finished = true;
-                    return Ok(None);
-                }
+                None => return Ok(None),
             }
         }
     }
