@@ -105,6 +105,8 @@ pub struct FrameDecoder {
     current: Bytes,
     /// Bytes of a frame (or frame header) that spans chunks.
     partial: BytesMut,
+    /// A large frame spanning chunks, assembled in a pooled buffer instead of `partial`.
+    large: Option<Vec<u8>>,
     max_frame_len: usize,
     /// The header of the frame being assembled in `partial`, once its five bytes are in.
     pending: Option<(FrameType, usize)>,
@@ -116,6 +118,7 @@ impl FrameDecoder {
         FrameDecoder {
             current: Bytes::new(),
             partial: BytesMut::new(),
+            large: None,
             max_frame_len,
             pending: None,
         }
@@ -146,13 +149,21 @@ impl FrameDecoder {
     /// Moves up to `want` bytes from the current chunk into the assembly buffer.
     fn take_into_partial(&mut self, want: usize) {
         let take = want.min(self.current.len());
-        self.partial.extend_from_slice(&self.current[..take]);
+        match &mut self.large {
+            Some(large) => large.extend_from_slice(&self.current[..take]),
+            None => self.partial.extend_from_slice(&self.current[..take]),
+        }
         self.current.advance(take);
+    }
+
+    /// Bytes of the frame being assembled so far.
+    fn assembled(&self) -> usize {
+        self.large.as_ref().map_or(self.partial.len(), Vec::len)
     }
 
     /// The number of bytes buffered but not yet returned as frames.
     pub fn buffered(&self) -> usize {
-        self.current.len() + self.partial.len()
+        self.current.len() + self.assembled()
     }
 
     /// Whether the decoder is between frames (no partial frame buffered).
@@ -185,7 +196,7 @@ impl FrameDecoder {
         &mut self,
         decode: impl FnOnce(&Bytes, std::ops::Range<usize>) -> R,
     ) -> Option<R> {
-        if !self.partial.is_empty() || self.pending.is_some() {
+        if self.pending.is_some() || !self.partial.is_empty() {
             return None;
         }
         let [kind, a, b, c, d] = *self.current.first_chunk::<FRAME_HEADER_LEN>()?;
@@ -230,19 +241,100 @@ impl FrameDecoder {
                 }
                 let header = self.header(&self.partial)?;
                 self.partial.clear();
-                // Reserve only what the announced (and already checked) frame needs.
-                self.partial.reserve(header.1);
+                // Reserve only what the announced (and already checked) frame needs; a
+                // large frame goes to a reused buffer (see `pool`).
+                if header.1 >= pool::POOLED_FROM {
+                    self.large = Some(pool::take(header.1));
+                } else {
+                    self.partial.reserve(header.1);
+                }
                 self.pending = Some(header);
                 header
             }
         };
-        self.take_into_partial(len - self.partial.len());
-        if self.partial.len() < len {
+        self.take_into_partial(len - self.assembled());
+        if self.assembled() < len {
             return Ok(None);
         }
         self.pending = None;
-        let payload = self.partial.split().freeze();
+        let payload = match self.large.take() {
+            Some(large) => Bytes::from_owner(pool::Pooled(large)),
+            None => self.partial.split().freeze(),
+        };
         Ok(Some(Frame { kind, payload }))
+    }
+}
+
+/// Reused buffers for large frames that arrive in pieces.
+///
+/// A large message must be assembled in memory of its own. Allocating that afresh for every
+/// message makes the allocator map, fault in and unmap its pages each time, which costs more
+/// than copying the bytes. Instead the buffer goes back to a small process-wide pool when
+/// the message (or the last `Payload` sliced from it) is dropped.
+mod pool {
+    use std::sync::Mutex;
+
+    /// Frames at least this long are assembled in pooled buffers.
+    pub(super) const POOLED_FROM: usize = 64 * 1024;
+    /// The pool keeps at most this many bytes of idle buffers.
+    const POOL_BYTES: usize = 8 * 1024 * 1024;
+
+    #[derive(Default)]
+    struct Pool {
+        idle: Vec<Vec<u8>>,
+        bytes: usize,
+    }
+
+    static POOL: Mutex<Pool> = Mutex::new(Pool {
+        idle: Vec::new(),
+        bytes: 0,
+    });
+
+    /// An empty buffer with room for `len` bytes: the smallest idle one that fits without
+    /// wasting more than half of itself, or a new one.
+    pub(super) fn take(len: usize) -> Vec<u8> {
+        if let Ok(mut pool) = POOL.lock() {
+            let best = pool
+                .idle
+                .iter()
+                .enumerate()
+                .filter(|(_, buf)| buf.capacity() >= len && buf.capacity() / 2 <= len)
+                .min_by_key(|(_, buf)| buf.capacity())
+                .map(|(at, _)| at);
+            if let Some(at) = best {
+                let buf = pool.idle.swap_remove(at);
+                pool.bytes -= buf.capacity();
+                return buf;
+            }
+        }
+        Vec::with_capacity(len)
+    }
+
+    /// A pooled buffer holding a received frame; back to the pool when dropped.
+    pub(super) struct Pooled(pub(super) Vec<u8>);
+
+    impl AsRef<[u8]> for Pooled {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+
+    impl Drop for Pooled {
+        fn drop(&mut self) {
+            let mut buf = std::mem::take(&mut self.0);
+            if let Ok(mut pool) = POOL.lock() {
+                if pool.bytes + buf.capacity() <= POOL_BYTES {
+                    buf.clear();
+                    pool.bytes += buf.capacity();
+                    pool.idle.push(buf);
+                }
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(super) fn idle_bytes() -> usize {
+        POOL.lock().map(|pool| pool.bytes).unwrap_or(0)
     }
 }
 
@@ -257,6 +349,36 @@ mod tests {
             put_frame(&mut out, *kind, payload);
         }
         out
+    }
+
+    #[test]
+    fn a_large_frame_in_pieces_is_assembled_in_a_buffer_that_is_reused() {
+        // A size no other test uses, so that none takes this buffer from the shared pool.
+        let big = vec![7u8; 777_777];
+        let wire = encode(&[(FrameType::Data, &big)]).freeze();
+        let assemble = || {
+            let mut decoder = FrameDecoder::new(1 << 20);
+            for piece in wire.chunks(1500) {
+                decoder.push_bytes(Bytes::copy_from_slice(piece));
+                if let Some(frame) = decoder.next_frame().expect("valid") {
+                    assert!(decoder.is_idle());
+                    return frame.payload;
+                }
+            }
+            panic!("the frame never completed");
+        };
+        let first = assemble();
+        assert_eq!(&first[..], &big[..]);
+        let at = first.as_ptr();
+        drop(first);
+        assert!(pool::idle_bytes() >= 777_777);
+        let second = assemble();
+        assert_eq!(&second[..], &big[..]);
+        assert_eq!(
+            second.as_ptr(),
+            at,
+            "the same memory served the second frame"
+        );
     }
 
     #[test]
