@@ -3,7 +3,7 @@
 # times (default 2), and prints a table of medians with rpcnet/baseline ratios computed
 # within each round.
 #
-#   benches/run.sh [ROUNDS] [SCENARIO|all] [extra flags for both sides, e.g. --mtu 9000]
+#   benches/run.sh [ROUNDS] [SCENARIO|all] [extra flags for both sides, e.g. --mtu 1500]
 #
 # Set BASELINE_FLAGS=--stock-limits to measure the baseline with s2n-quic's stock limits.
 set -euo pipefail

@@ -33,7 +33,7 @@ pub use rpcnet_runtime::{
     ClientStreamingCall, Code, CodecError, Metadata, MethodHandler, MethodKind, MethodTable, Never,
     Payload, ProtocolError, RequestStream, ResponseStream, RpcClient, RpcConfig, RpcError,
     RpcServer, ServerStreamingCall, Service, ShutdownHandle, Status, UnaryCall,
-    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_MTU,
 };
 
 /// A stream of requests as a streaming method's handler receives it.

@@ -26,7 +26,7 @@ impl Limits {
             stream_window: 4 * 1024 * 1024,
             connection_window: 16 * 1024 * 1024,
             send_buffer: 1024 * 1024,
-            max_mtu: 1500,
+            max_mtu: rpcnet::DEFAULT_MAX_MTU,
             max_streams: 1024,
             stock: false,
         }

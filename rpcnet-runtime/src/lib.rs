@@ -27,7 +27,7 @@ pub use call::{
     BidiStreamingCall, ClientStreamingCall, ResponseStream, ServerStreamingCall, UnaryCall,
 };
 pub use client::{CallOptions, ClientEndpoint, RpcClient};
-pub use config::{RpcConfig, DEFAULT_MAX_MESSAGE_SIZE};
+pub use config::{RpcConfig, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_MTU};
 pub use context::CallContext;
 pub use error::{BoxError, CallError, Code, CodecError, Never, ProtocolError, RpcError, Status};
 pub use gossip::{GossipInbox, GossipMessage};
