@@ -135,7 +135,10 @@ impl FrameDecoder {
             return;
         }
         if self.current.is_empty() {
-            self.current = chunk;
+            // Frames are handed out as slices of the chunk. A chunk made from a `Vec` becomes
+            // shared on its first slice anyway; making it so here once, by keeping a clone,
+            // lets every later slice take the direct shared path.
+            self.current = chunk.clone();
         } else {
             // Callers normally read every frame out before pushing more; if not, keep the
             // unread bytes in order.
