@@ -328,42 +328,50 @@ async fn serve_connection(connection: s2n_quic::Connection, shared: Arc<Shared>)
         let inflight = Inflight::default();
         let registry = Arc::new(CancelRegistry::default());
         let mut state = shared.state.subscribe();
-        loop {
+        'serving: loop {
             let current = *state.borrow_and_update();
             if current == ServerState::Closed {
                 break;
             }
             let draining = current == ServerState::Draining;
-            tokio::select! {
-                accepted = acceptor.accept() => match accepted {
-                    Ok(Some(PeerStream::Bidirectional(stream))) => {
-                        let guards = (!draining).then(|| (shared.inflight.enter(), inflight.enter()));
-                        // Registered here, in stream order, so the registry can tell a
-                        // cancel for a finished call from one that overtook its call.
-                        let registration = registry.register(stream.id());
-                        let shared = Arc::clone(&shared);
-                        // Boxed: a call's future is a few kilobytes, and tokio moves a task's
-                        // future several times while spawning and finishing it.
-                        tokio::spawn(Box::pin(async move {
-                            serve_stream(stream, &shared, peer, draining, registration).await;
-                            drop(guards);
-                        }));
+            // One wait for a change of the server's state serves every stream accepted until
+            // it fires (making it anew per stream cost a waiter registration per call).
+            let changed = state.changed();
+            tokio::pin!(changed);
+            loop {
+                tokio::select! {
+                    accepted = acceptor.accept() => match accepted {
+                        Ok(Some(PeerStream::Bidirectional(stream))) => {
+                            let guards = (!draining)
+                                .then(|| (shared.inflight.enter(), inflight.enter()));
+                            // Registered here, in stream order, so the registry can tell a
+                            // cancel for a finished call from one that overtook its call.
+                            let registration = registry.register(stream.id());
+                            let shared = Arc::clone(&shared);
+                            // Boxed: a call's future is a few kilobytes, and tokio moves a
+                            // task's future several times while spawning and finishing it.
+                            tokio::spawn(Box::pin(async move {
+                                serve_stream(stream, &shared, peer, draining, registration).await;
+                                drop(guards);
+                            }));
+                        }
+                        Ok(Some(PeerStream::Receive(stream))) => {
+                            tokio::spawn(read_cancel(stream, Arc::clone(&registry)));
+                        }
+                        Ok(None) => break 'serving,
+                        Err(error) => {
+                            debug!(%error, "connection closed");
+                            return;
+                        }
+                    },
+                    changed = &mut changed => {
+                        if changed.is_err() {
+                            break 'serving;
+                        }
+                        continue 'serving;
                     }
-                    Ok(Some(PeerStream::Receive(stream))) => {
-                        tokio::spawn(read_cancel(stream, Arc::clone(&registry)));
-                    }
-                    Ok(None) => break,
-                    Err(error) => {
-                        debug!(%error, "connection closed");
-                        return;
-                    }
-                },
-                changed = state.changed() => {
-                    if changed.is_err() {
-                        break;
-                    }
+                    () = inflight.wait_idle(), if draining => break 'serving,
                 }
-                () = inflight.wait_idle(), if draining => break,
             }
         }
         debug!("closing");
