@@ -9,6 +9,18 @@ use rpcnet::Payload;
 use serde::{Deserialize, Serialize};
 
 use crate::transport::{Limits, CERT, KEY};
+
+/// An error with its chain of causes, for the bench's report.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
 use crate::workload::{payload, Target};
 
 /// What a streaming call asks for.
@@ -91,9 +103,9 @@ fn config(bind: &str, limits: &Limits) -> rpcnet::RpcConfig {
 pub(crate) async fn serve(addr: SocketAddr, limits: &Limits) -> Result<(), String> {
     let mut server = rpcnet::RpcServer::new(config(&addr.to_string(), limits));
     server.add_service(BenchServer::new(BenchImpl));
-    let bound = server.bind().map_err(|e| e.to_string())?;
+    let bound = server.bind().map_err(|e| chain(&e))?;
     println!("READY {}", bound.local_addr());
-    bound.serve().await.map_err(|e| e.to_string())
+    bound.serve().await.map_err(|e| chain(&e))
 }
 
 /// The rpcnet client under test.
@@ -106,7 +118,7 @@ impl RpcTarget {
     pub(crate) async fn connect(addr: SocketAddr, limits: &Limits) -> Result<Self, String> {
         let client = BenchClient::connect(addr, config("127.0.0.1:0", limits))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| chain(&e))?;
         Ok(RpcTarget { client })
     }
 }
@@ -118,7 +130,7 @@ impl Target for RpcTarget {
             .echo(Payload::from(payload))
             .timeout(crate::workload::DEADLINE)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| chain(&e))?;
         Ok(echo.into_bytes())
     }
 
@@ -128,10 +140,10 @@ impl Target for RpcTarget {
             .stream(StreamRequest { count, size })
             .timeout(crate::workload::DEADLINE)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| chain(&e))?;
         let mut n = 0u64;
         while let Some(item) = items.next().await {
-            let item = item.map_err(|e| e.to_string())?;
+            let item = item.map_err(|e| chain(&e))?;
             if item.len() != size as usize || item.first() != Some(&0) {
                 return Err("corrupt item".into());
             }
