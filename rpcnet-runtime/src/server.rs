@@ -282,27 +282,49 @@ impl BoundServer {
 /// Counts calls in progress; `wait_idle` completes when there are none.
 #[derive(Debug, Clone, Default)]
 struct Inflight {
-    inner: Arc<(AtomicUsize, Notify)>,
+    inner: Arc<InflightState>,
+}
+
+#[derive(Debug, Default)]
+struct InflightState {
+    calls: AtomicUsize,
+    /// Tasks in `wait_idle`: a call that ends the last one wakes them only if there are
+    /// any (waking takes a lock, which every call at one in flight would otherwise pay).
+    waiters: AtomicUsize,
+    idle: Notify,
 }
 
 #[derive(Debug)]
 struct InflightGuard(Inflight);
 
+/// Counts a task in `wait_idle` while it waits, also if its future is dropped.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl Inflight {
     fn enter(&self) -> InflightGuard {
-        self.inner.0.fetch_add(1, Ordering::AcqRel);
+        self.inner.calls.fetch_add(1, Ordering::SeqCst);
         InflightGuard(self.clone())
     }
 
     fn count(&self) -> usize {
-        self.inner.0.load(Ordering::Acquire)
+        self.inner.calls.load(Ordering::SeqCst)
     }
 
     async fn wait_idle(&self) {
+        self.inner.waiters.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.inner.waiters);
         loop {
-            let notified = self.inner.1.notified();
+            let notified = self.inner.idle.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            // Sequentially consistent with the guard's decrement and its look at `waiters`:
+            // either this sees no calls, or the last call sees this waiter and wakes it.
             if self.count() == 0 {
                 return;
             }
@@ -313,8 +335,11 @@ impl Inflight {
 
 impl Drop for InflightGuard {
     fn drop(&mut self) {
-        if self.0.inner.0.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.inner.1.notify_waiters();
+        let state = &self.0.inner;
+        if state.calls.fetch_sub(1, Ordering::SeqCst) == 1
+            && state.waiters.load(Ordering::SeqCst) > 0
+        {
+            state.idle.notify_waiters();
         }
     }
 }
