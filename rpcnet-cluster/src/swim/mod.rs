@@ -71,7 +71,9 @@ pub struct Transmit {
 ///
 /// Updates ride on every ping, ack and indirect probe, and on gossip messages sent every
 /// gossip interval to a few random members while updates are waiting; each node sends each
-/// update `λ·⌈ln(n + 1)⌉` times. Every push-pull interval the node exchanges its full state
+/// update `λ·⌈ln(n + 1)⌉` times. Updates that change what users see (joins, leaves,
+/// failures, recoveries, tag changes) go first, in up to half of each message, so the
+/// suspicions and refutations that packet loss multiplies cannot bury them. Every push-pull interval the node exchanges its full state
 /// with one random member that has not left — failed members included, which is how the two
 /// sides of a healed partition find each other again without a rejoin. In a merged push-pull
 /// state, a member the peer believes `Dead` is only suspected (it may be alive on our side and
