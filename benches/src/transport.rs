@@ -16,6 +16,7 @@ pub(crate) struct Limits {
     pub(crate) send_buffer: u32,
     pub(crate) max_mtu: u16,
     pub(crate) max_streams: u64,
+    pub(crate) socket_buffer: usize,
     pub(crate) stock: bool,
 }
 
@@ -28,6 +29,7 @@ impl Limits {
             send_buffer: 1024 * 1024,
             max_mtu: rpcnet::DEFAULT_MAX_MTU,
             max_streams: 1024,
+            socket_buffer: 4 * 1024 * 1024,
             stock: false,
         }
     }
@@ -38,6 +40,7 @@ impl Limits {
             .with_send_buffer_size(self.send_buffer)
             .with_max_mtu(self.max_mtu)
             .with_max_concurrent_streams(self.max_streams)
+            .with_socket_buffer_size(self.socket_buffer)
     }
 
     fn quic(&self) -> Result<limits::Limits, String> {
@@ -63,6 +66,8 @@ impl Limits {
         } else {
             builder
                 .with_max_mtu(self.max_mtu)
+                .and_then(|b| b.with_recv_buffer_size(self.socket_buffer))
+                .and_then(|b| b.with_send_buffer_size(self.socket_buffer))
                 .map_err(|e| e.to_string())?
         };
         builder.build().map_err(|e| e.to_string())

@@ -67,6 +67,7 @@ pub struct RpcConfig {
     pub(crate) connection_window: u64,
     pub(crate) send_buffer_size: u32,
     pub(crate) max_mtu: u16,
+    pub(crate) socket_buffer_size: usize,
     pub(crate) reconnect_backoff: (Duration, Duration),
 }
 
@@ -107,6 +108,7 @@ impl RpcConfig {
             connection_window: 16 * 1024 * 1024,
             send_buffer_size: 1024 * 1024,
             max_mtu: DEFAULT_MAX_MTU,
+            socket_buffer_size: 4 * 1024 * 1024,
             reconnect_backoff: (Duration::from_millis(50), Duration::from_secs(5)),
         }
     }
@@ -194,6 +196,15 @@ impl RpcConfig {
     /// is a few lost probe packets per connection; set 1500 to send none.
     pub fn with_max_mtu(mut self, mtu: u16) -> Self {
         self.max_mtu = mtu;
+        self
+    }
+
+    /// The size asked of the operating system for the UDP socket's receive and send buffers
+    /// (default 4 MiB; Linux grants at most `net.core.rmem_max` / `wmem_max`). QUIC packets
+    /// that arrive while the receive buffer is full are dropped and must be sent again, so
+    /// the system default (about 200 KiB) loses packets under bursts of jumbo frames.
+    pub fn with_socket_buffer_size(mut self, bytes: usize) -> Self {
+        self.socket_buffer_size = bytes.max(1);
         self
     }
 

@@ -51,6 +51,8 @@ fn io_provider(config: &RpcConfig, addr: SocketAddr) -> Result<io::tokio::Provid
     io::tokio::Provider::builder()
         .with_receive_address(addr)
         .and_then(|b| b.with_max_mtu(config.max_mtu))
+        .and_then(|b| b.with_recv_buffer_size(config.socket_buffer_size))
+        .and_then(|b| b.with_send_buffer_size(config.socket_buffer_size))
         .and_then(|b| b.build())
         .map_err(|e| RpcError::Bind {
             addr,
