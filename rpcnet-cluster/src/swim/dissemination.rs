@@ -55,10 +55,10 @@ pub(crate) enum Class {
 #[derive(Debug, Default)]
 pub(crate) struct Dissemination {
     items: BTreeMap<NodeId, Item>,
-    /// Every queued update, in selection order.
-    order: BTreeSet<Key>,
-    /// The news among them, in selection order.
+    /// The queued news, in selection order.
     news: BTreeSet<Key>,
+    /// The queued churn, in selection order.
+    churn: BTreeSet<Key>,
     next_serial: u64,
 }
 
@@ -68,6 +68,7 @@ struct Item {
     size: usize,
     transmits: u32,
     serial: u64,
+    class: Class,
 }
 
 impl Item {
@@ -82,8 +83,7 @@ impl Dissemination {
         let id = update.id.clone();
         if let Some(old) = self.items.remove(&id) {
             let key = old.key();
-            self.order.remove(&key);
-            self.news.remove(&key);
+            self.set(old.class).remove(&key);
         }
         let serial = self.next_serial;
         self.next_serial += 1;
@@ -92,12 +92,9 @@ impl Dissemination {
             update,
             transmits: 0,
             serial,
+            class,
         };
-        let key = item.key();
-        if class == Class::News {
-            self.news.insert(key.clone());
-        }
-        self.order.insert(key);
+        self.set(class).insert(item.key());
         self.items.insert(id, item);
     }
 
@@ -109,42 +106,35 @@ impl Dissemination {
     pub(crate) fn select(&mut self, budget: usize, limit: u32, out: &mut Vec<Update>) {
         let slots = MAX_PIGGYBACK_UPDATES.saturating_sub(out.len());
         let mut taken = Vec::new();
-        let mut used = 0;
-        let news = &self.news;
-        let is_churn = |key: &Key| !news.contains(key);
-        used += fill(news, &self.items, budget / 2, slots / 2, &mut taken, |_| {
-            true
-        });
-        used += fill(
-            &self.order,
-            &self.items,
-            budget - used,
-            slots,
-            &mut taken,
-            is_churn,
-        );
-        fill(news, &self.items, budget - used, slots, &mut taken, |_| {
-            true
-        });
+        let mut used = fill(&self.news, &self.items, budget / 2, slots / 2, &mut taken);
+        used += fill(&self.churn, &self.items, budget - used, slots, &mut taken);
+        fill(&self.news, &self.items, budget - used, slots, &mut taken);
         for key in taken {
             let (_, serial, id) = key;
             let Some(item) = self.items.get_mut(&id) else {
                 continue;
             };
-            let old = item.key();
-            self.order.remove(&old);
-            let news = self.news.remove(&old);
+            let (old, class) = (item.key(), item.class);
             out.push(item.update.clone());
             item.transmits += 1;
-            if item.transmits >= limit {
-                self.items.remove(&id);
-            } else {
-                let key = (item.transmits, serial, id);
-                if news {
-                    self.news.insert(key.clone());
+            let next = (item.transmits < limit).then(|| (item.transmits, serial, id.clone()));
+            let set = self.set(class);
+            set.remove(&old);
+            match next {
+                Some(key) => {
+                    set.insert(key);
                 }
-                self.order.insert(key);
+                None => {
+                    self.items.remove(&id);
+                }
             }
+        }
+    }
+
+    fn set(&mut self, class: Class) -> &mut BTreeSet<Key> {
+        match class {
+            Class::News => &mut self.news,
+            Class::Churn => &mut self.churn,
         }
     }
 
@@ -158,16 +148,14 @@ impl Dissemination {
     }
 }
 
-/// Adds to `taken` the keys of `order` that pass `keep`, in order, whose updates fit in
-/// `budget` bytes, until `taken` holds `slots` keys; skips keys already taken. Returns the
-/// bytes used.
+/// Adds to `taken` the keys of `order`, in order, whose updates fit in `budget` bytes, until
+/// `taken` holds `slots` keys; skips keys already taken. Returns the bytes used.
 fn fill(
     order: &BTreeSet<Key>,
     items: &BTreeMap<NodeId, Item>,
     budget: usize,
     slots: usize,
     taken: &mut Vec<Key>,
-    keep: impl Fn(&Key) -> bool,
 ) -> usize {
     let mut remaining = budget;
     let mut misses = 0;
@@ -175,7 +163,7 @@ fn fill(
         if remaining < MIN_UPDATE_BYTES || misses >= MAX_MISSES || taken.len() >= slots {
             break;
         }
-        if !keep(key) || taken.contains(key) {
+        if taken.contains(key) {
             continue;
         }
         let Some(item) = items.get(&key.2) else {
