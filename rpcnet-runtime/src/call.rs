@@ -23,7 +23,7 @@ use crate::context::effective_deadline;
 use crate::error::{CallError, Code, ProtocolError, RpcError, Status};
 use crate::frame::{put_frame, FrameType};
 use crate::header::parse_status;
-use crate::io::{stream_error, FrameReader, Message};
+use crate::io::{stream_error, FrameReader};
 use crate::transport::app_error;
 
 /// Requests are written in chunks of about this size when messages are small.
@@ -745,9 +745,10 @@ impl<T: DeserializeOwned + 'static, E: DeserializeOwned + 'static> Stream for Re
             Some(Err(error)) => return this.fail(RpcError::Decode(error)),
             None => {}
         }
-        let frame = match this.reader.poll_message::<T>(cx) {
-            Poll::Ready(Ok(Some(Message::Decoded(item)))) => return Poll::Ready(Some(Ok(item))),
-            Poll::Ready(Ok(Some(Message::Frame(frame)))) => frame,
+        // Anything else (a status, a frame split across chunks, or the first frame of a
+        // chunk still to be received) comes through the general path.
+        let frame = match this.reader.poll_frame(cx) {
+            Poll::Ready(Ok(Some(frame))) => frame,
             Poll::Pending => {
                 if let Some(deadline) = this.deadline.as_mut() {
                     if deadline.as_mut().poll(cx).is_ready() {

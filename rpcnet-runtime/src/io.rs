@@ -29,15 +29,6 @@ pub(crate) fn stream_error(error: StreamError) -> RpcError {
     }
 }
 
-/// What [`FrameReader::poll_message`] read.
-#[derive(Debug)]
-pub(crate) enum Message<T> {
-    /// A data message, already decoded.
-    Decoded(T),
-    /// Any other frame (including data frames split across chunks, still encoded).
-    Frame(Frame),
-}
-
 /// A frame-at-a-time reader over a QUIC receive stream.
 #[derive(Debug)]
 pub(crate) struct FrameReader {
@@ -106,33 +97,9 @@ impl FrameReader {
         }
     }
 
-    /// Polls for the next data message decoded as `T`, or the next frame of another kind
-    /// (or a data frame split across chunks) to be handled by the caller. Data frames inside
-    /// one received chunk are decoded in place.
-    #[inline]
-    pub(crate) fn poll_message<T: DeserializeOwned + 'static>(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<Option<Message<T>>, RpcError>> {
-        loop {
-            if let Some(decoded) = self.decoder.decode_data_in_place(decode_in::<T>) {
-                return Poll::Ready(match decoded {
-                    Ok(item) => Ok(Some(Message::Decoded(item))),
-                    Err(error) => Err(RpcError::Decode(error)),
-                });
-            }
-            if let Some(frame) = self.decoder.next_frame()? {
-                return Poll::Ready(Ok(Some(Message::Frame(frame))));
-            }
-            if ready!(self.poll_more(cx))?.is_none() {
-                return Poll::Ready(Ok(None));
-            }
-        }
-    }
-
     /// Decodes the next message in place if it is a data frame lying whole in the chunk at
     /// hand: the per-item fast path of a response stream, with the smallest result to pass
-    /// back. `None` leaves everything else to [`poll_message`](Self::poll_message).
+    /// back. `None` leaves everything else to [`poll_frame`](Self::poll_frame).
     #[inline]
     pub(crate) fn decode_in_place<T: DeserializeOwned + 'static>(
         &mut self,
