@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt};
 use s2n_quic::connection::Handle;
@@ -24,10 +24,8 @@ use crate::error::{CallError, Code, ProtocolError, RpcError, Status};
 use crate::frame::{put_frame, FrameType};
 use crate::header::parse_status;
 use crate::io::{stream_error, FrameReader};
+use crate::pool;
 use crate::transport::app_error;
-
-/// Requests are written in chunks of about this size when messages are small.
-const WRITE_CHUNK: usize = 64 * 1024;
 
 /// The send half of a call's stream: reset on drop (cancelling the call on the server)
 /// unless the call completed.
@@ -625,39 +623,36 @@ where
     S: Stream,
     S::Item: Serialize,
 {
-    let mut buffer = BytesMut::new();
+    // Writes go out in pooled buffers (see `pool`), taken once there is something to send.
     loop {
-        let Some(item) = requests.next().await else {
-            break;
-        };
-        put_message(&mut buffer, FrameType::Data, &item, limit)?;
+        let mut next = requests.next().await;
+        let mut buffer = pool::write_buffer();
         // Coalesce the items that are already available into one write.
-        while buffer.len() < WRITE_CHUNK {
-            match requests.next().now_or_never() {
-                Some(Some(item)) => put_message(&mut buffer, FrameType::Data, &item, limit)?,
-                Some(None) => {
+        let ended = loop {
+            match next {
+                Some(item) => put_message(&mut buffer, FrameType::Data, &item, limit)?,
+                None => {
                     put_frame(&mut buffer, FrameType::End, &[]);
-                    return guard
-                        .stream()?
-                        .send(buffer.split().freeze())
-                        .await
-                        .map_err(stream_error);
+                    break true;
                 }
-                None => break,
             }
-        }
-        guard
-            .stream()?
-            .send(buffer.split().freeze())
+            if buffer.len() >= pool::WRITE_CHUNK {
+                break false;
+            }
+            match requests.next().now_or_never() {
+                Some(ready) => next = ready,
+                None => break false,
+            }
+        };
+        let stream = guard.stream()?;
+        stream
+            .send(pool::share(buffer))
             .await
             .map_err(stream_error)?;
+        if ended {
+            return Ok(());
+        }
     }
-    put_frame(&mut buffer, FrameType::End, &[]);
-    guard
-        .stream()?
-        .send(buffer.freeze())
-        .await
-        .map_err(stream_error)
 }
 
 /// The responses of a streaming call, as a `Stream` of `Result<T, CallError<E>>`.

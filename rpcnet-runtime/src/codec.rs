@@ -12,22 +12,22 @@ use crate::frame::{put_frame_header, FrameType, FRAME_HEADER_LEN};
 /// Appends `value` as one frame of `kind`, encoding in place (no intermediate buffer).
 /// Fails, leaving `out` as it was, if the encoded message exceeds `limit` bytes.
 pub(crate) fn put_message<T: Serialize + ?Sized>(
-    out: &mut BytesMut,
+    out: &mut impl FrameBuf,
     kind: FrameType,
     value: &T,
     limit: usize,
 ) -> Result<(), RpcError> {
     let start = out.len();
     put_frame_header(out, kind, 0);
-    let encoded = rmp_serde::encode::write_named(&mut Appender(out), value);
+    let encoded = rmp_serde::encode::write_named(&mut Appender(&mut *out), value);
     if let Err(error) = encoded {
-        out.truncate(start);
+        out.cut(start);
         return Err(RpcError::Encode(CodecError::new(error)));
     }
     let len_bytes = match frame_len(out.len() - start - FRAME_HEADER_LEN, limit) {
         Ok(len_bytes) => len_bytes,
         Err(error) => {
-            out.truncate(start);
+            out.cut(start);
             return Err(error);
         }
     };
@@ -41,7 +41,7 @@ pub(crate) fn put_message<T: Serialize + ?Sized>(
 ///
 /// [`Payload`]: crate::Payload
 pub(crate) fn put_item<T: Serialize + 'static>(
-    out: &mut BytesMut,
+    out: &mut impl FrameBuf,
     kind: FrameType,
     value: &T,
     limit: usize,
@@ -54,7 +54,7 @@ pub(crate) fn put_item<T: Serialize + 'static>(
 
 /// Appends a frame holding `bytes` as MessagePack `bin` (8, 16 or 32, as rmp would choose).
 fn put_bin(
-    out: &mut BytesMut,
+    out: &mut impl FrameBuf,
     kind: FrameType,
     bytes: &[u8],
     limit: usize,
@@ -91,12 +91,55 @@ fn put_bin(
     Ok(())
 }
 
-/// An `io::Write` that appends to a `BytesMut`. `bytes`' own writer goes through the
+/// A buffer frames are written into: the `BytesMut` of one message, or the pooled `Vec` of
+/// a stream's next write (see [`crate::pool`]).
+pub(crate) trait FrameBuf: BufMut + std::ops::DerefMut<Target = [u8]> {
+    /// Makes room for `additional` more bytes.
+    fn reserve(&mut self, additional: usize);
+    /// Appends `data`.
+    fn extend_from_slice(&mut self, data: &[u8]);
+    /// Drops everything from `len` on.
+    fn cut(&mut self, len: usize);
+}
+
+impl FrameBuf for BytesMut {
+    #[inline]
+    fn reserve(&mut self, additional: usize) {
+        BytesMut::reserve(self, additional);
+    }
+
+    #[inline]
+    fn extend_from_slice(&mut self, data: &[u8]) {
+        BytesMut::extend_from_slice(self, data);
+    }
+
+    fn cut(&mut self, len: usize) {
+        self.truncate(len);
+    }
+}
+
+impl FrameBuf for Vec<u8> {
+    #[inline]
+    fn reserve(&mut self, additional: usize) {
+        Vec::reserve(self, additional);
+    }
+
+    #[inline]
+    fn extend_from_slice(&mut self, data: &[u8]) {
+        Vec::extend_from_slice(self, data);
+    }
+
+    fn cut(&mut self, len: usize) {
+        self.truncate(len);
+    }
+}
+
+/// An `io::Write` that appends to a [`FrameBuf`]. `bytes`' own writer goes through the
 /// generic `BufMut::put`, which costs more than the copy for the few bytes serde writes at
 /// a time.
-struct Appender<'a>(&'a mut BytesMut);
+struct Appender<'a, B>(&'a mut B);
 
-impl std::io::Write for Appender<'_> {
+impl<B: FrameBuf> std::io::Write for Appender<'_, B> {
     #[inline]
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         self.0.extend_from_slice(data);
@@ -434,6 +477,7 @@ pub(crate) fn decode_in<T: DeserializeOwned + 'static>(
 
 /// The bytes of a MessagePack `bin` value filling exactly `range` of `chunk`, or `None` if
 /// it holds anything else (which serde then decodes, or reports).
+#[inline]
 fn bin_slice(chunk: &Bytes, range: std::ops::Range<usize>) -> Option<Bytes> {
     let message = chunk.get(range.clone())?;
     let (head, len) = match *message {

@@ -12,6 +12,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::error::ProtocolError;
+use crate::pool;
 
 /// The first byte of a stream that carries an RPC call.
 pub const STREAM_KIND_RPC: u8 = 0x01;
@@ -82,15 +83,14 @@ pub struct Frame {
 /// The caller checks `len` against the message limit; a length that does not fit in 32 bits
 /// is a bug in the caller, so it is clamped rather than silently wrapped.
 #[inline]
-pub fn put_frame_header(out: &mut BytesMut, kind: FrameType, len: usize) {
+pub fn put_frame_header(out: &mut impl BufMut, kind: FrameType, len: usize) {
     let [a, b, c, d] = u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes();
     // One append of all five bytes: a frame per streamed item makes this hot.
-    out.extend_from_slice(&[kind.as_u8(), a, b, c, d]);
+    out.put_slice(&[kind.as_u8(), a, b, c, d]);
 }
 
 /// Appends a whole frame to `out`.
-pub fn put_frame(out: &mut BytesMut, kind: FrameType, payload: &[u8]) {
-    out.reserve(FRAME_HEADER_LEN + payload.len());
+pub fn put_frame(out: &mut impl BufMut, kind: FrameType, payload: &[u8]) {
     put_frame_header(out, kind, payload.len());
     out.put_slice(payload);
 }
@@ -245,7 +245,7 @@ impl FrameDecoder {
                 let header = self.header(&self.partial)?;
                 self.partial.clear();
                 // Reserve only what the announced (and already checked) frame needs; a
-                // large frame goes to a reused buffer (see `pool`).
+                // large frame goes to a reused buffer (see `crate::pool`).
                 if header.1 >= pool::POOLED_FROM {
                     self.large = Some(pool::take(header.1));
                 } else {
@@ -261,83 +261,10 @@ impl FrameDecoder {
         }
         self.pending = None;
         let payload = match self.large.take() {
-            Some(large) => Bytes::from_owner(pool::Pooled(large)),
+            Some(large) => pool::share(large),
             None => self.partial.split().freeze(),
         };
         Ok(Some(Frame { kind, payload }))
-    }
-}
-
-/// Reused buffers for large frames that arrive in pieces.
-///
-/// A large message must be assembled in memory of its own. Allocating that afresh for every
-/// message makes the allocator map, fault in and unmap its pages each time, which costs more
-/// than copying the bytes. Instead the buffer goes back to a small process-wide pool when
-/// the message (or the last `Payload` sliced from it) is dropped.
-mod pool {
-    use std::sync::Mutex;
-
-    /// Frames at least this long are assembled in pooled buffers.
-    pub(super) const POOLED_FROM: usize = 64 * 1024;
-    /// The pool keeps at most this many bytes of idle buffers.
-    const POOL_BYTES: usize = 8 * 1024 * 1024;
-
-    #[derive(Default)]
-    struct Pool {
-        idle: Vec<Vec<u8>>,
-        bytes: usize,
-    }
-
-    static POOL: Mutex<Pool> = Mutex::new(Pool {
-        idle: Vec::new(),
-        bytes: 0,
-    });
-
-    /// An empty buffer with room for `len` bytes: the smallest idle one that fits without
-    /// wasting more than half of itself, or a new one.
-    pub(super) fn take(len: usize) -> Vec<u8> {
-        if let Ok(mut pool) = POOL.lock() {
-            let best = pool
-                .idle
-                .iter()
-                .enumerate()
-                .filter(|(_, buf)| buf.capacity() >= len && buf.capacity() / 2 <= len)
-                .min_by_key(|(_, buf)| buf.capacity())
-                .map(|(at, _)| at);
-            if let Some(at) = best {
-                let buf = pool.idle.swap_remove(at);
-                pool.bytes -= buf.capacity();
-                return buf;
-            }
-        }
-        Vec::with_capacity(len)
-    }
-
-    /// A pooled buffer holding a received frame; back to the pool when dropped.
-    pub(super) struct Pooled(pub(super) Vec<u8>);
-
-    impl AsRef<[u8]> for Pooled {
-        fn as_ref(&self) -> &[u8] {
-            &self.0
-        }
-    }
-
-    impl Drop for Pooled {
-        fn drop(&mut self) {
-            let mut buf = std::mem::take(&mut self.0);
-            if let Ok(mut pool) = POOL.lock() {
-                if pool.bytes + buf.capacity() <= POOL_BYTES {
-                    buf.clear();
-                    pool.bytes += buf.capacity();
-                    pool.idle.push(buf);
-                }
-            }
-        }
-    }
-
-    #[cfg(test)]
-    pub(super) fn idle_bytes() -> usize {
-        POOL.lock().map(|pool| pool.bytes).unwrap_or(0)
     }
 }
 

@@ -82,7 +82,7 @@ pub(crate) trait EncodeStream: Send {
     fn poll_encode(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        out: &mut BytesMut,
+        out: &mut Vec<u8>,
         full: usize,
         limit: usize,
     ) -> Poll<Option<Result<(), Status>>>;
@@ -184,7 +184,7 @@ where
     fn poll_encode(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        out: &mut BytesMut,
+        out: &mut Vec<u8>,
         full: usize,
         limit: usize,
     ) -> Poll<Option<Result<(), Status>>> {

@@ -178,7 +178,7 @@ pub(crate) fn parse_request_header(mut buf: Bytes) -> Result<RequestHeader, Prot
 }
 
 /// Appends a status payload: `code:u16 message_len:u32 message details`.
-pub(crate) fn put_status(out: &mut BytesMut, status: &Status) {
+pub(crate) fn put_status(out: &mut impl BufMut, status: &Status) {
     out.put_u16(status.code().as_u16());
     let message = truncate(status.message().as_bytes(), 64 * 1024);
     out.put_u32(message.len() as u32);

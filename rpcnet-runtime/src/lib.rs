@@ -20,6 +20,7 @@ mod hash;
 mod header;
 mod io;
 mod payload;
+mod pool;
 mod server;
 mod transport;
 

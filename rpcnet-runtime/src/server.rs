@@ -17,11 +17,13 @@ use tokio::time::Instant;
 use tracing::{debug, trace, Instrument};
 
 use crate::cancel::{CancelRegistry, Registration};
-use crate::codec::Segments;
+use crate::codec::{FrameBuf, Segments};
 use crate::config::RpcConfig;
 use crate::context::CallContext;
 use crate::error::{Code, ProtocolError, RpcError, Status};
-use crate::frame::{put_frame_header, FrameType, STREAM_KIND_GOSSIP, STREAM_KIND_RPC};
+use crate::frame::{
+    put_frame_header, FrameType, FRAME_HEADER_LEN, STREAM_KIND_GOSSIP, STREAM_KIND_RPC,
+};
 use crate::gossip::{GossipInbox, GossipMessage, GossipSender};
 use crate::handler::{
     EncodeStream, MethodHandler, MethodTable, Reply, RequestBody, RequestMessages, Service,
@@ -29,10 +31,9 @@ use crate::handler::{
 use crate::hash::FxBuildHasher;
 use crate::header::{parse_request_header, put_status, status_len};
 use crate::io::{stream_error, FrameReader};
+use crate::pool;
 use crate::transport::{self, app_error};
 
-/// Responses are written in chunks of about this size when messages are small.
-const WRITE_CHUNK: usize = 64 * 1024;
 /// Request messages of a streaming call buffered between the network and the handler.
 const REQUEST_QUEUE: usize = 16;
 
@@ -800,19 +801,20 @@ async fn write_reply(
             send_status(tx, out, &status).await
         }
         Reply::Stream(mut stream) => {
-            let mut buffer = BytesMut::with_capacity(WRITE_CHUNK);
+            // Each write goes out in a pooled buffer, which comes back once QUIC has had it
+            // acknowledged and drops it.
+            let mut buffer = pool::write_buffer();
             loop {
                 match poll_fn(|cx| fill(cx, stream.as_mut(), &mut buffer, limit)).await {
                     Fill::Flush => {
-                        let chunk = buffer.split().freeze();
-                        tx.send(chunk).await.map_err(stream_error)?;
-                        if buffer.capacity() < WRITE_CHUNK / 4 {
-                            buffer.reserve(WRITE_CHUNK);
-                        }
+                        let full = std::mem::replace(&mut buffer, pool::write_buffer());
+                        tx.send(pool::share(full)).await.map_err(stream_error)?;
                     }
                     Fill::End(status) => {
                         let status = take_failure(failure).unwrap_or(status);
-                        return send_status(tx, Segments::from(buffer), &status).await;
+                        put_status_frame(&mut buffer, &status);
+                        tx.send(pool::share(buffer)).await.map_err(stream_error)?;
+                        return tx.finish().map_err(stream_error);
                     }
                 }
             }
@@ -831,10 +833,10 @@ enum Fill {
 fn fill(
     cx: &mut Context<'_>,
     stream: Pin<&mut dyn EncodeStream>,
-    buffer: &mut BytesMut,
+    buffer: &mut Vec<u8>,
     limit: usize,
 ) -> Poll<Fill> {
-    match stream.poll_encode(cx, buffer, WRITE_CHUNK, limit) {
+    match stream.poll_encode(cx, buffer, pool::WRITE_CHUNK, limit) {
         Poll::Ready(Some(Ok(()))) => Poll::Ready(Fill::Flush),
         Poll::Ready(Some(Err(status))) => Poll::Ready(Fill::End(status)),
         Poll::Ready(None) => Poll::Ready(Fill::End(Status::new(Code::Ok, ""))),
@@ -843,16 +845,20 @@ fn fill(
     }
 }
 
+/// Appends the frame of the status that ends a call.
+fn put_status_frame(out: &mut impl FrameBuf, status: &Status) {
+    out.reserve(FRAME_HEADER_LEN + status_len(status));
+    put_frame_header(out, FrameType::Status, status_len(status));
+    put_status(out, status);
+}
+
 /// Appends the status frame to `out`, sends it and finishes the stream.
 async fn send_status(
     tx: &mut SendStream,
     mut out: Segments,
     status: &Status,
 ) -> Result<(), RpcError> {
-    let buf = out.buf();
-    buf.reserve(5 + status_len(status));
-    put_frame_header(buf, FrameType::Status, status_len(status));
-    put_status(buf, status);
+    put_status_frame(out.buf(), status);
     let mut segments = out.freeze();
     tx.send_vectored(segments.as_mut_slice())
         .await

@@ -1,0 +1,89 @@
+//! Reused buffers for large frames that arrive in pieces and for the writes of streams.
+//!
+//! Both need tens of kilobytes at a time, and both give the memory up only when somebody
+//! else is done with it: a received message when the last `Payload` sliced from it is
+//! dropped, a stream write when QUIC has had it acknowledged. Allocating such buffers
+//! afresh each time makes the allocator map, fault in and unmap their pages again and
+//! again, which costs more than writing the bytes. Instead a buffer shared with [`share`]
+//! goes back to a small process-wide pool when its last user drops it.
+
+use std::sync::Mutex;
+
+use bytes::Bytes;
+
+/// Streams send their items in writes of about this many bytes.
+pub(crate) const WRITE_CHUNK: usize = 64 * 1024;
+
+/// Frames at least this long are assembled in pooled buffers.
+pub(crate) const POOLED_FROM: usize = 64 * 1024;
+/// The pool keeps at most this many bytes of idle buffers.
+const POOL_BYTES: usize = 8 * 1024 * 1024;
+
+struct Pool {
+    idle: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+static POOL: Mutex<Pool> = Mutex::new(Pool {
+    idle: Vec::new(),
+    bytes: 0,
+});
+
+/// An empty buffer with room for `len` bytes: the smallest idle one that fits without
+/// wasting more than half of itself, or a new one.
+pub(crate) fn take(len: usize) -> Vec<u8> {
+    if let Ok(mut pool) = POOL.lock() {
+        let best = pool
+            .idle
+            .iter()
+            .enumerate()
+            .filter(|(_, buf)| buf.capacity() >= len && buf.capacity() / 2 <= len)
+            .min_by_key(|(_, buf)| buf.capacity())
+            .map(|(at, _)| at);
+        if let Some(at) = best {
+            let buf = pool.idle.swap_remove(at);
+            pool.bytes -= buf.capacity();
+            return buf;
+        }
+    }
+    Vec::with_capacity(len)
+}
+
+/// An empty buffer for a stream's next write: room for a full write plus the small item
+/// that takes it past [`WRITE_CHUNK`].
+pub(crate) fn write_buffer() -> Vec<u8> {
+    take(WRITE_CHUNK + WRITE_CHUNK / 8)
+}
+
+/// `buf` as shared `Bytes`; its memory goes back to the pool when the last clone (or slice)
+/// is dropped.
+pub(crate) fn share(buf: Vec<u8>) -> Bytes {
+    Bytes::from_owner(Pooled(buf))
+}
+
+/// A buffer on loan from the pool; back to it when dropped.
+struct Pooled(Vec<u8>);
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let mut buf = std::mem::take(&mut self.0);
+        if let Ok(mut pool) = POOL.lock() {
+            if pool.bytes + buf.capacity() <= POOL_BYTES {
+                buf.clear();
+                pool.bytes += buf.capacity();
+                pool.idle.push(buf);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn idle_bytes() -> usize {
+    POOL.lock().map(|pool| pool.bytes).unwrap_or(0)
+}
