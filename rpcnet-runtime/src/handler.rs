@@ -191,14 +191,19 @@ where
         // The loop runs here, in the typed code, so each item costs one poll of the
         // handler's stream and one append, with no dynamic call per item.
         while out.len() < full {
-            match std::task::ready!(self.inner.poll_next_unpin(cx)) {
-                None => return Poll::Ready(None),
-                Some(Ok(item)) => {
-                    if let Err(error) = put_item(out, FrameType::Data, &item, limit) {
+            // The item is encoded where the poll left it: moving it first costs a stall
+            // per item (its halves were just stored separately, and are read back as one).
+            match &self.inner.poll_next_unpin(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(Some(Ok(item))) => {
+                    if let Err(error) = put_item(out, FrameType::Data, item, limit) {
                         return Poll::Ready(Some(Err(error.to_status())));
                     }
                 }
-                Some(Err(error)) => return Poll::Ready(Some(Err(application_status(&error)))),
+                Poll::Ready(Some(Err(error))) => {
+                    return Poll::Ready(Some(Err(application_status(error))))
+                }
             }
         }
         Poll::Ready(Some(Ok(())))
