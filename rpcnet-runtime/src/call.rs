@@ -735,13 +735,12 @@ impl<T: DeserializeOwned + 'static, E: DeserializeOwned + 'static> Stream for Re
         if this.deadline.as_ref().is_some_and(|d| d.is_elapsed()) {
             return this.fail(RpcError::DeadlineExceeded);
         }
-        match this.reader.decode_in_place::<T>() {
-            Some(Ok(item)) => return Poll::Ready(Some(Ok(item))),
-            Some(Err(error)) => return this.fail(RpcError::Decode(error)),
-            None => {}
+        if let Some(item) = this.reader.decode_in_place::<T>() {
+            return Poll::Ready(Some(Ok(item)));
         }
-        // Anything else (a status, a frame split across chunks, or the first frame of a
-        // chunk still to be received) comes through the general path.
+        // Anything else (a status, a frame split across chunks, the first frame of a chunk
+        // still to be received, or a message that does not decode) comes through the
+        // general path.
         let frame = match this.reader.poll_frame(cx) {
             Poll::Ready(Ok(Some(frame))) => frame,
             Poll::Pending => {

@@ -189,15 +189,15 @@ impl FrameDecoder {
 
     /// Decodes the next frame in place if it is a data frame lying whole inside the current
     /// chunk: `decode` gets the chunk and the payload's range in it, and the frame is
-    /// consumed. Otherwise returns `None` and consumes nothing; [`next_frame`] then takes
-    /// the frame (and reports a broken header). This spares each message a frame of its own
-    /// and the error plumbing of the general path.
+    /// consumed if it returns a value. Otherwise returns `None` and consumes nothing;
+    /// [`next_frame`] then takes the frame (and reports a broken header or message). This
+    /// spares each message a frame of its own and the error plumbing of the general path.
     ///
     /// [`next_frame`]: Self::next_frame
     #[inline]
     pub fn decode_data_in_place<R>(
         &mut self,
-        decode: impl FnOnce(&Bytes, std::ops::Range<usize>) -> R,
+        decode: impl FnOnce(&Bytes, std::ops::Range<usize>) -> Option<R>,
     ) -> Option<R> {
         if self.pending.is_some() || !self.partial.is_empty() {
             return None;
@@ -210,7 +210,7 @@ impl FrameDecoder {
         {
             return None;
         }
-        let decoded = decode(&self.current, FRAME_HEADER_LEN..FRAME_HEADER_LEN + len);
+        let decoded = decode(&self.current, FRAME_HEADER_LEN..FRAME_HEADER_LEN + len)?;
         self.current.advance(FRAME_HEADER_LEN + len);
         Some(decoded)
     }
@@ -410,22 +410,25 @@ mod tests {
         let mut decoder = FrameDecoder::new(64);
         // The last frame's final byte arrives in a second chunk.
         decoder.push_bytes(wire.slice(..wire.len() - 1));
+        // A frame the decode function turns down stays where it is.
+        assert_eq!(decoder.decode_data_in_place(|_, _| None::<()>), None);
         let in_place = decoder
-            .decode_data_in_place(|chunk, range| chunk.slice(range))
+            .decode_data_in_place(|chunk, range| Some(chunk.slice(range)))
             .expect("a data frame");
         assert_eq!(&in_place[..], b"ab");
         assert_eq!(in_place.as_ptr(), wire[5..].as_ptr(), "read in place");
         assert_eq!(
-            decoder.decode_data_in_place(|_, range| range.len()),
+            decoder.decode_data_in_place(|_, range| Some(range.len())),
             None,
             "not data"
         );
+
         assert_eq!(
             decoder.next_frame().expect("ok").expect("frame").kind,
             FrameType::Status
         );
         assert_eq!(
-            decoder.decode_data_in_place(|_, range| range.len()),
+            decoder.decode_data_in_place(|_, range| Some(range.len())),
             None,
             "not whole in this chunk"
         );

@@ -98,13 +98,13 @@ impl FrameReader {
     }
 
     /// Decodes the next message in place if it is a data frame lying whole in the chunk at
-    /// hand: the per-item fast path of a response stream, with the smallest result to pass
-    /// back. `None` leaves everything else to [`poll_frame`](Self::poll_frame).
+    /// hand: the per-item fast path of a response stream, which hands back nothing but the
+    /// item. `None` leaves everything else, including a message that does not decode, to
+    /// [`poll_frame`](Self::poll_frame).
     #[inline]
-    pub(crate) fn decode_in_place<T: DeserializeOwned + 'static>(
-        &mut self,
-    ) -> Option<Result<T, crate::error::CodecError>> {
-        self.decoder.decode_data_in_place(decode_in::<T>)
+    pub(crate) fn decode_in_place<T: DeserializeOwned + 'static>(&mut self) -> Option<T> {
+        self.decoder
+            .decode_data_in_place(|chunk, range| decode_in::<T>(chunk, range).ok())
     }
 
     /// The next frame.

@@ -133,6 +133,38 @@ async fn server_streaming_error_before_the_stream_arrives_as_the_first_item() {
 }
 
 #[tokio::test]
+async fn a_streamed_item_that_does_not_decode_ends_the_stream_with_a_decode_error() {
+    let server = start(math_server());
+    // The server streams numbers; these clients expect strings and byte payloads.
+    let client = client(server.addr).await;
+    let strings: Vec<_> =
+        ServerStreamingCall::<_, String, MathError>::new(client.clone(), "Math.count", 3u32)
+            .await
+            .expect("call starts")
+            .collect()
+            .await;
+    assert_eq!(strings.len(), 1, "the error, then the end: {strings:?}");
+    assert!(
+        matches!(strings[0], Err(CallError::Rpc(RpcError::Decode(_)))),
+        "{strings:?}"
+    );
+    let payloads: Vec<_> = ServerStreamingCall::<_, rpcnet_runtime::Payload, MathError>::new(
+        client,
+        "Math.count",
+        3u32,
+    )
+    .await
+    .expect("call starts")
+    .collect()
+    .await;
+    assert_eq!(payloads.len(), 1, "the error, then the end: {payloads:?}");
+    assert!(
+        matches!(payloads[0], Err(CallError::Rpc(RpcError::Decode(_)))),
+        "{payloads:?}"
+    );
+}
+
+#[tokio::test]
 async fn an_error_mid_stream_ends_the_stream_after_the_items_before_it() {
     let server = start(math_server());
     let client = client(server.addr).await;
