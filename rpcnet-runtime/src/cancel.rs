@@ -6,20 +6,27 @@
 //! the call's stream id. Each server connection keeps a [`CancelRegistry`] of its calls in
 //! progress to find the call by id.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::context::CallSignal;
+use crate::context::CallContext;
 use crate::frame::STREAM_KIND_CANCEL;
 use crate::hash::FxBuildHasher;
 
-/// Cancels for ids the server has not seen yet (the cancel overtook its call) are kept
-/// until the call arrives, up to this many.
-const MAX_EARLY_CANCELS: usize = 1024;
+/// Cancels that match no registered call are kept, in case their call registers later, up
+/// to this many per connection (the oldest go first).
+const MAX_UNMATCHED_CANCELS: usize = 1024;
 
-/// The calls in progress on one connection, by QUIC stream id.
+/// The calls in progress on one connection that may wait, by QUIC stream id.
+///
+/// A call registers only once it has to wait (for its handler, its requests or its
+/// deadline): one answered at once cannot be cancelled in any useful way, and registering
+/// every call would cost each a lock and a table entry. A cancel that matches no registered
+/// call is therefore kept, in a bounded set, for a call that has yet to register; one for a
+/// call that finished is forgotten as newer cancels push it out. QUIC never reuses a stream
+/// id, so a stale entry never matches a later call.
 #[derive(Debug, Default)]
 pub(crate) struct CancelRegistry {
     state: Mutex<State>,
@@ -27,12 +34,10 @@ pub(crate) struct CancelRegistry {
 
 #[derive(Debug, Default)]
 struct State {
-    active: HashMap<u64, Arc<CallSignal>, FxBuildHasher>,
-    /// Cancels that arrived before their call's stream.
-    early: HashSet<u64, FxBuildHasher>,
-    /// The highest stream id registered so far. Streams are accepted in id order, so a
-    /// cancel for an id at or below it whose call is not active is for a finished call.
-    highest: Option<u64>,
+    active: HashMap<u64, CallContext, FxBuildHasher>,
+    /// Cancels that matched no registered call, and their arrival order for eviction.
+    unmatched: HashSet<u64, FxBuildHasher>,
+    order: VecDeque<u64>,
 }
 
 /// A call's entry in the registry; removing it on drop keeps the registry exact on every
@@ -41,13 +46,6 @@ struct State {
 pub(crate) struct Registration {
     registry: Arc<CancelRegistry>,
     id: u64,
-    signal: Arc<CallSignal>,
-}
-
-impl Registration {
-    pub(crate) fn signal(&self) -> &Arc<CallSignal> {
-        &self.signal
-    }
 }
 
 impl Drop for Registration {
@@ -59,38 +57,47 @@ impl Drop for Registration {
 }
 
 impl CancelRegistry {
-    /// Registers the call on stream `id`, in the order streams are accepted.
-    pub(crate) fn register(self: &Arc<Self>, id: u64) -> Registration {
-        let signal = Arc::new(CallSignal::default());
+    /// Registers the call on stream `id`, cancelling it at once if its cancel came first.
+    pub(crate) fn register(self: &Arc<Self>, id: u64, call: &CallContext) -> Registration {
         if let Ok(mut state) = self.state.lock() {
-            state.highest = Some(state.highest.map_or(id, |h| h.max(id)));
-            if state.early.remove(&id) {
-                signal.cancel();
+            if state.unmatched.remove(&id) {
+                call.signal().cancel();
             }
-            state.active.insert(id, Arc::clone(&signal));
+            state.active.insert(id, call.clone());
         }
         Registration {
             registry: Arc::clone(self),
             id,
-            signal,
         }
     }
 
-    /// Cancels the call on stream `id`, now or when it arrives.
+    /// Cancels the call on stream `id`, now or when it registers.
     pub(crate) fn cancel(&self, id: u64) {
         let Ok(mut state) = self.state.lock() else {
             return;
         };
-        if let Some(signal) = state.active.get(&id) {
-            signal.cancel();
-        } else if state.highest.is_none_or(|h| id > h) && state.early.len() < MAX_EARLY_CANCELS {
-            state.early.insert(id);
+        if let Some(call) = state.active.get(&id) {
+            call.signal().cancel();
+            return;
+        }
+        if state.unmatched.insert(id) {
+            state.order.push_back(id);
+            while state.order.len() > MAX_UNMATCHED_CANCELS {
+                if let Some(oldest) = state.order.pop_front() {
+                    state.unmatched.remove(&oldest);
+                }
+            }
         }
     }
 
     #[cfg(test)]
     fn active(&self) -> usize {
         self.state.lock().map(|s| s.active.len()).unwrap_or(0)
+    }
+
+    #[cfg(test)]
+    fn unmatched(&self) -> usize {
+        self.state.lock().map(|s| s.unmatched.len()).unwrap_or(0)
     }
 }
 
@@ -118,47 +125,57 @@ pub(crate) fn parse_cancel(bytes: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
 
+    fn call() -> CallContext {
+        CallContext::new(Arc::from("S.m"), None, None, crate::Metadata::new())
+    }
+
     #[test]
-    fn a_cancel_reaches_an_active_call() {
+    fn a_cancel_reaches_a_registered_call() {
         let registry = Arc::new(CancelRegistry::default());
-        let call = registry.register(4);
+        let ctx = call();
+        let _registered = registry.register(4, &ctx);
         registry.cancel(4);
-        assert!(call.signal().is_cancelled());
+        assert!(ctx.is_cancelled());
     }
 
     #[test]
-    fn a_cancel_that_overtakes_its_call_applies_when_the_call_arrives() {
+    fn a_cancel_that_comes_first_applies_when_its_call_registers() {
         let registry = Arc::new(CancelRegistry::default());
-        let first = registry.register(0);
+        let (first, later) = (call(), call());
+        let _first = registry.register(0, &first);
         registry.cancel(8);
-        let later = registry.register(8);
-        assert!(later.signal().is_cancelled());
-        assert!(!first.signal().is_cancelled());
+        assert!(!later.is_cancelled());
+        let _later = registry.register(8, &later);
+        assert!(later.is_cancelled());
+        assert!(!first.is_cancelled());
+        assert_eq!(registry.unmatched(), 0, "the kept cancel was used up");
     }
 
     #[test]
-    fn a_cancel_for_a_finished_call_is_forgotten() {
+    fn registrations_remove_themselves() {
         let registry = Arc::new(CancelRegistry::default());
-        drop(registry.register(0));
-        drop(registry.register(4));
+        let ctx = call();
+        drop(registry.register(0, &ctx));
+        drop(registry.register(4, &ctx));
+        assert_eq!(registry.active(), 0);
+        // A cancel for a call that finished matches nothing and waits among the unmatched.
         registry.cancel(0);
-        assert_eq!(
-            registry.state.lock().map(|s| s.early.len()).unwrap_or(99),
-            0
-        );
-        assert_eq!(registry.active(), 0, "registrations remove themselves");
+        assert_eq!(registry.unmatched(), 1);
     }
 
     #[test]
-    fn early_cancels_are_bounded() {
+    fn unmatched_cancels_are_bounded_and_the_oldest_go_first() {
         let registry = Arc::new(CancelRegistry::default());
-        for id in 0..(MAX_EARLY_CANCELS as u64 * 2) {
+        for id in 0..(MAX_UNMATCHED_CANCELS as u64 * 2) {
             registry.cancel(id * 4);
+            registry.cancel(id * 4); // a repeat takes no second place
         }
-        assert_eq!(
-            registry.state.lock().map(|s| s.early.len()).unwrap_or(0),
-            MAX_EARLY_CANCELS
-        );
+        assert_eq!(registry.unmatched(), MAX_UNMATCHED_CANCELS);
+        let (old, recent) = (call(), call());
+        let _old = registry.register(0, &old);
+        let _recent = registry.register((MAX_UNMATCHED_CANCELS as u64 * 2 - 1) * 4, &recent);
+        assert!(!old.is_cancelled(), "evicted");
+        assert!(recent.is_cancelled(), "kept");
     }
 
     #[test]

@@ -34,11 +34,11 @@ struct Inner {
     peer: Option<SocketAddr>,
     deadline: Option<Instant>,
     metadata: Metadata,
-    signal: Arc<CallSignal>,
+    signal: CallSignal,
 }
 
-/// The cancellation flag of one call, shared by the server's call task, the connection's
-/// cancel registry and the handler's [`CallContext`].
+/// The cancellation flag of one call, inside its [`CallContext`], which the server's call
+/// task, the connection's cancel registry and the handler share.
 #[derive(Debug, Default)]
 pub(crate) struct CallSignal {
     cancelled: AtomicBool,
@@ -93,7 +93,6 @@ impl CallContext {
         peer: Option<SocketAddr>,
         deadline: Option<Instant>,
         metadata: Metadata,
-        signal: Arc<CallSignal>,
     ) -> Self {
         CallContext {
             inner: Arc::new(Inner {
@@ -101,7 +100,7 @@ impl CallContext {
                 peer,
                 deadline,
                 metadata,
-                signal,
+                signal: CallSignal::default(),
             }),
         }
     }
@@ -146,6 +145,11 @@ impl CallContext {
         &self.inner.metadata
     }
 
+    /// The call's cancellation flag.
+    pub(crate) fn signal(&self) -> &CallSignal {
+        &self.inner.signal
+    }
+
     /// Whether the client cancelled the call (reset its stream or went away).
     pub fn is_cancelled(&self) -> bool {
         self.inner.signal.is_cancelled()
@@ -181,7 +185,6 @@ mod tests {
             None,
             Some(Instant::now() + Duration::from_millis(100)),
             Metadata::new(),
-            Arc::default(),
         );
         let inside = ctx
             .scope(async { effective_deadline(Some(Duration::from_secs(10))) })
@@ -195,20 +198,13 @@ mod tests {
 
     #[tokio::test]
     async fn cancellation_is_observable_through_the_context() {
-        let cancel = Arc::new(CallSignal::default());
-        let ctx = CallContext::new(
-            Arc::from("A.b"),
-            None,
-            None,
-            Metadata::new(),
-            Arc::clone(&cancel),
-        );
+        let ctx = CallContext::new(Arc::from("A.b"), None, None, Metadata::new());
         assert!(!ctx.is_cancelled());
         let waiter = tokio::spawn({
             let ctx = ctx.clone();
             async move { ctx.cancelled().await }
         });
-        cancel.cancel();
+        ctx.signal().cancel();
         waiter.await.expect("waiter completes");
         assert!(ctx.is_cancelled());
     }

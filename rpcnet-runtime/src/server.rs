@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 use tracing::{debug, trace, Instrument};
 
-use crate::cancel::{CancelRegistry, Registration};
+use crate::cancel::CancelRegistry;
 use crate::codec::{FrameBuf, Segments};
 use crate::config::RpcConfig;
 use crate::context::CallContext;
@@ -370,14 +370,12 @@ async fn serve_connection(connection: s2n_quic::Connection, shared: Arc<Shared>)
                         Ok(Some(PeerStream::Bidirectional(stream))) => {
                             let guards = (!draining)
                                 .then(|| (shared.inflight.enter(), inflight.enter()));
-                            // Registered here, in stream order, so the registry can tell a
-                            // cancel for a finished call from one that overtook its call.
-                            let registration = registry.register(stream.id());
+                            let registry = Arc::clone(&registry);
                             let shared = Arc::clone(&shared);
                             // Boxed: a call's future is a few kilobytes, and tokio moves a
                             // task's future several times while spawning and finishing it.
                             tokio::spawn(Box::pin(async move {
-                                serve_stream(stream, &shared, peer, draining, registration).await;
+                                serve_stream(stream, &shared, peer, draining, &registry).await;
                                 drop(guards);
                             }));
                         }
@@ -450,7 +448,7 @@ async fn serve_stream(
     shared: &Shared,
     peer: Option<SocketAddr>,
     draining: bool,
-    registration: Registration,
+    registry: &Arc<CancelRegistry>,
 ) {
     let stream_id = stream.id();
     let (rx, mut tx) = stream.split();
@@ -507,8 +505,10 @@ async fn serve_stream(
 
     let span = tracing::debug_span!("call", method = %method, stream_id);
     let deadline = header.deadline.map(|d| Instant::now() + d);
-    let cancel = Arc::clone(registration.signal());
-    let ctx = CallContext::new(method, peer, deadline, header.metadata, Arc::clone(&cancel));
+    let ctx = CallContext::new(method, peer, deadline, header.metadata);
+    let cancel = ctx.signal();
+    // Registered for cancels only once the call has to wait (see `CancelRegistry`).
+    let mut registration = None;
 
     let outcome = async {
         trace!("started");
@@ -550,15 +550,23 @@ async fn serve_stream(
                 }
                 None => Outcome::DeadlineExceeded,
             },
-            () = poll_fn(|cx| cancel.poll_cancelled(cx)) => Outcome::Cancelled,
+            () = poll_fn(|cx| {
+                registration.get_or_insert_with(|| registry.register(stream_id, &ctx));
+                cancel.poll_cancelled(cx)
+            }) => Outcome::Cancelled,
             watched = watch, if streaming => match watched {
                 Err(error) => outcome_for(error),
                 Ok(never) => match never {},
             },
         }
-    }
-    .instrument(span.clone())
-    .await;
+    };
+    // Without a subscriber that wants the span, entering and leaving it on every poll is
+    // pure cost.
+    let outcome = if span.is_disabled() {
+        outcome.await
+    } else {
+        outcome.instrument(span.clone()).await
+    };
 
     let _enter = span.enter();
     match outcome {
