@@ -215,6 +215,42 @@ impl FrameDecoder {
         Some(decoded)
     }
 
+    /// Takes the last two frames of a stream in one step: if the rest of the current chunk
+    /// is exactly a frame of type `first` and one of type `second`, consumes both and returns
+    /// their payloads. Otherwise returns `None` and consumes nothing; [`next_frame`] then
+    /// reads the frames one by one (and reports what is wrong with them). A unary call's
+    /// request (data, end) and its reply (data, status) nearly always arrive so.
+    ///
+    /// [`next_frame`]: Self::next_frame
+    pub fn take_last_pair(
+        &mut self,
+        first: FrameType,
+        second: FrameType,
+    ) -> Option<(Bytes, Bytes)> {
+        if self.pending.is_some() || !self.partial.is_empty() {
+            return None;
+        }
+        if self.current.len() < FRAME_HEADER_LEN {
+            return None;
+        }
+        let (kind, len) = self.header(&self.current).ok()?;
+        let rest = self.current.get(FRAME_HEADER_LEN + len..)?;
+        if rest.len() < FRAME_HEADER_LEN {
+            return None;
+        }
+        let (next_kind, next_len) = self.header(rest).ok()?;
+        if kind != first || next_kind != second || rest.len() != FRAME_HEADER_LEN + next_len {
+            return None;
+        }
+        let at = FRAME_HEADER_LEN + len;
+        let pair = (
+            self.current.slice(FRAME_HEADER_LEN..at),
+            self.current.slice(at + FRAME_HEADER_LEN..),
+        );
+        self.current = Bytes::new();
+        Some(pair)
+    }
+
     /// The next complete frame, `Ok(None)` if more bytes are needed, or an error if the bytes
     /// break the framing (unknown type, length over the limit). After an error the decoder
     /// must not be used again: the stream is out of sync.
@@ -400,6 +436,50 @@ mod tests {
     }
 
     #[test]
+    fn the_last_pair_is_taken_in_one_step_only_when_it_is_all_there_is() {
+        let (data, end) = (FrameType::Data, FrameType::End);
+        let whole = encode(&[(data, b"msg"), (FrameType::Status, b"st")]).freeze();
+        let mut decoder = FrameDecoder::new(64);
+        decoder.push_bytes(whole.clone());
+        let (message, status) = decoder
+            .take_last_pair(data, FrameType::Status)
+            .expect("data then status");
+        assert_eq!((&message[..], &status[..]), (&b"msg"[..], &b"st"[..]));
+        assert_eq!(message.as_ptr(), whole[5..].as_ptr(), "read in place");
+        assert!(decoder.is_idle());
+
+        // Anything else is left, untouched, for frame-by-frame reading.
+        for frames in [
+            &[(data, &b"a"[..]), (data, b"b"), (end, b"")][..],
+            &[(data, b"a"), (end, b""), (end, b"")],
+            &[(data, b"a")],
+            &[(FrameType::Status, b"a"), (end, b"")],
+            &[(data, b"a"), (FrameType::Status, b"")],
+        ] {
+            let wire = encode(frames).freeze();
+            let mut decoder = FrameDecoder::new(64);
+            decoder.push_bytes(wire.clone());
+            assert_eq!(decoder.take_last_pair(data, end), None, "{frames:?}");
+            assert_eq!(decoder.buffered(), wire.len(), "{frames:?}");
+            assert_eq!(
+                decoder.next_frame().expect("ok").expect("frame").kind,
+                frames[0].0
+            );
+        }
+        // One byte short of the second frame: not all there.
+        let wire = encode(&[(data, b"a"), (end, b"xy")]).freeze();
+        let mut decoder = FrameDecoder::new(64);
+        decoder.push_bytes(wire.slice(..wire.len() - 1));
+        assert_eq!(decoder.take_last_pair(data, end), None);
+        // A frame over the limit is refused by the frame-by-frame path, not here.
+        let big = encode(&[(data, &[0; 65]), (end, b"")]).freeze();
+        let mut decoder = FrameDecoder::new(64);
+        decoder.push_bytes(big);
+        assert_eq!(decoder.take_last_pair(data, end), None);
+        assert!(decoder.next_frame().is_err());
+    }
+
+    #[test]
     fn data_frames_decode_in_place_and_others_are_left_for_next_frame() {
         let wire = encode(&[
             (FrameType::Data, b"ab"),
@@ -492,6 +572,30 @@ mod tests {
             while let Ok(Some(frame)) = decoder.next_frame() {
                 prop_assert!(frame.payload.len() <= limit);
             }
+        }
+
+        #[test]
+        fn the_last_pair_agrees_with_frame_by_frame_reading(
+            bytes in proptest::collection::vec(any::<u8>(), 0..64),
+            first in 0u8..6,
+            second in 0u8..6,
+        ) {
+            let (Ok(first), Ok(second)) = (FrameType::from_u8(first), FrameType::from_u8(second)) else {
+                return Ok(());
+            };
+            let mut one_step = FrameDecoder::new(16);
+            one_step.push(&bytes);
+            let Some((a, b)) = one_step.take_last_pair(first, second) else {
+                prop_assert_eq!(one_step.buffered(), bytes.len());
+                return Ok(());
+            };
+            let mut by_frame = FrameDecoder::new(16);
+            by_frame.push(&bytes);
+            let x = by_frame.next_frame().expect("valid").expect("frame");
+            let y = by_frame.next_frame().expect("valid").expect("frame");
+            prop_assert_eq!((x.kind, y.kind), (first, second));
+            prop_assert_eq!((x.payload, y.payload), (a, b));
+            prop_assert!(by_frame.is_idle() && one_step.is_idle());
         }
     }
 }

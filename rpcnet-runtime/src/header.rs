@@ -59,17 +59,17 @@ impl Metadata {
 /// The decoded header frame of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RequestHeader {
-    /// The method name's bytes, checked to be UTF-8 (see [`RequestHeader::method`]).
+    /// The method name's bytes: looked up as they are, so only a name that matches no
+    /// method is ever read as text (see [`RequestHeader::method`]).
     pub(crate) method: Bytes,
     pub(crate) deadline: Option<Duration>,
     pub(crate) metadata: Metadata,
 }
 
 impl RequestHeader {
-    /// The method name.
-    pub(crate) fn method(&self) -> &str {
-        // Checked when the header was parsed.
-        std::str::from_utf8(&self.method).unwrap_or_default()
+    /// The method name, for messages (invalid UTF-8 replaced).
+    pub(crate) fn method(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.method)
     }
 }
 
@@ -150,9 +150,6 @@ fn take_string(buf: &mut Bytes, len: usize, frame: &'static str) -> Result<Strin
 pub(crate) fn parse_request_header(mut buf: Bytes) -> Result<RequestHeader, ProtocolError> {
     let method_len = usize::from(take_u16(&mut buf, HEADER)?);
     let method = take(&mut buf, method_len, HEADER)?;
-    if std::str::from_utf8(&method).is_err() {
-        return Err(ProtocolError::Malformed(HEADER));
-    }
     if buf.remaining() < 8 {
         return Err(ProtocolError::Malformed(HEADER));
     }

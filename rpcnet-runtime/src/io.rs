@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::codec::decode_in;
 use crate::error::{ProtocolError, RpcError};
-use crate::frame::{Frame, FrameDecoder};
+use crate::frame::{Frame, FrameDecoder, FrameType};
 use crate::transport::app_error;
 
 /// Turns a QUIC stream error into the error a call reports.
@@ -105,6 +105,20 @@ impl FrameReader {
     pub(crate) fn decode_in_place<T: DeserializeOwned + 'static>(&mut self) -> Option<T> {
         self.decoder
             .decode_data_in_place(|chunk, range| decode_in::<T>(chunk, range).ok())
+    }
+
+    /// The stream's last two frames, of types `first` and `second`, taken in one step if
+    /// they are all that is left and the stream has ended (see
+    /// [`FrameDecoder::take_last_pair`]).
+    pub(crate) fn take_last_pair(
+        &mut self,
+        first: FrameType,
+        second: FrameType,
+    ) -> Option<(Bytes, Bytes)> {
+        if !self.finished {
+            return None;
+        }
+        self.decoder.take_last_pair(first, second)
     }
 
     /// The next frame.

@@ -92,7 +92,11 @@ impl RpcServer {
         let mut methods =
             HashMap::with_capacity_and_hasher(self.methods.methods.len(), FxBuildHasher::default());
         for (name, handler) in self.methods.methods {
-            if methods.insert(Arc::from(name.as_str()), handler).is_some() {
+            let key = Box::from(name.as_bytes());
+            if methods
+                .insert(key, (Arc::from(name.as_str()), handler))
+                .is_some()
+            {
                 return Err(RpcError::Config {
                     message: format!("method `{name}` is registered twice"),
                     source: None,
@@ -134,7 +138,8 @@ enum ServerState {
 #[derive(Debug)]
 struct Shared {
     config: RpcConfig,
-    methods: HashMap<Arc<str>, MethodHandler, FxBuildHasher>,
+    /// Handlers by method name, looked up by the name's bytes as they arrive.
+    methods: HashMap<Box<[u8]>, (Arc<str>, MethodHandler), FxBuildHasher>,
     inflight: Inflight,
     state: watch::Sender<ServerState>,
     gossip: Mutex<Option<GossipSender>>,
@@ -482,7 +487,7 @@ async fn serve_stream(
             let _ = tx.finish();
             return;
         }
-        Ok(Ok(Start::Call(header))) => match shared.methods.get_key_value(header.method()) {
+        Ok(Ok(Start::Call(header))) => match shared.methods.get(&header.method[..]) {
             Some((name, handler)) => (header, Arc::clone(name), handler),
             None => {
                 debug!(stream_id, method = %header.method(), "unimplemented method");
@@ -734,6 +739,10 @@ async fn read_gossip(
 /// Reads the one message of a unary or server-streaming request, its end frame and the end
 /// of the client's side of the stream.
 async fn read_single_request(reader: &mut FrameReader) -> Result<Bytes, RpcError> {
+    // The usual case: the message, its end and the stream's end came with the header.
+    if let Some((message, _)) = reader.take_last_pair(FrameType::Data, FrameType::End) {
+        return Ok(message);
+    }
     let message = match reader.next_frame().await?.ok_or(ProtocolError::Truncated)? {
         frame if frame.kind == FrameType::Data => frame.payload,
         frame => {
