@@ -74,15 +74,9 @@ async fn main() {
                 .map(|s| s.as_str())
                 .unwrap_or_else(|| usage());
             if baseline {
-                match raw::RawTarget::connect(addr, &limits).await {
-                    Ok(target) => workload::run(target, scenario).await,
-                    Err(e) => Err(e),
-                }
+                workload::run(|| raw::RawTarget::connect(addr, &limits), scenario).await
             } else {
-                match rpc::RpcTarget::connect(addr, &limits).await {
-                    Ok(target) => workload::run(target, scenario).await,
-                    Err(e) => Err(e),
-                }
+                workload::run(|| rpc::RpcTarget::connect(addr, &limits), scenario).await
             }
         }
         _ => usage(),

@@ -146,24 +146,29 @@ pub(crate) async fn stream_scenario<T: Target>(target: T) {
     );
 }
 
-/// Runs one named scenario, or all of them in order.
-pub(crate) async fn run<T: Target>(target: T, scenario: &str) -> Result<(), String> {
+/// Runs one named scenario, or all of them in order, each on a connection of its own.
+pub(crate) async fn run<T, C, F>(connect: C, scenario: &str) -> Result<(), String>
+where
+    T: Target,
+    C: Fn() -> F,
+    F: std::future::Future<Output = Result<T, String>>,
+{
     let all = scenario == "all";
     let mut ran = false;
     if all || scenario == "unary_c1" {
-        echo_scenario(target.clone(), "unary_c1", SMALL, 1).await;
+        echo_scenario(connect().await?, "unary_c1", SMALL, 1).await;
         ran = true;
     }
     if all || scenario == "unary_c64" {
-        echo_scenario(target.clone(), "unary_c64", SMALL, 64).await;
+        echo_scenario(connect().await?, "unary_c64", SMALL, 64).await;
         ran = true;
     }
     if all || scenario == "bulk_1mib" {
-        echo_scenario(target.clone(), "bulk_1mib", BULK, 4).await;
+        echo_scenario(connect().await?, "bulk_1mib", BULK, 4).await;
         ran = true;
     }
     if all || scenario == "stream_100k" {
-        stream_scenario(target.clone()).await;
+        stream_scenario(connect().await?).await;
         ran = true;
     }
     if ran {
