@@ -300,8 +300,30 @@ struct InflightState {
     idle: Notify,
 }
 
-#[derive(Debug)]
-struct InflightGuard(Inflight);
+/// A call's place in the counts of calls in progress, its connection's and the server's,
+/// given up when the call's task ends. It holds the connection's shared state, so a call
+/// costs one reference count and two counter updates each way.
+struct CallGuard {
+    conn: Arc<ConnShared>,
+    counted: bool,
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        if self.counted {
+            self.conn.inflight.leave();
+            self.conn.shared.inflight.leave();
+        }
+    }
+}
+
+/// What the calls of one connection share.
+struct ConnShared {
+    shared: Arc<Shared>,
+    /// This connection's calls in progress.
+    inflight: Inflight,
+    registry: Arc<CancelRegistry>,
+}
 
 /// Counts a task in `wait_idle` while it waits, also if its future is dropped.
 struct Waiting<'a>(&'a AtomicUsize);
@@ -313,9 +335,18 @@ impl Drop for Waiting<'_> {
 }
 
 impl Inflight {
-    fn enter(&self) -> InflightGuard {
+    fn enter(&self) {
         self.inner.calls.fetch_add(1, Ordering::SeqCst);
-        InflightGuard(self.clone())
+    }
+
+    /// Counts a call out (one counted in by [`enter`](Self::enter)).
+    fn leave(&self) {
+        let state = &self.inner;
+        if state.calls.fetch_sub(1, Ordering::SeqCst) == 1
+            && state.waiters.load(Ordering::SeqCst) > 0
+        {
+            state.idle.notify_waiters();
+        }
     }
 
     fn count(&self) -> usize {
@@ -339,25 +370,17 @@ impl Inflight {
     }
 }
 
-impl Drop for InflightGuard {
-    fn drop(&mut self) {
-        let state = &self.0.inner;
-        if state.calls.fetch_sub(1, Ordering::SeqCst) == 1
-            && state.waiters.load(Ordering::SeqCst) > 0
-        {
-            state.idle.notify_waiters();
-        }
-    }
-}
-
 async fn serve_connection(connection: s2n_quic::Connection, shared: Arc<Shared>) {
     let peer = connection.remote_addr().ok();
     let span = tracing::debug_span!("connection", id = connection.id(), peer = ?peer);
     async move {
         debug!("accepted");
         let (handle, mut acceptor) = connection.split();
-        let inflight = Inflight::default();
-        let registry = Arc::new(CancelRegistry::default());
+        let conn = Arc::new(ConnShared {
+            shared: Arc::clone(&shared),
+            inflight: Inflight::default(),
+            registry: Arc::new(CancelRegistry::default()),
+        });
         let mut state = shared.state.subscribe();
         'serving: loop {
             let current = *state.borrow_and_update();
@@ -373,19 +396,23 @@ async fn serve_connection(connection: s2n_quic::Connection, shared: Arc<Shared>)
                 tokio::select! {
                     accepted = acceptor.accept() => match accepted {
                         Ok(Some(PeerStream::Bidirectional(stream))) => {
-                            let guards = (!draining)
-                                .then(|| (shared.inflight.enter(), inflight.enter()));
-                            let registry = Arc::clone(&registry);
-                            let shared = Arc::clone(&shared);
+                            if !draining {
+                                shared.inflight.enter();
+                                conn.inflight.enter();
+                            }
+                            let guard = CallGuard {
+                                conn: Arc::clone(&conn),
+                                counted: !draining,
+                            };
                             // Boxed: a call's future is a few kilobytes, and tokio moves a
                             // task's future several times while spawning and finishing it.
                             tokio::spawn(Box::pin(async move {
-                                serve_stream(stream, &shared, peer, draining, &registry).await;
-                                drop(guards);
+                                serve_stream(stream, &guard.conn, peer, draining).await;
+                                drop(guard);
                             }));
                         }
                         Ok(Some(PeerStream::Receive(stream))) => {
-                            tokio::spawn(read_cancel(stream, Arc::clone(&registry)));
+                            tokio::spawn(read_cancel(stream, Arc::clone(&conn.registry)));
                         }
                         Ok(None) => break 'serving,
                         Err(error) => {
@@ -399,7 +426,7 @@ async fn serve_connection(connection: s2n_quic::Connection, shared: Arc<Shared>)
                         }
                         continue 'serving;
                     }
-                    () = inflight.wait_idle(), if draining => break 'serving,
+                    () = conn.inflight.wait_idle(), if draining => break 'serving,
                 }
             }
         }
@@ -450,11 +477,11 @@ async fn read_cancel(mut stream: ReceiveStream, registry: Arc<CancelRegistry>) {
 
 async fn serve_stream(
     stream: BidirectionalStream,
-    shared: &Shared,
+    conn: &ConnShared,
     peer: Option<SocketAddr>,
     draining: bool,
-    registry: &Arc<CancelRegistry>,
 ) {
+    let shared = &*conn.shared;
     let stream_id = stream.id();
     let (rx, mut tx) = stream.split();
     let limit = shared.config.max_message_size;
@@ -556,7 +583,7 @@ async fn serve_stream(
                 None => Outcome::DeadlineExceeded,
             },
             () = poll_fn(|cx| {
-                registration.get_or_insert_with(|| registry.register(stream_id, &ctx));
+                registration.get_or_insert_with(|| conn.registry.register(stream_id, &ctx));
                 cancel.poll_cancelled(cx)
             }) => Outcome::Cancelled,
             watched = watch, if streaming => match watched {
