@@ -9,6 +9,7 @@ use rpcnet::Payload;
 use serde::{Deserialize, Serialize};
 
 use crate::transport::{Limits, CERT, KEY};
+use crate::workload::{payload, Target};
 
 /// An error with its chain of causes, for the bench's report.
 fn chain(error: &dyn std::error::Error) -> String {
@@ -21,7 +22,6 @@ fn chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
-use crate::workload::{payload, Target};
 
 /// What a streaming call asks for.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy)]
@@ -144,7 +144,11 @@ impl Target for RpcTarget {
         let mut n = 0u64;
         while let Some(item) = items.next().await {
             let item = item.map_err(|e| chain(&e))?;
-            if item.len() != size as usize || item.first() != Some(&0) {
+            // As the baseline checks its items: length, first and last byte.
+            if item.len() != size as usize
+                || item.first() != Some(&0)
+                || item.last() != Some(&((size.saturating_sub(1) % 251) as u8))
+            {
                 return Err("corrupt item".into());
             }
             n += 1;

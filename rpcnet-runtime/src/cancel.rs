@@ -7,7 +7,7 @@
 //! progress to find the call by id.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -43,12 +43,12 @@ struct State {
 /// A call's entry in the registry; removing it on drop keeps the registry exact on every
 /// path out of a call.
 #[derive(Debug)]
-pub(crate) struct Registration {
-    registry: Arc<CancelRegistry>,
+pub(crate) struct Registration<'a> {
+    registry: &'a CancelRegistry,
     id: u64,
 }
 
-impl Drop for Registration {
+impl Drop for Registration<'_> {
     fn drop(&mut self) {
         if let Ok(mut state) = self.registry.state.lock() {
             state.active.remove(&self.id);
@@ -58,17 +58,14 @@ impl Drop for Registration {
 
 impl CancelRegistry {
     /// Registers the call on stream `id`, cancelling it at once if its cancel came first.
-    pub(crate) fn register(self: &Arc<Self>, id: u64, call: &CallContext) -> Registration {
+    pub(crate) fn register(&self, id: u64, call: &CallContext) -> Registration<'_> {
         if let Ok(mut state) = self.state.lock() {
             if state.unmatched.remove(&id) {
                 call.signal().cancel();
             }
             state.active.insert(id, call.clone());
         }
-        Registration {
-            registry: Arc::clone(self),
-            id,
-        }
+        Registration { registry: self, id }
     }
 
     /// Cancels the call on stream `id`, now or when it registers.
@@ -126,12 +123,17 @@ mod tests {
     use super::*;
 
     fn call() -> CallContext {
-        CallContext::new(Arc::from("S.m"), None, None, crate::Metadata::new())
+        CallContext::new(
+            std::sync::Arc::from("S.m"),
+            None,
+            None,
+            crate::Metadata::new(),
+        )
     }
 
     #[test]
     fn a_cancel_reaches_a_registered_call() {
-        let registry = Arc::new(CancelRegistry::default());
+        let registry = CancelRegistry::default();
         let ctx = call();
         let _registered = registry.register(4, &ctx);
         registry.cancel(4);
@@ -140,7 +142,7 @@ mod tests {
 
     #[test]
     fn a_cancel_that_comes_first_applies_when_its_call_registers() {
-        let registry = Arc::new(CancelRegistry::default());
+        let registry = CancelRegistry::default();
         let (first, later) = (call(), call());
         let _first = registry.register(0, &first);
         registry.cancel(8);
@@ -153,7 +155,7 @@ mod tests {
 
     #[test]
     fn registrations_remove_themselves() {
-        let registry = Arc::new(CancelRegistry::default());
+        let registry = CancelRegistry::default();
         let ctx = call();
         drop(registry.register(0, &ctx));
         drop(registry.register(4, &ctx));
@@ -165,7 +167,7 @@ mod tests {
 
     #[test]
     fn unmatched_cancels_are_bounded_and_the_oldest_go_first() {
-        let registry = Arc::new(CancelRegistry::default());
+        let registry = CancelRegistry::default();
         for id in 0..(MAX_UNMATCHED_CANCELS as u64 * 2) {
             registry.cancel(id * 4);
             registry.cancel(id * 4); // a repeat takes no second place

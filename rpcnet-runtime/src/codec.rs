@@ -63,54 +63,47 @@ fn put_bin(
     let kind = kind.as_u8();
     // Frame header and `bin` header in one fixed-size append each way (no length-dependent
     // copy for the few header bytes), then the bytes.
-    if let (Ok(short), Some((&first, rest))) = (u8::try_from(len), bytes.split_first()) {
-        // The common small item: its seven header bytes and first byte go as one eight-byte
-        // word, which compiles to a single store instead of a call to memcpy.
-        let [a, b, c, d] = frame_len(2 + len, limit)?;
-        out.reserve(FRAME_HEADER_LEN + 2 + len);
-        out.put_u64(u64::from_be_bytes([kind, a, b, c, d, 0xc4, short, first]));
-        out.extend_from_slice(rest);
-        return Ok(());
-    }
     if let Ok(short) = u8::try_from(len) {
         let [a, b, c, d] = frame_len(2 + len, limit)?;
         out.reserve(FRAME_HEADER_LEN + 2 + len);
-        out.extend_from_slice(&[kind, a, b, c, d, 0xc4, short]);
-    } else if let Ok(medium) = u16::try_from(len) {
+        match bytes.split_first() {
+            // The common small item: its seven header bytes and first byte go as one
+            // eight-byte word, which compiles to a single store instead of a call to memcpy.
+            Some((&first, rest)) => {
+                out.put_u64(u64::from_be_bytes([kind, a, b, c, d, 0xc4, short, first]));
+                out.put_slice(rest);
+            }
+            None => out.put_slice(&[kind, a, b, c, d, 0xc4, 0]),
+        }
+        return Ok(());
+    }
+    if let Ok(medium) = u16::try_from(len) {
         let [a, b, c, d] = frame_len(3 + len, limit)?;
         let [e, f] = medium.to_be_bytes();
         out.reserve(FRAME_HEADER_LEN + 3 + len);
-        out.extend_from_slice(&[kind, a, b, c, d, 0xc5, e, f]);
+        out.put_slice(&[kind, a, b, c, d, 0xc5, e, f]);
     } else {
         let [a, b, c, d] = frame_len(5 + len, limit)?;
         let [e, f, g, h] = u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes();
         out.reserve(FRAME_HEADER_LEN + 5 + len);
-        out.extend_from_slice(&[kind, a, b, c, d, 0xc6, e, f, g, h]);
+        out.put_slice(&[kind, a, b, c, d, 0xc6, e, f, g, h]);
     }
-    out.extend_from_slice(bytes);
+    out.put_slice(bytes);
     Ok(())
 }
 
 /// A buffer frames are written into: the `BytesMut` of one message, or the pooled `Vec` of
-/// a stream's next write (see [`crate::pool`]).
+/// a stream's next write (see [`crate::pool`]). Appending is `BufMut::put_slice`.
 pub(crate) trait FrameBuf: BufMut + std::ops::DerefMut<Target = [u8]> {
     /// Makes room for `additional` more bytes.
     fn reserve(&mut self, additional: usize);
-    /// Appends `data`.
-    fn extend_from_slice(&mut self, data: &[u8]);
     /// Drops everything from `len` on.
     fn cut(&mut self, len: usize);
 }
 
 impl FrameBuf for BytesMut {
-    #[inline]
     fn reserve(&mut self, additional: usize) {
         BytesMut::reserve(self, additional);
-    }
-
-    #[inline]
-    fn extend_from_slice(&mut self, data: &[u8]) {
-        BytesMut::extend_from_slice(self, data);
     }
 
     fn cut(&mut self, len: usize) {
@@ -119,14 +112,8 @@ impl FrameBuf for BytesMut {
 }
 
 impl FrameBuf for Vec<u8> {
-    #[inline]
     fn reserve(&mut self, additional: usize) {
         Vec::reserve(self, additional);
-    }
-
-    #[inline]
-    fn extend_from_slice(&mut self, data: &[u8]) {
-        Vec::extend_from_slice(self, data);
     }
 
     fn cut(&mut self, len: usize) {
@@ -142,13 +129,13 @@ struct Appender<'a, B>(&'a mut B);
 impl<B: FrameBuf> std::io::Write for Appender<'_, B> {
     #[inline]
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0.extend_from_slice(data);
+        self.0.put_slice(data);
         Ok(data.len())
     }
 
     #[inline]
     fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
-        self.0.extend_from_slice(data);
+        self.0.put_slice(data);
         Ok(())
     }
 

@@ -199,15 +199,8 @@ impl FrameDecoder {
         &mut self,
         decode: impl FnOnce(&Bytes, std::ops::Range<usize>) -> Option<R>,
     ) -> Option<R> {
-        if self.pending.is_some() || !self.partial.is_empty() {
-            return None;
-        }
-        let [kind, a, b, c, d] = *self.current.first_chunk::<FRAME_HEADER_LEN>()?;
-        let len = u32::from_be_bytes([a, b, c, d]) as usize;
-        if kind != FrameType::Data.as_u8()
-            || len > self.max_frame_len
-            || self.current.len() - FRAME_HEADER_LEN < len
-        {
+        let (kind, len) = self.whole_frame_at(0)?;
+        if kind != FrameType::Data {
             return None;
         }
         let decoded = decode(&self.current, FRAME_HEADER_LEN..FRAME_HEADER_LEN + len)?;
@@ -227,28 +220,34 @@ impl FrameDecoder {
         first: FrameType,
         second: FrameType,
     ) -> Option<(Bytes, Bytes)> {
-        if self.pending.is_some() || !self.partial.is_empty() {
-            return None;
-        }
-        if self.current.len() < FRAME_HEADER_LEN {
-            return None;
-        }
-        let (kind, len) = self.header(&self.current).ok()?;
-        let rest = self.current.get(FRAME_HEADER_LEN + len..)?;
-        if rest.len() < FRAME_HEADER_LEN {
-            return None;
-        }
-        let (next_kind, next_len) = self.header(rest).ok()?;
-        if kind != first || next_kind != second || rest.len() != FRAME_HEADER_LEN + next_len {
-            return None;
-        }
+        let (kind, len) = self.whole_frame_at(0)?;
         let at = FRAME_HEADER_LEN + len;
+        let (next_kind, next_len) = self.whole_frame_at(at)?;
+        if kind != first
+            || next_kind != second
+            || self.current.len() != at + FRAME_HEADER_LEN + next_len
+        {
+            return None;
+        }
         let pair = (
             self.current.slice(FRAME_HEADER_LEN..at),
             self.current.slice(at + FRAME_HEADER_LEN..),
         );
         self.current = Bytes::new();
         Some(pair)
+    }
+
+    /// The type and payload length of the frame `at` bytes into the current chunk, if that
+    /// frame lies there whole and its header is valid. `None` while a frame spanning chunks
+    /// is being assembled (the current chunk then continues it).
+    #[inline]
+    fn whole_frame_at(&self, at: usize) -> Option<(FrameType, usize)> {
+        if self.pending.is_some() || !self.partial.is_empty() {
+            return None;
+        }
+        let rest = self.current.get(at..)?;
+        let (kind, len) = self.header(rest.first_chunk::<FRAME_HEADER_LEN>()?).ok()?;
+        (rest.len() - FRAME_HEADER_LEN >= len).then_some((kind, len))
     }
 
     /// The next complete frame, `Ok(None)` if more bytes are needed, or an error if the bytes

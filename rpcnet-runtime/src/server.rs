@@ -308,6 +308,21 @@ struct CallGuard {
     counted: bool,
 }
 
+impl CallGuard {
+    /// Counts a new call in, unless the server is draining (the call is then refused and
+    /// nothing waits for it).
+    fn new(conn: &Arc<ConnShared>, counted: bool) -> Self {
+        if counted {
+            conn.shared.inflight.enter();
+            conn.inflight.enter();
+        }
+        CallGuard {
+            conn: Arc::clone(conn),
+            counted,
+        }
+    }
+}
+
 impl Drop for CallGuard {
     fn drop(&mut self) {
         if self.counted {
@@ -322,7 +337,7 @@ struct ConnShared {
     shared: Arc<Shared>,
     /// This connection's calls in progress.
     inflight: Inflight,
-    registry: Arc<CancelRegistry>,
+    registry: CancelRegistry,
 }
 
 /// Counts a task in `wait_idle` while it waits, also if its future is dropped.
@@ -379,7 +394,7 @@ async fn serve_connection(connection: s2n_quic::Connection, shared: Arc<Shared>)
         let conn = Arc::new(ConnShared {
             shared: Arc::clone(&shared),
             inflight: Inflight::default(),
-            registry: Arc::new(CancelRegistry::default()),
+            registry: CancelRegistry::default(),
         });
         let mut state = shared.state.subscribe();
         'serving: loop {
@@ -396,14 +411,7 @@ async fn serve_connection(connection: s2n_quic::Connection, shared: Arc<Shared>)
                 tokio::select! {
                     accepted = acceptor.accept() => match accepted {
                         Ok(Some(PeerStream::Bidirectional(stream))) => {
-                            if !draining {
-                                shared.inflight.enter();
-                                conn.inflight.enter();
-                            }
-                            let guard = CallGuard {
-                                conn: Arc::clone(&conn),
-                                counted: !draining,
-                            };
+                            let guard = CallGuard::new(&conn, !draining);
                             // Boxed: a call's future is a few kilobytes, and tokio moves a
                             // task's future several times while spawning and finishing it.
                             tokio::spawn(Box::pin(async move {
@@ -412,7 +420,7 @@ async fn serve_connection(connection: s2n_quic::Connection, shared: Arc<Shared>)
                             }));
                         }
                         Ok(Some(PeerStream::Receive(stream))) => {
-                            tokio::spawn(read_cancel(stream, Arc::clone(&conn.registry)));
+                            tokio::spawn(read_cancel(stream, Arc::clone(&conn)));
                         }
                         Ok(None) => break 'serving,
                         Err(error) => {
@@ -450,7 +458,7 @@ enum Outcome {
 }
 
 /// Reads a cancel stream (kind `0x03`, a stream id, end) and cancels that call.
-async fn read_cancel(mut stream: ReceiveStream, registry: Arc<CancelRegistry>) {
+async fn read_cancel(mut stream: ReceiveStream, conn: Arc<ConnShared>) {
     let mut bytes = BytesMut::with_capacity(9);
     let read = async {
         while let Some(chunk) = stream.receive().await.map_err(stream_error)? {
@@ -466,7 +474,7 @@ async fn read_cancel(mut stream: ReceiveStream, registry: Arc<CancelRegistry>) {
         Ok(Ok(())) => match crate::cancel::parse_cancel(&bytes) {
             Some(id) => {
                 trace!(stream_id = id, "cancel received");
-                registry.cancel(id);
+                conn.registry.cancel(id);
             }
             None => debug!(len = bytes.len(), "malformed cancel stream ignored"),
         },
@@ -567,9 +575,6 @@ async fn serve_stream(
         });
         let streaming = forward.is_some();
         let watch = watch_request(&mut reader, forward.map(|(messages, _)| messages));
-        if cancel.is_cancelled() {
-            return Outcome::Cancelled;
-        }
         // The reply is polled first: a call answered at once is done before anything else
         // (the cancel signal, the request side) has to be watched.
         tokio::select! {

@@ -134,33 +134,36 @@ async fn server_streaming_error_before_the_stream_arrives_as_the_first_item() {
 
 #[tokio::test]
 async fn a_streamed_item_that_does_not_decode_ends_the_stream_with_a_decode_error() {
-    let server = start(math_server());
-    // The server streams numbers; these clients expect strings and byte payloads.
-    let client = client(server.addr).await;
-    let strings: Vec<_> =
-        ServerStreamingCall::<_, String, MathError>::new(client.clone(), "Math.count", 3u32)
+    /// Streams three numbers from `Math.count` and reads them as `T`.
+    async fn count_as<T>(client: rpcnet_runtime::RpcClient) -> Vec<Result<T, CallError<MathError>>>
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+    {
+        ServerStreamingCall::<_, T, MathError>::new(client, "Math.count", 3u32)
             .await
             .expect("call starts")
             .collect()
-            .await;
-    assert_eq!(strings.len(), 1, "the error, then the end: {strings:?}");
+            .await
+    }
+
+    let server = start(math_server());
+    let client = client(server.addr).await;
+    // The server streams numbers; these clients expect strings and byte payloads.
+    let strings = count_as::<String>(client.clone()).await;
     assert!(
-        matches!(strings[0], Err(CallError::Rpc(RpcError::Decode(_)))),
-        "{strings:?}"
+        matches!(
+            strings.as_slice(),
+            [Err(CallError::Rpc(RpcError::Decode(_)))]
+        ),
+        "the error, then the end: {strings:?}"
     );
-    let payloads: Vec<_> = ServerStreamingCall::<_, rpcnet_runtime::Payload, MathError>::new(
-        client,
-        "Math.count",
-        3u32,
-    )
-    .await
-    .expect("call starts")
-    .collect()
-    .await;
-    assert_eq!(payloads.len(), 1, "the error, then the end: {payloads:?}");
+    let payloads = count_as::<rpcnet_runtime::Payload>(client).await;
     assert!(
-        matches!(payloads[0], Err(CallError::Rpc(RpcError::Decode(_)))),
-        "{payloads:?}"
+        matches!(
+            payloads.as_slice(),
+            [Err(CallError::Rpc(RpcError::Decode(_)))]
+        ),
+        "the error, then the end: {payloads:?}"
     );
 }
 
