@@ -7,7 +7,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::error::{CodecError, RpcError};
-use crate::frame::{put_frame_header, FrameType, FRAME_HEADER_LEN};
+use crate::frame::{frame_header, padded_frame_header, FrameType, MAX_FRAME_HEADER_LEN};
 
 /// Appends `value` as one frame of `kind`, encoding in place (no intermediate buffer).
 /// Fails, leaving `out` as it was, if the encoded message exceeds `limit` bytes.
@@ -18,21 +18,37 @@ pub(crate) fn put_message<T: Serialize + ?Sized>(
     limit: usize,
 ) -> Result<(), RpcError> {
     let start = out.len();
-    put_frame_header(out, kind, 0);
+    out.put_slice(&[0; MAX_FRAME_HEADER_LEN]);
     let encoded = rmp_serde::encode::write_named(&mut Appender(&mut *out), value);
     if let Err(error) = encoded {
         out.cut(start);
         return Err(RpcError::Encode(CodecError::new(error)));
     }
-    let len_bytes = match frame_len(out.len() - start - FRAME_HEADER_LEN, limit) {
-        Ok(len_bytes) => len_bytes,
-        Err(error) => {
-            out.cut(start);
-            return Err(error);
-        }
-    };
-    out[start + 1..start + FRAME_HEADER_LEN].copy_from_slice(&len_bytes);
+    let len = out.len() - start - MAX_FRAME_HEADER_LEN;
+    if let Err(error) = check_len(len, limit) {
+        out.cut(start);
+        return Err(error);
+    }
+    let end = start + close_frame(&mut out[start..], kind, len);
+    out.cut(end);
     Ok(())
+}
+
+/// Frames up to this long are moved up to meet their shortest header once written; longer
+/// ones keep a padded length rather than be moved (three bytes more on at least 16 KiB).
+const MOVE_UP_TO: usize = 16 * 1024;
+
+/// Fills in the header of `frame`, a frame written as [`MAX_FRAME_HEADER_LEN`] reserved
+/// bytes and then its `len` payload bytes. Returns the frame's final length.
+fn close_frame(frame: &mut [u8], kind: FrameType, len: usize) -> usize {
+    if len <= MOVE_UP_TO {
+        let (header, used) = frame_header(kind, len);
+        frame.copy_within(MAX_FRAME_HEADER_LEN.., used);
+        frame[..used].copy_from_slice(&header[..used]);
+        return used + len;
+    }
+    frame[..MAX_FRAME_HEADER_LEN].copy_from_slice(&padded_frame_header(kind, len));
+    frame.len()
 }
 
 /// Like [`put_message`], with a shortcut for a message that is a bare [`Payload`] (the usual
@@ -60,34 +76,37 @@ fn put_bin(
     limit: usize,
 ) -> Result<(), RpcError> {
     let len = bytes.len();
-    let kind = kind.as_u8();
-    // Frame header and `bin` header in one fixed-size append each way (no length-dependent
-    // copy for the few header bytes), then the bytes.
-    if let Ok(short) = u8::try_from(len) {
-        let [a, b, c, d] = frame_len(2 + len, limit)?;
-        out.reserve(FRAME_HEADER_LEN + 2 + len);
-        match bytes.split_first() {
-            // The common small item: its seven header bytes and first byte go as one
-            // eight-byte word, which compiles to a single store instead of a call to memcpy.
-            Some((&first, rest)) => {
-                out.put_u64(u64::from_be_bytes([kind, a, b, c, d, 0xc4, short, first]));
-                out.put_slice(rest);
-            }
-            None => out.put_slice(&[kind, a, b, c, d, 0xc4, 0]),
+    // The `bin` header: a marker and the length in one, two or four bytes.
+    let (bin, bin_len) = match (u8::try_from(len), u16::try_from(len)) {
+        (Ok(short), _) => ([0xc4, short, 0, 0, 0], 2),
+        (_, Ok(medium)) => {
+            let [a, b] = medium.to_be_bytes();
+            ([0xc5, a, b, 0, 0], 3)
         }
+        _ => {
+            let [a, b, c, d] = u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes();
+            ([0xc6, a, b, c, d], 5)
+        }
+    };
+    check_len(bin_len + len, limit)?;
+    let (header, used) = frame_header(kind, bin_len + len);
+    out.reserve(used + bin_len + len);
+    if let ([kind, length], [marker, short, ..], Some((first, rest))) = (
+        &header[..used],
+        &bin[..bin_len],
+        bytes.split_first_chunk::<4>(),
+    ) {
+        // The common small item: its four header bytes and first four bytes go as one
+        // eight-byte word, which compiles to a single store instead of a call to memcpy.
+        let [a, b, c, d] = *first;
+        out.put_u64(u64::from_be_bytes([
+            *kind, *length, *marker, *short, a, b, c, d,
+        ]));
+        out.put_slice(rest);
         return Ok(());
     }
-    if let Ok(medium) = u16::try_from(len) {
-        let [a, b, c, d] = frame_len(3 + len, limit)?;
-        let [e, f] = medium.to_be_bytes();
-        out.reserve(FRAME_HEADER_LEN + 3 + len);
-        out.put_slice(&[kind, a, b, c, d, 0xc5, e, f]);
-    } else {
-        let [a, b, c, d] = frame_len(5 + len, limit)?;
-        let [e, f, g, h] = u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes();
-        out.reserve(FRAME_HEADER_LEN + 5 + len);
-        out.put_slice(&[kind, a, b, c, d, 0xc6, e, f, g, h]);
-    }
+    out.put_slice(&header[..used]);
+    out.put_slice(&bin[..bin_len]);
     out.put_slice(bytes);
     Ok(())
 }
@@ -144,16 +163,15 @@ impl<B: FrameBuf> std::io::Write for Appender<'_, B> {
     }
 }
 
-/// The length field of a frame whose payload is `len` bytes, or the error for a message
-/// over `limit`.
-fn frame_len(len: usize, limit: usize) -> Result<[u8; 4], RpcError> {
+/// The error for a message of `len` bytes over `limit`.
+fn check_len(len: usize, limit: usize) -> Result<(), RpcError> {
     if len > limit {
         return Err(RpcError::MessageTooLarge {
             size: len as u64,
             limit: limit as u64,
         });
     }
-    Ok(u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes())
+    Ok(())
 }
 
 /// Payloads at least this long are sent from their own buffer rather than copied into the
@@ -391,26 +409,25 @@ pub(crate) fn put_message_segments<T: Serialize + 'static>(
         }
     }
     let start = out.position();
-    put_frame_header(out.buf(), kind, 0);
+    out.buf().put_slice(&[0; MAX_FRAME_HEADER_LEN]);
     let before = out.len();
-    if let Err(error) = rmp_serde::encode::write_named(out, value) {
+    if let Err(error) = rmp_serde::encode::write_named(&mut *out, value) {
         out.truncate(start);
         return Err(RpcError::Encode(CodecError::new(error)));
     }
-    let len_bytes = match frame_len(out.len() - before, limit) {
-        Ok(len_bytes) => len_bytes,
-        Err(error) => {
-            out.truncate(start);
-            return Err(error);
-        }
-    };
-    out.patch(
-        Position {
-            part: start.part,
-            offset: start.offset + 1,
-        },
-        &len_bytes,
-    );
+    let len = out.len() - before;
+    if let Err(error) = check_len(len, limit) {
+        out.truncate(start);
+        return Err(error);
+    }
+    if start.part == out.done.len() {
+        // All in the buffer being written: the usual message.
+        let end = start.offset + close_frame(&mut out.current[start.offset..], kind, len);
+        out.current.truncate(end);
+    } else {
+        // A lent payload follows the header: it stays where it is, so the length is padded.
+        out.patch(start, &padded_frame_header(kind, len));
+    }
     Ok(())
 }
 
@@ -492,7 +509,7 @@ pub(crate) fn share_from_source(slice: &[u8]) -> Option<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::FrameDecoder;
+    use crate::frame::{parse_frame_header, FrameDecoder};
 
     #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
     struct V1 {
@@ -535,7 +552,19 @@ mod tests {
             put_item(&mut fast, FrameType::Data, &payload, 1 << 20).expect("fits");
             let mut serde = BytesMut::new();
             put_message(&mut serde, FrameType::Data, &payload, 1 << 20).expect("fits");
-            assert_eq!(fast, serde, "{len} bytes");
+            if len + 3 <= MOVE_UP_TO {
+                assert_eq!(fast, serde, "{len} bytes");
+            } else {
+                // Serde's larger frames keep a padded length; the frames carry the same bytes.
+                assert_eq!(fast[0], serde[0]);
+                let (_, fast_head, fast_len) =
+                    parse_frame_header(&fast).expect("valid").expect("whole");
+                let (_, serde_head, serde_len) =
+                    parse_frame_header(&serde).expect("valid").expect("whole");
+                assert_eq!(serde_head, MAX_FRAME_HEADER_LEN);
+                assert_eq!(fast_len, serde_len);
+                assert_eq!(&fast[fast_head..], &serde[serde_head..], "{len} bytes");
+            }
         }
         let mut out = BytesMut::new();
         let payload = crate::Payload::from(vec![0u8; 100]);

@@ -191,6 +191,9 @@ pub enum ProtocolError {
         /// The configured limit.
         limit: u64,
     },
+    /// A frame length that is not a varint of at most five bytes fitting in 32 bits.
+    #[error("malformed frame length")]
+    MalformedLength,
     /// A frame type this version does not know.
     #[error("unknown frame type {0:#04x}")]
     UnknownFrameType(u8),

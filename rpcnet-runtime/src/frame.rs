@@ -1,12 +1,17 @@
 //! The `rpcnet/1` framing: a kind byte opens each stream, then length-prefixed frames.
 //!
 //! ```text
-//! frame = type:u8  length:u32 (big-endian)  payload:[u8; length]
+//! frame = type:u8  length:varint  payload:[u8; length]
 //! ```
 //!
+//! The length is an unsigned LEB128 varint of one to five bytes (seven bits per byte, low
+//! bits first, the top bit set on every byte but the last) whose value fits in 32 bits: a
+//! small message pays one byte for its length. A writer that reserves the header before it
+//! knows the length may pad the varint to five bytes.
+//!
 //! [`FrameDecoder`] is sans-io: bytes go in with [`FrameDecoder::push`], whole frames come out
-//! of [`FrameDecoder::next_frame`]. It refuses a length above its limit as soon as the five
-//! header bytes are in, before it buffers or allocates anything for the payload.
+//! of [`FrameDecoder::next_frame`]. It refuses a length above its limit as soon as the header
+//! is in, before it buffers or allocates anything for the payload.
 //! `PROTOCOL.md` at the repository root documents every byte.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -21,8 +26,11 @@ pub const STREAM_KIND_GOSSIP: u8 = 0x02;
 /// The first byte of a unidirectional stream that cancels a call.
 pub const STREAM_KIND_CANCEL: u8 = 0x03;
 
-/// Bytes in a frame header: one type byte and a 32-bit length.
-pub const FRAME_HEADER_LEN: usize = 5;
+/// The most bytes a frame header takes: the type byte and a five-byte length.
+pub const MAX_FRAME_HEADER_LEN: usize = 1 + MAX_VARINT_LEN;
+
+/// The most bytes a frame length takes.
+const MAX_VARINT_LEN: usize = 5;
 
 /// The type of a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,15 +86,82 @@ pub struct Frame {
     pub payload: Bytes,
 }
 
-/// Appends a frame header for a payload of `len` bytes to `out`.
+/// The header of a frame of `kind` whose payload is `len` bytes, and how many of its bytes
+/// are used (the type byte and the shortest varint for `len`).
 ///
 /// The caller checks `len` against the message limit; a length that does not fit in 32 bits
 /// is a bug in the caller, so it is clamped rather than silently wrapped.
 #[inline]
+pub fn frame_header(kind: FrameType, len: usize) -> ([u8; MAX_FRAME_HEADER_LEN], usize) {
+    let mut value = u32::try_from(len).unwrap_or(u32::MAX);
+    let mut header = [kind.as_u8(), 0, 0, 0, 0, 0];
+    let mut at = 1;
+    while value >= 0x80 {
+        header[at] = (value as u8) | 0x80;
+        value >>= 7;
+        at += 1;
+    }
+    header[at] = value as u8;
+    (header, at + 1)
+}
+
+/// Appends a frame header for a payload of `len` bytes to `out`.
+#[inline]
 pub fn put_frame_header(out: &mut impl BufMut, kind: FrameType, len: usize) {
-    let [a, b, c, d] = u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes();
-    // One append of all five bytes: a frame per streamed item makes this hot.
-    out.put_slice(&[kind.as_u8(), a, b, c, d]);
+    let (header, used) = frame_header(kind, len);
+    // One append of the whole header: a frame per streamed item makes this hot.
+    out.put_slice(&header[..used]);
+}
+
+/// The header of a frame of `kind` whose payload is `len` bytes, with the length padded to
+/// all five bytes: for a header reserved before its payload was written (a writer may pad;
+/// every reader accepts it).
+pub(crate) fn padded_frame_header(kind: FrameType, len: usize) -> [u8; MAX_FRAME_HEADER_LEN] {
+    let value = u32::try_from(len).unwrap_or(u32::MAX);
+    let mut header = [kind.as_u8(); MAX_FRAME_HEADER_LEN];
+    for (i, byte) in header[1..].iter_mut().enumerate() {
+        let bits = (value >> (7 * i)) as u8 & 0x7f;
+        *byte = if i + 1 < MAX_VARINT_LEN {
+            bits | 0x80
+        } else {
+            bits
+        };
+    }
+    header
+}
+
+/// Reads a frame header from the start of `bytes`: the type, the header's length and the
+/// payload's length. `Ok(None)` if the header is not all there yet. A type this version does
+/// not know is refused from its first byte, a length longer than five bytes or above 32
+/// bits as soon as that is clear.
+#[inline]
+pub fn parse_frame_header(
+    bytes: &[u8],
+) -> Result<Option<(FrameType, usize, usize)>, ProtocolError> {
+    let Some((&kind, rest)) = bytes.split_first() else {
+        return Ok(None);
+    };
+    let kind = FrameType::from_u8(kind)?;
+    // The usual frame, shorter than 128 bytes: a one-byte length.
+    if let Some(&len) = rest.first() {
+        if len < 0x80 {
+            return Ok(Some((kind, 2, usize::from(len))));
+        }
+    }
+    let mut value: u64 = 0;
+    for (i, &byte) in rest.iter().take(MAX_VARINT_LEN).enumerate() {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte < 0x80 {
+            if value > u64::from(u32::MAX) {
+                return Err(ProtocolError::MalformedLength);
+            }
+            return Ok(Some((kind, i + 2, value as usize)));
+        }
+    }
+    if rest.len() >= MAX_VARINT_LEN {
+        return Err(ProtocolError::MalformedLength);
+    }
+    Ok(None)
 }
 
 /// Appends a whole frame to `out`.
@@ -108,7 +183,7 @@ pub struct FrameDecoder {
     /// A large frame spanning chunks, assembled in a pooled buffer instead of `partial`.
     large: Option<Vec<u8>>,
     max_frame_len: usize,
-    /// The header of the frame being assembled in `partial`, once its five bytes are in.
+    /// The header of the frame being assembled in `partial`, once it is all in.
     pending: Option<(FrameType, usize)>,
 }
 
@@ -174,17 +249,21 @@ impl FrameDecoder {
         self.current.is_empty() && self.partial.is_empty() && self.pending.is_none()
     }
 
-    /// Reads and checks a frame header from the first five bytes of `bytes`.
-    fn header(&self, bytes: &[u8]) -> Result<(FrameType, usize), ProtocolError> {
-        let kind = FrameType::from_u8(bytes[0])?;
-        let len = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
-        if len > self.max_frame_len {
-            return Err(ProtocolError::FrameTooLarge {
-                len: len as u64,
-                limit: self.max_frame_len as u64,
-            });
+    /// Reads a frame header from the start of `bytes` and checks its length against the
+    /// limit: the type, the header's length and the payload's length, or `Ok(None)` if the
+    /// header is not all there yet.
+    #[inline]
+    fn header(&self, bytes: &[u8]) -> Result<Option<(FrameType, usize, usize)>, ProtocolError> {
+        let header = parse_frame_header(bytes)?;
+        if let Some((_, _, len)) = header {
+            if len > self.max_frame_len {
+                return Err(ProtocolError::FrameTooLarge {
+                    len: len as u64,
+                    limit: self.max_frame_len as u64,
+                });
+            }
         }
-        Ok((kind, len))
+        Ok(header)
     }
 
     /// Decodes the next frame in place if it is a data frame lying whole inside the current
@@ -199,12 +278,12 @@ impl FrameDecoder {
         &mut self,
         decode: impl FnOnce(&Bytes, std::ops::Range<usize>) -> Option<R>,
     ) -> Option<R> {
-        let (kind, len) = self.whole_frame_at(0)?;
+        let (kind, head, len) = self.whole_frame_at(0)?;
         if kind != FrameType::Data {
             return None;
         }
-        let decoded = decode(&self.current, FRAME_HEADER_LEN..FRAME_HEADER_LEN + len)?;
-        self.current.advance(FRAME_HEADER_LEN + len);
+        let decoded = decode(&self.current, head..head + len)?;
+        self.current.advance(head + len);
         Some(decoded)
     }
 
@@ -220,34 +299,31 @@ impl FrameDecoder {
         first: FrameType,
         second: FrameType,
     ) -> Option<(Bytes, Bytes)> {
-        let (kind, len) = self.whole_frame_at(0)?;
-        let at = FRAME_HEADER_LEN + len;
-        let (next_kind, next_len) = self.whole_frame_at(at)?;
-        if kind != first
-            || next_kind != second
-            || self.current.len() != at + FRAME_HEADER_LEN + next_len
-        {
+        let (kind, head, len) = self.whole_frame_at(0)?;
+        let at = head + len;
+        let (next_kind, next_head, next_len) = self.whole_frame_at(at)?;
+        if kind != first || next_kind != second || self.current.len() != at + next_head + next_len {
             return None;
         }
         let pair = (
-            self.current.slice(FRAME_HEADER_LEN..at),
-            self.current.slice(at + FRAME_HEADER_LEN..),
+            self.current.slice(head..at),
+            self.current.slice(at + next_head..),
         );
         self.current = Bytes::new();
         Some(pair)
     }
 
-    /// The type and payload length of the frame `at` bytes into the current chunk, if that
-    /// frame lies there whole and its header is valid. `None` while a frame spanning chunks
-    /// is being assembled (the current chunk then continues it).
+    /// The type, header length and payload length of the frame `at` bytes into the current
+    /// chunk, if that frame lies there whole and its header is valid. `None` while a frame
+    /// spanning chunks is being assembled (the current chunk then continues it).
     #[inline]
-    fn whole_frame_at(&self, at: usize) -> Option<(FrameType, usize)> {
+    fn whole_frame_at(&self, at: usize) -> Option<(FrameType, usize, usize)> {
         if self.pending.is_some() || !self.partial.is_empty() {
             return None;
         }
         let rest = self.current.get(at..)?;
-        let (kind, len) = self.header(rest.first_chunk::<FRAME_HEADER_LEN>()?).ok()?;
-        (rest.len() - FRAME_HEADER_LEN >= len).then_some((kind, len))
+        let (kind, head, len) = self.header(rest).ok()??;
+        (rest.len() - head >= len).then_some((kind, head, len))
     }
 
     /// The next complete frame, `Ok(None)` if more bytes are needed, or an error if the bytes
@@ -256,11 +332,10 @@ impl FrameDecoder {
     pub fn next_frame(&mut self) -> Result<Option<Frame>, ProtocolError> {
         if self.partial.is_empty() && self.pending.is_none() {
             // Fast path: a whole frame inside the current chunk is a slice of it.
-            if self.current.len() >= FRAME_HEADER_LEN {
-                let (kind, len) = self.header(&self.current)?;
-                if self.current.len() >= FRAME_HEADER_LEN + len {
-                    let payload = self.current.slice(FRAME_HEADER_LEN..FRAME_HEADER_LEN + len);
-                    self.current.advance(FRAME_HEADER_LEN + len);
+            if let Some((kind, head, len)) = self.header(&self.current)? {
+                if self.current.len() >= head + len {
+                    let payload = self.current.slice(head..head + len);
+                    self.current.advance(head + len);
                     return Ok(Some(Frame { kind, payload }));
                 }
             }
@@ -273,11 +348,18 @@ impl FrameDecoder {
         let (kind, len) = match self.pending {
             Some(pending) => pending,
             None => {
-                self.take_into_partial(FRAME_HEADER_LEN - self.partial.len());
-                if self.partial.len() < FRAME_HEADER_LEN {
-                    return Ok(None);
-                }
-                let header = self.header(&self.partial)?;
+                // The header is moved over a byte at a time (it is at most six, and split
+                // across chunks only now and then), so that no payload byte lands with it.
+                let (kind, _, len) = loop {
+                    if let Some(header) = self.header(&self.partial)? {
+                        break header;
+                    }
+                    if self.current.is_empty() {
+                        return Ok(None);
+                    }
+                    self.take_into_partial(1);
+                };
+                let header = (kind, len);
                 self.partial.clear();
                 // Reserve only what the announced (and already checked) frame needs; a
                 // large frame goes to a reused buffer (see `crate::pool`).
@@ -348,10 +430,13 @@ mod tests {
 
     #[test]
     fn decodes_frames_split_at_every_byte_boundary() {
+        // The last frame's length takes two bytes, so some splits fall inside it.
+        let long = [9u8; 300];
         let wire = encode(&[
             (FrameType::Header, b"abc"),
             (FrameType::Data, b""),
             (FrameType::Status, b"xyz123"),
+            (FrameType::Data, &long),
         ]);
         for split in 0..=wire.len() {
             let mut decoder = FrameDecoder::new(1024);
@@ -364,7 +449,8 @@ mod tests {
             while let Some(frame) = decoder.next_frame().expect("valid frames") {
                 frames.push(frame);
             }
-            assert_eq!(frames.len(), 3, "split at {split}");
+            assert_eq!(frames.len(), 4, "split at {split}");
+            assert_eq!(&frames[3].payload[..], &long[..]);
             assert_eq!(frames[0].payload, Bytes::from_static(b"abc"));
             assert_eq!(frames[1].kind, FrameType::Data);
             assert!(frames[1].payload.is_empty());
@@ -376,7 +462,7 @@ mod tests {
     #[test]
     fn refuses_an_oversized_length_before_buffering_the_payload() {
         let mut decoder = FrameDecoder::new(16);
-        decoder.push(&[0x02, 0xff, 0xff, 0xff, 0xff]);
+        decoder.push(&[0x02, 0xff, 0xff, 0xff, 0xff, 0x0f]);
         let error = decoder.next_frame().expect_err("length over the limit");
         assert_eq!(
             error,
@@ -389,9 +475,63 @@ mod tests {
     }
 
     #[test]
+    fn lengths_take_the_fewest_bytes_and_read_back_at_every_boundary() {
+        for (len, bytes) in [
+            (0, 1),
+            (127, 1),
+            (128, 2),
+            (16_383, 2),
+            (16_384, 3),
+            (2_097_151, 3),
+            (2_097_152, 4),
+            (268_435_455, 4),
+            (268_435_456, 5),
+            (u32::MAX as usize, 5),
+        ] {
+            let (header, used) = frame_header(FrameType::Status, len);
+            assert_eq!(used, 1 + bytes, "{len}");
+            assert_eq!(
+                parse_frame_header(&header[..used]),
+                Ok(Some((FrameType::Status, used, len)))
+            );
+            // Any prefix is incomplete, not an error.
+            for cut in 0..used {
+                assert_eq!(
+                    parse_frame_header(&header[..cut]),
+                    Ok(None),
+                    "{len} cut at {cut}"
+                );
+            }
+            assert_eq!(
+                parse_frame_header(&padded_frame_header(FrameType::Data, len)),
+                Ok(Some((FrameType::Data, MAX_FRAME_HEADER_LEN, len))),
+                "{len}, padded"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_a_length_of_more_than_five_bytes_or_32_bits() {
+        for bytes in [
+            &[0x02, 0x80, 0x80, 0x80, 0x80, 0x80][..],
+            &[0x02, 0xff, 0xff, 0xff, 0xff, 0x10],
+            &[0x02, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00],
+        ] {
+            assert_eq!(
+                parse_frame_header(bytes),
+                Err(ProtocolError::MalformedLength),
+                "{bytes:?}"
+            );
+            let mut decoder = FrameDecoder::new(usize::MAX);
+            decoder.push(bytes);
+            assert_eq!(decoder.next_frame(), Err(ProtocolError::MalformedLength));
+        }
+    }
+
+    #[test]
     fn refuses_unknown_frame_types() {
         let mut decoder = FrameDecoder::new(16);
-        decoder.push(&[0x7f, 0, 0, 0, 0]);
+        decoder.push(&[0x7f]);
         assert_eq!(
             decoder.next_frame(),
             Err(ProtocolError::UnknownFrameType(0x7f))
@@ -415,16 +555,17 @@ mod tests {
         ])
         .freeze();
         let mut decoder = FrameDecoder::new(64);
-        decoder.push_bytes(wire.slice(..8));
+        // The first frame's header and half its payload.
+        decoder.push_bytes(wire.slice(..5));
         assert_eq!(decoder.next_frame().expect("ok"), None);
-        let rest = wire.slice(8..);
+        let rest = wire.slice(5..);
         decoder.push_bytes(rest.clone());
         let first = decoder.next_frame().expect("ok").expect("frame");
         assert_eq!(&first.payload[..], b"abcdef");
         let second = decoder.next_frame().expect("ok").expect("frame");
         assert_eq!(
             second.payload.as_ptr(),
-            rest[8..].as_ptr(),
+            rest[5..].as_ptr(),
             "a slice of the chunk"
         );
         assert_eq!(
@@ -444,7 +585,7 @@ mod tests {
             .take_last_pair(data, FrameType::Status)
             .expect("data then status");
         assert_eq!((&message[..], &status[..]), (&b"msg"[..], &b"st"[..]));
-        assert_eq!(message.as_ptr(), whole[5..].as_ptr(), "read in place");
+        assert_eq!(message.as_ptr(), whole[2..].as_ptr(), "read in place");
         assert!(decoder.is_idle());
 
         // Anything else is left, untouched, for frame-by-frame reading.
@@ -495,7 +636,7 @@ mod tests {
             .decode_data_in_place(|chunk, range| Some(chunk.slice(range)))
             .expect("a data frame");
         assert_eq!(&in_place[..], b"ab");
-        assert_eq!(in_place.as_ptr(), wire[5..].as_ptr(), "read in place");
+        assert_eq!(in_place.as_ptr(), wire[2..].as_ptr(), "read in place");
         assert_eq!(
             decoder.decode_data_in_place(|_, range| Some(range.len())),
             None,
@@ -528,7 +669,7 @@ mod tests {
         let second = decoder.next_frame().expect("ok").expect("frame");
         assert_eq!(
             first.payload.as_ptr(),
-            wire[5..].as_ptr(),
+            wire[2..].as_ptr(),
             "a slice of the chunk"
         );
         assert_eq!(&second.payload[..], b"defg");

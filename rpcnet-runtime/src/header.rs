@@ -297,13 +297,13 @@ mod tests {
         put_frame(&mut request, FrameType::End, &[]);
         let expected = [
             "01",
-            "010000001a",
+            "011a",
             "000e43616c63756c61746f722e616464",
             "00000000004c4b40",
             "0000",
-            "0200000007",
+            "0207",
             "82a16101a16202",
-            "0300000000",
+            "0300",
         ];
         assert_eq!(hex(&request), expected.concat());
 
@@ -318,13 +318,7 @@ mod tests {
         let ok = Status::new(Code::Ok, "");
         put_frame_header(&mut response, FrameType::Status, status_len(&ok));
         put_status(&mut response, &ok);
-        let expected = [
-            "0200000009",
-            "81a6726573756c7403",
-            "0400000006",
-            "0000",
-            "00000000",
-        ];
+        let expected = ["0209", "81a6726573756c7403", "0406", "0000", "00000000"];
         assert_eq!(hex(&response), expected.concat());
     }
 

@@ -22,7 +22,7 @@ use crate::config::RpcConfig;
 use crate::context::CallContext;
 use crate::error::{Code, ProtocolError, RpcError, Status};
 use crate::frame::{
-    put_frame_header, FrameType, FRAME_HEADER_LEN, STREAM_KIND_GOSSIP, STREAM_KIND_RPC,
+    put_frame_header, FrameType, MAX_FRAME_HEADER_LEN, STREAM_KIND_GOSSIP, STREAM_KIND_RPC,
 };
 use crate::gossip::{GossipInbox, GossipMessage, GossipSender};
 use crate::handler::{
@@ -896,7 +896,7 @@ fn fill(
 
 /// Appends the frame of the status that ends a call.
 fn put_status_frame(out: &mut impl FrameBuf, status: &Status) {
-    out.reserve(FRAME_HEADER_LEN + status_len(status));
+    out.reserve(MAX_FRAME_HEADER_LEN + status_len(status));
     put_frame_header(out, FrameType::Status, status_len(status));
     put_status(out, status);
 }

@@ -174,6 +174,10 @@ async fn malformed_streams_get_a_status_and_do_not_disturb_the_connection() {
             "unknown frame type",
             Bytes::from_static(&[STREAM_KIND_RPC, 0x66, 0, 0, 0, 0]),
         ),
+        (
+            "length of more than five bytes",
+            Bytes::from_static(&[STREAM_KIND_RPC, 0x01, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]),
+        ),
         ("data before header", {
             let mut out = BytesMut::new();
             out.put_u8(STREAM_KIND_RPC);
