@@ -150,7 +150,8 @@ async fn open_call(
 
 /// Reads a single-message response: at most one data frame, then the status.
 async fn read_single(reader: &mut FrameReader) -> Result<(Option<Bytes>, Status), RpcError> {
-    // The usual case: the reply, the status and the stream's end came together.
+    // The usual case: the reply, the status and the stream's end come together.
+    reader.wait_readable().await?;
     if let Some((message, status)) = reader.take_last_pair(FrameType::Data, FrameType::Status) {
         return Ok((Some(message), parse_status(status)?));
     }

@@ -121,6 +121,18 @@ impl FrameReader {
         self.decoder.take_last_pair(first, second)
     }
 
+    /// Waits for the first bytes of the stream (or its end), so that frames that arrived
+    /// together can then be taken together.
+    pub(crate) async fn wait_readable(&mut self) -> Result<(), RpcError> {
+        poll_fn(|cx| {
+            if self.finished || !self.decoder.is_idle() {
+                return Poll::Ready(Ok(()));
+            }
+            self.poll_more(cx).map_ok(drop)
+        })
+        .await
+    }
+
     /// The next frame.
     pub(crate) async fn next_frame(&mut self) -> Result<Option<Frame>, RpcError> {
         poll_fn(|cx| self.poll_frame(cx)).await
