@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use futures::future::OptionFuture;
 use s2n_quic::stream::{BidirectionalStream, PeerStream, ReceiveStream, SendStream};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
@@ -412,12 +413,9 @@ async fn serve_connection(connection: s2n_quic::Connection, shared: Arc<Shared>)
                     accepted = acceptor.accept() => match accepted {
                         Ok(Some(PeerStream::Bidirectional(stream))) => {
                             let guard = CallGuard::new(&conn, !draining);
-                            // Boxed: a call's future is a few kilobytes, and tokio moves a
-                            // task's future several times while spawning and finishing it.
-                            tokio::spawn(Box::pin(async move {
-                                serve_stream(stream, &guard.conn, peer, draining).await;
-                                drop(guard);
-                            }));
+                            // Boxed: tokio moves a task's future several times while
+                            // spawning and finishing it.
+                            tokio::spawn(Box::pin(serve_stream(stream, guard, peer, draining)));
                         }
                         Ok(Some(PeerStream::Receive(stream))) => {
                             tokio::spawn(read_cancel(stream, Arc::clone(&conn)));
@@ -443,6 +441,65 @@ async fn serve_connection(connection: s2n_quic::Connection, shared: Arc<Shared>)
     }
     .instrument(span)
     .await;
+}
+
+/// Reads the start of a call's stream: its kind and, for a call, the request header. Answers
+/// what cannot be served (a malformed start, an unknown method, a draining server) and
+/// returns the header, the method's name and its handler for a call to serve.
+async fn start_call<'a>(
+    reader: &mut FrameReader,
+    tx: &mut SendStream,
+    stream_id: u64,
+    shared: &'a Shared,
+    peer: Option<SocketAddr>,
+    draining: bool,
+) -> Option<(crate::header::RequestHeader, Arc<str>, &'a MethodHandler)> {
+    // A peer that opens a stream and stalls is dropped after the handshake timeout. The
+    // header nearly always arrives with the stream, so the timer is only armed when the
+    // first attempt has to wait.
+    let start = WithDeadline {
+        future: read_start(&mut *reader, shared, peer),
+        bound: Bound::After(shared.config.connect_timeout),
+        sleep: None,
+    };
+    let (header, method, handler) = match start.await {
+        None => {
+            debug!(stream_id, "no request header in time");
+            let _ = tx.reset(app_error(app_error::PROTOCOL));
+            return None;
+        }
+        Some(Err(StartError::Ignore)) => return None,
+        Some(Err(StartError::Reject(status))) => {
+            debug!(stream_id, %status, "rejected stream");
+            reader.stop_sending(app_error::PROTOCOL);
+            let _ = send_status(tx, Segments::with_capacity(64), &status).await;
+            return None;
+        }
+        Some(Ok(Start::Gossip)) => {
+            let _ = tx.finish();
+            return None;
+        }
+        Some(Ok(Start::Call(header))) => match shared.methods.get(&header.method[..]) {
+            Some((name, handler)) => (header, Arc::clone(name), handler),
+            None => {
+                debug!(stream_id, method = %header.method(), "unimplemented method");
+                let status = Status::new(
+                    Code::Unimplemented,
+                    format!("method `{}` is not implemented", header.method()),
+                );
+                reader.stop_sending(app_error::PROTOCOL);
+                let _ = send_status(tx, Segments::with_capacity(64), &status).await;
+                return None;
+            }
+        },
+    };
+    if draining {
+        reader.stop_sending(app_error::SHUTDOWN);
+        let status = Status::new(Code::Unavailable, "server is shutting down");
+        let _ = send_status(tx, Segments::with_capacity(64), &status).await;
+        return None;
+    }
+    Some((header, method, handler))
 }
 
 /// How a call ended, decided while its reply and its request stream race.
@@ -483,65 +540,44 @@ async fn read_cancel(mut stream: ReceiveStream, conn: Arc<ConnShared>) {
     }
 }
 
-async fn serve_stream(
+/// Serves one call's stream. A plain function returning the future, so that the stream's
+/// halves are stored in the future once (an `async fn` would keep its arguments and the
+/// locals made from them side by side): every call allocates this future, and the smaller
+/// it is, the less the allocator and the copies of it cost.
+fn serve_stream(
     stream: BidirectionalStream,
+    guard: CallGuard,
+    peer: Option<SocketAddr>,
+    draining: bool,
+) -> impl Future<Output = ()> {
+    let stream_id = stream.id();
+    let (rx, mut tx) = stream.split();
+    let limit = guard.conn.shared.config.max_message_size;
+    let mut reader = FrameReader::new(rx, limit);
+    async move {
+        let conn = &*guard.conn;
+        serve_call(&mut reader, &mut tx, stream_id, conn, peer, draining).await;
+    }
+}
+
+async fn serve_call(
+    reader: &mut FrameReader,
+    tx: &mut SendStream,
+    stream_id: u64,
     conn: &ConnShared,
     peer: Option<SocketAddr>,
     draining: bool,
 ) {
     let shared = &*conn.shared;
-    let stream_id = stream.id();
-    let (rx, mut tx) = stream.split();
     let limit = shared.config.max_message_size;
-    let mut reader = FrameReader::new(rx, limit);
 
-    // A peer that opens a stream and stalls is dropped after the handshake timeout. The
-    // header nearly always arrives with the stream, so the timer is only armed when the
-    // first attempt has to wait.
-    let start = {
-        let mut read = std::pin::pin!(read_start(&mut reader, shared, peer));
-        match futures::FutureExt::now_or_never(read.as_mut()) {
-            Some(started) => Ok(started),
-            None => tokio::time::timeout(shared.config.connect_timeout, read).await,
-        }
-    };
-    let (header, method, handler) = match start {
-        Err(_) => {
-            debug!(stream_id, "no request header in time");
-            let _ = tx.reset(app_error(app_error::PROTOCOL));
-            return;
-        }
-        Ok(Err(StartError::Ignore)) => return,
-        Ok(Err(StartError::Reject(status))) => {
-            debug!(stream_id, %status, "rejected stream");
-            reader.stop_sending(app_error::PROTOCOL);
-            let _ = send_status(&mut tx, Segments::with_capacity(64), &status).await;
-            return;
-        }
-        Ok(Ok(Start::Gossip)) => {
-            let _ = tx.finish();
-            return;
-        }
-        Ok(Ok(Start::Call(header))) => match shared.methods.get(&header.method[..]) {
-            Some((name, handler)) => (header, Arc::clone(name), handler),
-            None => {
-                debug!(stream_id, method = %header.method(), "unimplemented method");
-                let status = Status::new(
-                    Code::Unimplemented,
-                    format!("method `{}` is not implemented", header.method()),
-                );
-                reader.stop_sending(app_error::PROTOCOL);
-                let _ = send_status(&mut tx, Segments::with_capacity(64), &status).await;
-                return;
-            }
-        },
-    };
-    if draining {
-        reader.stop_sending(app_error::SHUTDOWN);
-        let status = Status::new(Code::Unavailable, "server is shutting down");
-        let _ = send_status(&mut tx, Segments::with_capacity(64), &status).await;
+    // A function of its own, so that what starting a call takes is not kept beside what
+    // serving it takes.
+    let Some((header, method, handler)) =
+        start_call(&mut *reader, &mut *tx, stream_id, shared, peer, draining).await
+    else {
         return;
-    }
+    };
 
     let span = tracing::debug_span!("call", method = %method, stream_id);
     let deadline = header.deadline.map(|d| Instant::now() + d);
@@ -563,7 +599,7 @@ async fn serve_stream(
             });
             (body, Some((messages_tx, failure)))
         } else {
-            match read_single_request(&mut reader).await {
+            match read_single_request(reader).await {
                 Ok(message) => (RequestBody::Single(message), None),
                 Err(error) => return outcome_for(error),
             }
@@ -571,10 +607,12 @@ async fn serve_stream(
         let failure = forward.as_ref().map(|(_, failure)| Arc::clone(failure));
         let respond = ctx.clone().scope(async {
             let reply = (handler.call)(ctx.clone(), body, limit).await;
-            write_reply(&mut tx, reply, limit, failure.as_deref()).await
+            write_reply(tx, reply, limit, failure.as_deref()).await
         });
-        let streaming = forward.is_some();
-        let watch = watch_request(&mut reader, forward.map(|(messages, _)| messages));
+        // Only a stream of requests is watched while the handler runs (a single request
+        // was read through its end already); boxed, as few calls need it.
+        let watch = forward.map(|(messages, _)| Box::pin(watch_request(&mut *reader, messages)));
+        let streaming = watch.is_some();
         // The reply is polled first: a call answered at once is done before anything else
         // (the cancel signal, the request side) has to be watched.
         tokio::select! {
@@ -591,7 +629,7 @@ async fn serve_stream(
                 registration.get_or_insert_with(|| conn.registry.register(stream_id, &ctx));
                 cancel.poll_cancelled(cx)
             }) => Outcome::Cancelled,
-            watched = watch, if streaming => match watched {
+            Some(watched) = OptionFuture::from(watch), if streaming => match watched {
                 Err(error) => outcome_for(error),
                 Ok(never) => match never {},
             },
@@ -620,7 +658,7 @@ async fn serve_stream(
             cancel.cancel();
             reader.stop_sending(app_error::CANCELLED);
             let status = Status::new(Code::DeadlineExceeded, "deadline exceeded on the server");
-            let _ = send_status(&mut tx, Segments::with_capacity(64), &status).await;
+            let _ = send_status(tx, Segments::with_capacity(64), &status).await;
         }
         Outcome::Cancelled => {
             debug!("cancelled by the client");
@@ -631,7 +669,7 @@ async fn serve_stream(
             debug!(%status, "failed");
             cancel.cancel();
             reader.stop_sending(app_error::PROTOCOL);
-            let _ = send_status(&mut tx, Segments::with_capacity(64), &status).await;
+            let _ = send_status(tx, Segments::with_capacity(64), &status).await;
         }
     }
 }
@@ -650,17 +688,26 @@ fn outcome_for(error: RpcError) -> Outcome {
 fn with_deadline<F: Future>(deadline: Option<Instant>, future: F) -> WithDeadline<F> {
     WithDeadline {
         future,
-        deadline,
+        bound: deadline.map_or(Bound::Unbounded, Bound::At),
         sleep: None,
     }
 }
 
+/// When a [`WithDeadline`] gives up.
+enum Bound {
+    Unbounded,
+    At(Instant),
+    /// This long after the future first has to wait.
+    After(Duration),
+}
+
 pin_project_lite::pin_project! {
-    /// The future of [`with_deadline`].
+    /// A future bounded in time, whose timer is made (and boxed, keeping the future small)
+    /// only once the future has to wait. `None` once the time is up.
     struct WithDeadline<F> {
         #[pin]
         future: F,
-        deadline: Option<Instant>,
+        bound: Bound,
         sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     }
 }
@@ -673,12 +720,14 @@ impl<F: Future> Future for WithDeadline<F> {
         if let Poll::Ready(output) = this.future.poll(cx) {
             return Poll::Ready(Some(output));
         }
-        let Some(deadline) = *this.deadline else {
-            return Poll::Pending;
+        let sleep = match (this.sleep, &*this.bound) {
+            (_, Bound::Unbounded) => return Poll::Pending,
+            (Some(sleep), _) => sleep,
+            (sleep, Bound::At(deadline)) => {
+                sleep.insert(Box::pin(tokio::time::sleep_until(*deadline)))
+            }
+            (sleep, Bound::After(timeout)) => sleep.insert(Box::pin(tokio::time::sleep(*timeout))),
         };
-        let sleep = this
-            .sleep
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         sleep.as_mut().poll(cx).map(|()| None)
     }
 }
@@ -705,7 +754,8 @@ async fn read_start(
 ) -> Result<Start, StartError> {
     match reader.read_kind().await {
         Ok(Some(STREAM_KIND_RPC)) => {}
-        Ok(Some(STREAM_KIND_GOSSIP)) => return read_gossip(reader, shared, peer).await,
+        // Boxed: gossip is rare next to calls, and its reading need not enlarge theirs.
+        Ok(Some(STREAM_KIND_GOSSIP)) => return Box::pin(read_gossip(reader, shared, peer)).await,
         Ok(Some(kind)) => {
             return Err(StartError::Reject(
                 RpcError::from(ProtocolError::UnknownStreamKind(kind)).to_status(),
@@ -805,27 +855,27 @@ async fn read_single_request(reader: &mut FrameReader) -> Result<Bytes, RpcError
 /// the call ends: it returns only with an error (reset, protocol violation).
 async fn watch_request(
     reader: &mut FrameReader,
-    messages: Option<mpsc::Sender<Bytes>>,
+    messages: mpsc::Sender<Bytes>,
 ) -> Result<std::convert::Infallible, RpcError> {
-    if let Some(messages) = messages {
-        loop {
-            let frame = reader.next_frame().await?.ok_or(ProtocolError::Truncated)?;
-            match frame.kind {
-                // A handler that stopped reading its requests simply misses the rest.
-                FrameType::Data => {
-                    let _ = messages.send(frame.payload).await;
+    loop {
+        let frame = reader.next_frame().await?.ok_or(ProtocolError::Truncated)?;
+        match frame.kind {
+            // A handler that stopped reading its requests simply misses the rest.
+            FrameType::Data => {
+                let _ = messages.send(frame.payload).await;
+            }
+            FrameType::End => break,
+            other => {
+                return Err(ProtocolError::UnexpectedFrame {
+                    expected: "data or end",
+                    found: other.name(),
                 }
-                FrameType::End => break,
-                other => {
-                    return Err(ProtocolError::UnexpectedFrame {
-                        expected: "data or end",
-                        found: other.name(),
-                    }
-                    .into())
-                }
+                .into())
             }
         }
     }
+    // The handler's request stream ends here.
+    drop(messages);
     reader.wait_closed().await?;
     // The client finished its side cleanly; nothing more can happen on it.
     std::future::pending().await
@@ -835,37 +885,49 @@ fn take_failure(failure: Option<&Mutex<Option<Status>>>) -> Option<Status> {
     failure.and_then(|slot| slot.lock().ok().and_then(|mut slot| slot.take()))
 }
 
-async fn write_reply(
-    tx: &mut SendStream,
+/// Writes the reply and ends the stream. Like [`send_status`], a plain function: what is
+/// kept across the write is only what the write needs.
+fn write_reply<'a>(
+    tx: &'a mut SendStream,
     reply: Reply,
     limit: usize,
-    failure: Option<&Mutex<Option<Status>>>,
-) -> Result<(), RpcError> {
+    failure: Option<&'a Mutex<Option<Status>>>,
+) -> impl Future<Output = Result<(), RpcError>> + 'a {
     match reply {
         Reply::Single(result) => {
             let (out, status) = match (take_failure(failure), result) {
                 (Some(status), _) | (None, Err(status)) => (Segments::with_capacity(64), status),
                 (None, Ok(out)) => (out, Status::new(Code::Ok, "")),
             };
-            send_status(tx, out, &status).await
+            futures::future::Either::Left(send_status(tx, out, &status))
         }
-        Reply::Stream(mut stream) => {
-            // Each write goes out in a pooled buffer, which comes back once QUIC has had it
-            // acknowledged and drops it.
-            let mut buffer = pool::write_buffer();
-            loop {
-                match poll_fn(|cx| fill(cx, stream.as_mut(), &mut buffer, limit)).await {
-                    Fill::Flush => {
-                        let full = std::mem::replace(&mut buffer, pool::write_buffer());
-                        tx.send(pool::share(full)).await.map_err(stream_error)?;
-                    }
-                    Fill::End(status) => {
-                        let status = take_failure(failure).unwrap_or(status);
-                        put_status_frame(&mut buffer, &status);
-                        tx.send(pool::share(buffer)).await.map_err(stream_error)?;
-                        return tx.finish().map_err(stream_error);
-                    }
-                }
+        // Boxed: a single reply, the usual case, then does not carry a stream writer's state.
+        Reply::Stream(stream) => {
+            futures::future::Either::Right(Box::pin(write_stream(tx, stream, limit, failure)))
+        }
+    }
+}
+
+async fn write_stream(
+    tx: &mut SendStream,
+    mut stream: Pin<Box<dyn EncodeStream>>,
+    limit: usize,
+    failure: Option<&Mutex<Option<Status>>>,
+) -> Result<(), RpcError> {
+    // Each write goes out in a pooled buffer, which comes back once QUIC has had it
+    // acknowledged and drops it.
+    let mut buffer = pool::write_buffer();
+    loop {
+        match poll_fn(|cx| fill(cx, stream.as_mut(), &mut buffer, limit)).await {
+            Fill::Flush => {
+                let full = std::mem::replace(&mut buffer, pool::write_buffer());
+                tx.send(pool::share(full)).await.map_err(stream_error)?;
+            }
+            Fill::End(status) => {
+                let status = take_failure(failure).unwrap_or(status);
+                put_status_frame(&mut buffer, &status);
+                tx.send(pool::share(buffer)).await.map_err(stream_error)?;
+                return tx.finish().map_err(stream_error);
             }
         }
     }
@@ -902,15 +964,17 @@ fn put_status_frame(out: &mut impl FrameBuf, status: &Status) {
 }
 
 /// Appends the status frame to `out`, sends it and finishes the stream.
-async fn send_status(
-    tx: &mut SendStream,
+fn send_status<'a>(
+    tx: &'a mut SendStream,
     mut out: Segments,
     status: &Status,
-) -> Result<(), RpcError> {
+) -> impl Future<Output = Result<(), RpcError>> + 'a {
     put_status_frame(out.buf(), status);
     let mut segments = out.freeze();
-    tx.send_vectored(segments.as_mut_slice())
-        .await
-        .map_err(stream_error)?;
-    tx.finish().map_err(stream_error)
+    async move {
+        tx.send_vectored(segments.as_mut_slice())
+            .await
+            .map_err(stream_error)?;
+        tx.finish().map_err(stream_error)
+    }
 }
