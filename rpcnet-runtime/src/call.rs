@@ -19,7 +19,7 @@ use tokio::time::{Instant, Sleep};
 use crate::cancel::cancel_message;
 use crate::client::{put_request_start, CallOptions, RpcClient};
 use crate::codec::{decode, put_message, put_message_segments, Frozen, Segments};
-use crate::context::effective_deadline;
+use crate::context::{effective_deadline, Deadline};
 use crate::error::{CallError, Code, ProtocolError, RpcError, Status};
 use crate::frame::{put_frame, FrameType};
 use crate::header::parse_status;
@@ -108,12 +108,12 @@ fn status_result<E: DeserializeOwned + 'static>(
 /// the call's future is stored once (an `async fn` would keep its argument and the timeout
 /// holding it side by side, doubling what every call allocates and copies).
 fn with_deadline<T, E>(
-    deadline: Option<Instant>,
+    deadline: Option<Deadline>,
     future: impl Future<Output = Result<T, CallError<E>>>,
 ) -> impl Future<Output = Result<T, CallError<E>>> {
     match deadline {
         Some(deadline) => futures::future::Either::Left(
-            tokio::time::timeout_at(deadline, future)
+            tokio::time::timeout_at(deadline.at, future)
                 .map(|r| r.unwrap_or(Err(CallError::Rpc(RpcError::DeadlineExceeded)))),
         ),
         None => futures::future::Either::Right(future),
@@ -181,7 +181,7 @@ async fn read_single(reader: &mut FrameReader) -> Result<(Option<Bytes>, Status)
 fn start_single_request(
     client: &RpcClient,
     method: &str,
-    deadline: Option<Instant>,
+    deadline: Option<Deadline>,
     options: &CallOptions,
     put_body: impl FnOnce(&mut Segments, usize) -> Result<(), RpcError>,
 ) -> Result<Frozen, RpcError> {
@@ -379,7 +379,12 @@ where
                 })?;
             let (reader, _, cancel) = open_call(&client, request, true).await?;
             Ok(ResponseStream::new(
-                client, reader, None, cancel, deadline, method,
+                client,
+                reader,
+                None,
+                cancel,
+                deadline.map(|d| d.at),
+                method,
             ))
         };
         with_deadline(deadline, call).boxed()
@@ -520,7 +525,7 @@ where
                 reader,
                 Some(pump),
                 cancel,
-                deadline,
+                deadline.map(|d| d.at),
                 method,
             ))
         };
@@ -562,7 +567,7 @@ impl Pump {
 async fn open_streaming_call<S>(
     client: &RpcClient,
     method: &str,
-    deadline: Option<Instant>,
+    deadline: Option<Deadline>,
     options: &CallOptions,
     requests: S,
 ) -> Result<(FrameReader, Pump, CancelGuard), RpcError>

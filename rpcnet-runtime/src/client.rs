@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use tracing::{debug, Instrument};
 
 use crate::config::RpcConfig;
+use crate::context::Deadline;
 use crate::error::RpcError;
 use crate::frame::{put_frame_header, FrameType, STREAM_KIND_RPC};
 use crate::header::{put_request_header, request_header_len, Metadata};
@@ -311,14 +312,16 @@ fn resolve(addr: impl ToSocketAddrs) -> Result<SocketAddr, RpcError> {
         })
 }
 
-/// Writes the kind byte and the header frame of a request into `out`.
+/// Writes the kind byte and the header frame of a request into `out`. The header carries
+/// the time left to the deadline as it was when the call started (the call is sent right
+/// away), so sending costs no second reading of the clock.
 pub(crate) fn put_request_start(
     out: &mut BytesMut,
     method: &str,
-    deadline: Option<Instant>,
+    deadline: Option<Deadline>,
     metadata: &Metadata,
 ) {
-    let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+    let remaining = deadline.map(|d| d.remaining);
     out.put_u8(STREAM_KIND_RPC);
     put_frame_header(out, FrameType::Header, request_header_len(method, metadata));
     put_request_header(out, method, remaining, metadata);

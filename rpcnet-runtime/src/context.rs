@@ -163,15 +163,30 @@ impl CallContext {
     }
 }
 
+/// An outgoing call's deadline: when it passes, and the time left until then when it was
+/// set (what the request header carries), both from one reading of the clock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    pub(crate) at: Instant,
+    pub(crate) remaining: Duration,
+}
+
 /// The deadline a new outgoing call gets: its own (or the client default), but never later
 /// than the deadline of the call the current task is serving.
-pub(crate) fn effective_deadline(own: Option<Duration>) -> Option<Instant> {
-    let own = own.map(|d| Instant::now() + d);
-    let inherited = CallContext::current().and_then(|ctx| ctx.deadline());
-    match (own, inherited) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+pub(crate) fn effective_deadline(own: Option<Duration>) -> Option<Deadline> {
+    let inherited = CURRENT.try_with(CallContext::deadline).ok().flatten();
+    if own.is_none() && inherited.is_none() {
+        return None;
     }
+    let now = Instant::now();
+    let at = match (own.map(|d| now + d), inherited) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b)?,
+    };
+    Some(Deadline {
+        at,
+        remaining: at.saturating_duration_since(now),
+    })
 }
 
 #[cfg(test)]
@@ -190,9 +205,11 @@ mod tests {
             .scope(async { effective_deadline(Some(Duration::from_secs(10))) })
             .await
             .expect("has a deadline");
-        assert_eq!(inside - Instant::now(), Duration::from_millis(100));
+        assert_eq!(inside.at - Instant::now(), Duration::from_millis(100));
+        assert_eq!(inside.remaining, Duration::from_millis(100));
         let outside = effective_deadline(Some(Duration::from_secs(10))).expect("own deadline");
-        assert_eq!(outside - Instant::now(), Duration::from_secs(10));
+        assert_eq!(outside.at - Instant::now(), Duration::from_secs(10));
+        assert_eq!(outside.remaining, Duration::from_secs(10));
         assert!(effective_deadline(None).is_none());
     }
 

@@ -389,7 +389,7 @@ impl Inflight {
 async fn serve_connection(connection: s2n_quic::Connection, shared: Arc<Shared>) {
     let peer = connection.remote_addr().ok();
     let span = tracing::debug_span!("connection", id = connection.id(), peer = ?peer);
-    async move {
+    let serve = async move {
         debug!("accepted");
         let (handle, mut acceptor) = connection.split();
         let conn = Arc::new(ConnShared {
@@ -438,9 +438,14 @@ async fn serve_connection(connection: s2n_quic::Connection, shared: Arc<Shared>)
         }
         debug!("closing");
         handle.close(app_error(app_error::SHUTDOWN));
+    };
+    // The connection's task is polled for every stream it accepts: without a subscriber
+    // that wants the span, entering and leaving it each time is pure cost.
+    if span.is_disabled() {
+        serve.await;
+    } else {
+        serve.instrument(span).await;
     }
-    .instrument(span)
-    .await;
 }
 
 /// Reads the start of a call's stream: its kind and, for a call, the request header. Answers
