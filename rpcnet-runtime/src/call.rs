@@ -129,9 +129,14 @@ async fn open_call(
     mut request: Frozen,
     finish: bool,
 ) -> Result<(FrameReader, Option<SendGuard>, CancelGuard), RpcError> {
-    let (stream, handle) = client.open_stream().await?;
-    let id = stream.id();
-    let (rx, mut tx) = stream.split();
+    // The whole stream goes out of scope once split, so that the future does not keep room
+    // for it beside its halves.
+    let (id, rx, mut tx, handle) = {
+        let (stream, handle) = client.open_stream().await?;
+        let id = stream.id();
+        let (rx, tx) = stream.split();
+        (id, rx, tx, handle)
+    };
     tx.send_vectored(request.as_mut_slice())
         .await
         .map_err(stream_error)?;

@@ -210,10 +210,9 @@ impl FrameDecoder {
             return;
         }
         if self.current.is_empty() {
-            // Frames are handed out as slices of the chunk. A chunk made from a `Vec` becomes
-            // shared on its first slice anyway; making it so here once, by keeping a clone,
-            // lets every later slice take the direct shared path.
-            self.current = chunk.clone();
+            // Frames are handed out as slices of the chunk (a chunk made from a `Vec` turns
+            // shared, in place, on its first slice).
+            self.current = chunk;
         } else {
             // Callers normally read every frame out before pushing more; if not, keep the
             // unread bytes in order.
