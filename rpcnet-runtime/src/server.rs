@@ -462,11 +462,10 @@ async fn start_call<'a>(
     // A peer that opens a stream and stalls is dropped after the handshake timeout. The
     // header nearly always arrives with the stream, so the timer is only armed when the
     // first attempt has to wait.
-    let start = WithDeadline {
-        future: read_start(&mut *reader, shared, peer),
-        bound: Bound::After(shared.config.connect_timeout),
-        sleep: None,
-    };
+    let start = with_timeout(
+        shared.config.connect_timeout,
+        read_start(&mut *reader, shared, peer),
+    );
     let (header, method, handler) = match start.await {
         None => {
             debug!(stream_id, "no request header in time");
@@ -694,6 +693,15 @@ fn with_deadline<F: Future>(deadline: Option<Instant>, future: F) -> WithDeadlin
     WithDeadline {
         future,
         bound: deadline.map_or(Bound::Unbounded, Bound::At),
+        sleep: None,
+    }
+}
+
+/// Bounds `future` to `timeout` from when it first has to wait (`None` once that passed).
+fn with_timeout<F: Future>(timeout: Duration, future: F) -> WithDeadline<F> {
+    WithDeadline {
+        future,
+        bound: Bound::After(timeout),
         sleep: None,
     }
 }
