@@ -313,8 +313,10 @@ fn resolve(addr: impl ToSocketAddrs) -> Result<SocketAddr, RpcError> {
 }
 
 /// Writes the kind byte and the header frame of a request into `out`. The header carries
-/// the time left to the deadline as it was when the call started (the call is sent right
-/// away), so sending costs no second reading of the clock.
+/// the time left to the deadline as it was when the call started, so that building the
+/// request reads no clock again. The request goes out right after, except when the
+/// connection has to be made again first: the server's deadline is then later than the
+/// client's by that long, and the client still ends the call at its own.
 pub(crate) fn put_request_start(
     out: &mut BytesMut,
     method: &str,
