@@ -245,7 +245,12 @@ impl FrameDecoder {
 
     /// Whether the decoder is between frames (no partial frame buffered).
     pub fn is_idle(&self) -> bool {
-        self.current.is_empty() && self.partial.is_empty() && self.pending.is_none()
+        self.current.is_empty() && !self.assembling()
+    }
+
+    /// Whether a frame (or its header) that spans chunks is being put together.
+    fn assembling(&self) -> bool {
+        self.pending.is_some() || !self.partial.is_empty()
     }
 
     /// Reads a frame header from the start of `bytes` and checks its length against the
@@ -317,7 +322,7 @@ impl FrameDecoder {
     /// spanning chunks is being assembled (the current chunk then continues it).
     #[inline]
     fn whole_frame_at(&self, at: usize) -> Option<(FrameType, usize, usize)> {
-        if self.pending.is_some() || !self.partial.is_empty() {
+        if self.assembling() {
             return None;
         }
         let rest = self.current.get(at..)?;
@@ -329,7 +334,7 @@ impl FrameDecoder {
     /// break the framing (unknown type, length over the limit). After an error the decoder
     /// must not be used again: the stream is out of sync.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, ProtocolError> {
-        if self.partial.is_empty() && self.pending.is_none() {
+        if !self.assembling() {
             // Fast path: a whole frame inside the current chunk is a slice of it.
             if let Some((kind, head, len)) = self.header(&self.current)? {
                 if self.current.len() >= head + len {
@@ -358,17 +363,16 @@ impl FrameDecoder {
                     }
                     self.take_into_partial(1);
                 };
-                let header = (kind, len);
                 self.partial.clear();
                 // Reserve only what the announced (and already checked) frame needs; a
                 // large frame goes to a reused buffer (see `crate::pool`).
-                if header.1 >= pool::POOLED_FROM {
-                    self.large = Some(pool::take(header.1));
+                if len >= pool::POOLED_FROM {
+                    self.large = Some(pool::take(len));
                 } else {
-                    self.partial.reserve(header.1);
+                    self.partial.reserve(len);
                 }
-                self.pending = Some(header);
-                header
+                self.pending = Some((kind, len));
+                (kind, len)
             }
         };
         self.take_into_partial(len - self.assembled());

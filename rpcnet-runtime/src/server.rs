@@ -616,7 +616,6 @@ async fn serve_call(
         // Only a stream of requests is watched while the handler runs (a single request
         // was read through its end already); boxed, as few calls need it.
         let watch = forward.map(|(messages, _)| Box::pin(watch_request(&mut *reader, messages)));
-        let streaming = watch.is_some();
         // The reply is polled first: a call answered at once is done before anything else
         // (the cancel signal, the request side) has to be watched.
         tokio::select! {
@@ -633,7 +632,8 @@ async fn serve_call(
                 registration.get_or_insert_with(|| conn.registry.register(stream_id, &ctx));
                 cancel.poll_cancelled(cx)
             }) => Outcome::Cancelled,
-            Some(watched) = OptionFuture::from(watch), if streaming => match watched {
+            // Without a watcher the branch ends at once, matches nothing and is disabled.
+            Some(watched) = OptionFuture::from(watch) => match watched {
                 Err(error) => outcome_for(error),
                 Ok(never) => match never {},
             },
