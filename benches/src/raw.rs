@@ -11,7 +11,7 @@ use s2n_quic::connection::Handle;
 use s2n_quic::stream::BidirectionalStream;
 
 use crate::transport::{client_endpoint, server_endpoint, Limits};
-use crate::workload::Target;
+use crate::workload::{Target, DEADLINE};
 
 const OP_ECHO: u8 = 0;
 const OP_STREAM: u8 = 1;
@@ -152,6 +152,24 @@ impl RawTarget {
 
 impl Target for RawTarget {
     async fn echo(&self, payload: Bytes) -> Result<Bytes, String> {
+        tokio::time::timeout(DEADLINE, self.echo_once(payload))
+            .await
+            .map_err(|_| "deadline exceeded".to_string())?
+    }
+
+    async fn stream(&self, count: u32, size: u32) -> Result<u64, String> {
+        tokio::time::timeout(DEADLINE, self.stream_once(count, size))
+            .await
+            .map_err(|_| "deadline exceeded".to_string())?
+    }
+
+    fn name(&self) -> &'static str {
+        "raw-quic"
+    }
+}
+
+impl RawTarget {
+    async fn echo_once(&self, payload: Bytes) -> Result<Bytes, String> {
         let mut stream = self.request(OP_ECHO, payload).await?;
         let mut reply = BytesMut::new();
         while let Some(chunk) = stream.receive().await.map_err(|e| e.to_string())? {
@@ -171,7 +189,7 @@ impl Target for RawTarget {
         Ok(reply.freeze())
     }
 
-    async fn stream(&self, count: u32, size: u32) -> Result<u64, String> {
+    async fn stream_once(&self, count: u32, size: u32) -> Result<u64, String> {
         let mut args = BytesMut::with_capacity(8);
         args.put_u32(count);
         args.put_u32(size);
@@ -199,9 +217,5 @@ impl Target for RawTarget {
             }
         }
         Ok(items)
-    }
-
-    fn name(&self) -> &'static str {
-        "raw-quic"
     }
 }
