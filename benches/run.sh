@@ -3,6 +3,11 @@
 # times (default 2), and prints a table of medians with rpcnet/baseline ratios computed
 # within each round.
 #
+# Each scenario of a round is run as a pair, rpcnet and baseline back to back (a fresh server
+# and client process each), so that the two sides of a ratio are measured seconds apart
+# rather than a whole `all` run apart; the side that goes first alternates from round to
+# round, so that neither always runs on the machine the other just warmed or tired.
+#
 #   benches/run.sh [ROUNDS] [SCENARIO|all] [extra flags for both sides, e.g. --mtu 1500]
 #
 # Set BASELINE_FLAGS=--stock-limits to measure the baseline with s2n-quic's stock limits.
@@ -19,8 +24,8 @@ bin=target/release/rpcnet-bench
 out=$(mktemp -d)
 trap 'rm -rf "$out"; [ -n "${server_pid:-}" ] && kill "$server_pid" 2>/dev/null || true' EXIT
 
-run_one() { # impl-flag round
-  local flag=$1 round=$2 ready addr
+run_one() { # impl-flag round scenario
+  local flag=$1 round=$2 scenario=$3 ready addr
   "$bin" server 127.0.0.1:0 $flag "${extra[@]}" > "$out/server.txt" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 200); do
@@ -35,9 +40,21 @@ run_one() { # impl-flag round
   server_pid=
 }
 
+if [ "$scenario" = all ]; then
+  scenarios=(unary_c1 unary_c64 bulk_1mib stream_100k)
+else
+  scenarios=("$scenario")
+fi
 for round in $(seq 1 "$rounds"); do
-  run_one "" "$round"
-  run_one "--baseline $baseline_flags" "$round"
+  for one in "${scenarios[@]}"; do
+    if (( round % 2 )); then
+      run_one "" "$round" "$one"
+      run_one "--baseline $baseline_flags" "$round" "$one"
+    else
+      run_one "--baseline $baseline_flags" "$round" "$one"
+      run_one "" "$round" "$one"
+    fi
+  done
 done
 
 echo
