@@ -178,13 +178,43 @@ pub fn put_frame(out: &mut impl BufMut, kind: FrameType, payload: &[u8]) {
 pub struct FrameDecoder {
     /// The unread rest of the latest chunk, while no frame is being assembled.
     current: Bytes,
-    /// Bytes of a frame (or frame header) that spans chunks.
-    partial: BytesMut,
-    /// A large frame spanning chunks, assembled in a pooled buffer instead of `partial`.
-    large: Option<Vec<u8>>,
+    /// A frame spanning chunks being put together: boxed, so that the decoder every call's
+    /// reader holds stays small, and kept once made, so that its buffer is reused.
+    assembly: Option<Box<Assembly>>,
     max_frame_len: usize,
-    /// The header of the frame being assembled in `partial`, once it is all in.
+}
+
+/// A frame (or frame header) that spans chunks, being put together.
+#[derive(Debug, Default)]
+struct Assembly {
+    /// Bytes of the frame (or frame header) so far.
+    partial: BytesMut,
+    /// A large frame, assembled in a pooled buffer instead of `partial`.
+    large: Option<Vec<u8>>,
+    /// The header of the frame being assembled, once it is all in.
     pending: Option<(FrameType, usize)>,
+}
+
+impl Assembly {
+    /// Moves up to `want` bytes from the front of `current` into the frame.
+    fn take_from(&mut self, current: &mut Bytes, want: usize) {
+        let take = want.min(current.len());
+        match &mut self.large {
+            Some(large) => large.extend_from_slice(&current[..take]),
+            None => self.partial.extend_from_slice(&current[..take]),
+        }
+        current.advance(take);
+    }
+
+    /// Bytes of the frame assembled so far.
+    fn len(&self) -> usize {
+        self.large.as_ref().map_or(self.partial.len(), Vec::len)
+    }
+
+    /// Whether a frame or a header is under way.
+    fn active(&self) -> bool {
+        self.pending.is_some() || !self.partial.is_empty()
+    }
 }
 
 impl FrameDecoder {
@@ -192,10 +222,8 @@ impl FrameDecoder {
     pub fn new(max_frame_len: usize) -> Self {
         FrameDecoder {
             current: Bytes::new(),
-            partial: BytesMut::new(),
-            large: None,
+            assembly: None,
             max_frame_len,
-            pending: None,
         }
     }
 
@@ -223,24 +251,9 @@ impl FrameDecoder {
         }
     }
 
-    /// Moves up to `want` bytes from the current chunk into the assembly buffer.
-    fn take_into_partial(&mut self, want: usize) {
-        let take = want.min(self.current.len());
-        match &mut self.large {
-            Some(large) => large.extend_from_slice(&self.current[..take]),
-            None => self.partial.extend_from_slice(&self.current[..take]),
-        }
-        self.current.advance(take);
-    }
-
-    /// Bytes of the frame being assembled so far.
-    fn assembled(&self) -> usize {
-        self.large.as_ref().map_or(self.partial.len(), Vec::len)
-    }
-
     /// The number of bytes buffered but not yet returned as frames.
     pub fn buffered(&self) -> usize {
-        self.current.len() + self.assembled()
+        self.current.len() + self.assembly.as_deref().map_or(0, Assembly::len)
     }
 
     /// Whether the decoder is between frames (no partial frame buffered).
@@ -250,24 +263,14 @@ impl FrameDecoder {
 
     /// Whether a frame (or its header) that spans chunks is being put together.
     fn assembling(&self) -> bool {
-        self.pending.is_some() || !self.partial.is_empty()
+        self.assembly.as_deref().is_some_and(Assembly::active)
     }
 
     /// Reads a frame header from the start of `bytes` and checks its length against the
-    /// limit: the type, the header's length and the payload's length, or `Ok(None)` if the
-    /// header is not all there yet.
+    /// limit (see [`checked_header`]).
     #[inline]
     fn header(&self, bytes: &[u8]) -> Result<Option<(FrameType, usize, usize)>, ProtocolError> {
-        let header = parse_frame_header(bytes)?;
-        if let Some((_, _, len)) = header {
-            if len > self.max_frame_len {
-                return Err(ProtocolError::FrameTooLarge {
-                    len: len as u64,
-                    limit: self.max_frame_len as u64,
-                });
-            }
-        }
-        Ok(header)
+        checked_header(bytes, self.max_frame_len)
     }
 
     /// Decodes the next frame in place if it is a data frame lying whole inside the current
@@ -309,12 +312,17 @@ impl FrameDecoder {
         if kind != first || next_kind != second || self.current.len() != at + next_head + next_len {
             return None;
         }
-        let pair = (
-            self.current.slice(head..at),
-            self.current.slice(at + next_head..),
-        );
-        self.current = Bytes::new();
-        Some(pair)
+        // The chunk itself becomes the first payload, so that only a non-empty second one
+        // costs a reference count.
+        let mut message = std::mem::take(&mut self.current);
+        let second = if next_len == 0 {
+            Bytes::new()
+        } else {
+            message.split_off(at + next_head)
+        };
+        message.truncate(at);
+        message.advance(head);
+        Some((message, second))
     }
 
     /// The type, header length and payload length of the frame `at` bytes into the current
@@ -349,43 +357,64 @@ impl FrameDecoder {
         }
         // Slow path: a frame that spans chunks is assembled from as many bytes of the
         // current chunk as it needs; the frames after it are again read in place.
-        let (kind, len) = match self.pending {
+        let assembly = self.assembly.get_or_insert_with(Box::default);
+        let (kind, len) = match assembly.pending {
             Some(pending) => pending,
             None => {
                 // The header is moved over a byte at a time (it is at most six, and split
                 // across chunks only now and then), so that no payload byte lands with it.
                 let (kind, _, len) = loop {
-                    if let Some(header) = self.header(&self.partial)? {
+                    if let Some(header) = checked_header(&assembly.partial, self.max_frame_len)? {
                         break header;
                     }
                     if self.current.is_empty() {
                         return Ok(None);
                     }
-                    self.take_into_partial(1);
+                    assembly.take_from(&mut self.current, 1);
                 };
-                self.partial.clear();
+                assembly.partial.clear();
                 // Reserve only what the announced (and already checked) frame needs; a
                 // large frame goes to a reused buffer (see `crate::pool`).
                 if len >= pool::POOLED_FROM {
-                    self.large = Some(pool::take(len));
+                    assembly.large = Some(pool::take(len));
                 } else {
-                    self.partial.reserve(len);
+                    assembly.partial.reserve(len);
                 }
-                self.pending = Some((kind, len));
+                assembly.pending = Some((kind, len));
                 (kind, len)
             }
         };
-        self.take_into_partial(len - self.assembled());
-        if self.assembled() < len {
+        assembly.take_from(&mut self.current, len - assembly.len());
+        if assembly.len() < len {
             return Ok(None);
         }
-        self.pending = None;
-        let payload = match self.large.take() {
+        assembly.pending = None;
+        let payload = match assembly.large.take() {
             Some(large) => pool::share(large),
-            None => self.partial.split().freeze(),
+            None => assembly.partial.split().freeze(),
         };
         Ok(Some(Frame { kind, payload }))
     }
+}
+
+/// Reads a frame header from the start of `bytes` and checks its length against
+/// `max_frame_len`: the type, the header's length and the payload's length, or `Ok(None)` if
+/// the header is not all there yet.
+#[inline]
+fn checked_header(
+    bytes: &[u8],
+    max_frame_len: usize,
+) -> Result<Option<(FrameType, usize, usize)>, ProtocolError> {
+    let header = parse_frame_header(bytes)?;
+    if let Some((_, _, len)) = header {
+        if len > max_frame_len {
+            return Err(ProtocolError::FrameTooLarge {
+                len: len as u64,
+                limit: max_frame_len as u64,
+            });
+        }
+    }
+    Ok(header)
 }
 
 #[cfg(test)]
@@ -474,7 +503,22 @@ mod tests {
                 limit: 16
             }
         );
-        assert!(decoder.partial.capacity() < 1024, "nothing was reserved");
+        let reserved = |decoder: &FrameDecoder| {
+            decoder.assembly.as_ref().map_or(0, |a| {
+                a.partial.capacity() + a.large.as_ref().map_or(0, Vec::capacity)
+            })
+        };
+        assert!(reserved(&decoder) < 1024, "nothing was reserved");
+        // The same with the header split across chunks, which is read through the assembly.
+        let mut decoder = FrameDecoder::new(16);
+        decoder.push(&[0x02, 0xff, 0xff]);
+        assert_eq!(decoder.next_frame(), Ok(None));
+        decoder.push(&[0xff, 0xff, 0x0f]);
+        assert!(matches!(
+            decoder.next_frame(),
+            Err(ProtocolError::FrameTooLarge { .. })
+        ));
+        assert!(reserved(&decoder) < 1024, "nothing was reserved");
     }
 
     #[test]

@@ -336,6 +336,8 @@ impl Drop for CallGuard {
 /// What the calls of one connection share.
 struct ConnShared {
     shared: Arc<Shared>,
+    /// The client's address.
+    peer: Option<SocketAddr>,
     /// This connection's calls in progress.
     inflight: Inflight,
     registry: CancelRegistry,
@@ -394,6 +396,7 @@ async fn serve_connection(connection: s2n_quic::Connection, shared: Arc<Shared>)
         let (handle, mut acceptor) = connection.split();
         let conn = Arc::new(ConnShared {
             shared: Arc::clone(&shared),
+            peer,
             inflight: Inflight::default(),
             registry: CancelRegistry::default(),
         });
@@ -415,7 +418,7 @@ async fn serve_connection(connection: s2n_quic::Connection, shared: Arc<Shared>)
                             let guard = CallGuard::new(&conn, !draining);
                             // Boxed: tokio moves a task's future several times while
                             // spawning and finishing it.
-                            tokio::spawn(Box::pin(serve_stream(stream, guard, peer, draining)));
+                            tokio::spawn(Box::pin(serve_stream(stream, guard, draining)));
                         }
                         Ok(Some(PeerStream::Receive(stream))) => {
                             tokio::spawn(read_cancel(stream, Arc::clone(&conn)));
@@ -450,21 +453,21 @@ async fn serve_connection(connection: s2n_quic::Connection, shared: Arc<Shared>)
 
 /// Reads the start of a call's stream: its kind and, for a call, the request header. Answers
 /// what cannot be served (a malformed start, an unknown method, a draining server) and
-/// returns the header, the method's name and its handler for a call to serve.
+/// returns the call's context and its handler for a call to serve.
 async fn start_call<'a>(
     reader: &mut FrameReader,
     tx: &mut SendStream,
     stream_id: u64,
-    shared: &'a Shared,
-    peer: Option<SocketAddr>,
+    conn: &'a ConnShared,
     draining: bool,
-) -> Option<(crate::header::RequestHeader, Arc<str>, &'a MethodHandler)> {
+) -> Option<(CallContext, &'a MethodHandler)> {
+    let shared = &*conn.shared;
     // A peer that opens a stream and stalls is dropped after the handshake timeout. The
     // header nearly always arrives with the stream, so the timer is only armed when the
     // first attempt has to wait.
     let start = with_timeout(
         shared.config.connect_timeout,
-        read_start(&mut *reader, shared, peer),
+        read_start(&mut *reader, shared, conn.peer),
     );
     let (header, method, handler) = match start.await {
         None => {
@@ -503,7 +506,9 @@ async fn start_call<'a>(
         let _ = send_status(tx, Segments::with_capacity(64), &status).await;
         return None;
     }
-    Some((header, method, handler))
+    let deadline = header.deadline.map(|d| Instant::now() + d);
+    let ctx = CallContext::new(method, conn.peer, deadline, header.metadata);
+    Some((ctx, handler))
 }
 
 /// How a call ended, decided while its reply and its request stream race.
@@ -514,8 +519,9 @@ enum Outcome {
     DeadlineExceeded,
     /// The client reset the stream.
     Cancelled,
-    /// The request broke the protocol or a limit.
-    Failed(Status),
+    /// The request broke the protocol or a limit. (Boxed: a rare case, which would
+    /// otherwise make every call's future larger.)
+    Failed(Box<Status>),
 }
 
 /// Reads a cancel stream (kind `0x03`, a stream id, end) and cancels that call.
@@ -551,7 +557,6 @@ async fn read_cancel(mut stream: ReceiveStream, conn: Arc<ConnShared>) {
 fn serve_stream(
     stream: BidirectionalStream,
     guard: CallGuard,
-    peer: Option<SocketAddr>,
     draining: bool,
 ) -> impl Future<Output = ()> {
     let stream_id = stream.id();
@@ -560,7 +565,14 @@ fn serve_stream(
     let mut reader = FrameReader::new(rx, limit);
     async move {
         let conn = &*guard.conn;
-        serve_call(&mut reader, &mut tx, stream_id, conn, peer, draining).await;
+        // Starting a call and serving it are functions of their own, so that what the one
+        // takes is not kept beside what the other takes.
+        let Some((ctx, handler)) =
+            start_call(&mut reader, &mut tx, stream_id, conn, draining).await
+        else {
+            return;
+        };
+        serve_call(&mut reader, &mut tx, stream_id, conn, ctx, handler).await;
     }
 }
 
@@ -569,29 +581,16 @@ async fn serve_call(
     tx: &mut SendStream,
     stream_id: u64,
     conn: &ConnShared,
-    peer: Option<SocketAddr>,
-    draining: bool,
+    ctx: CallContext,
+    handler: &MethodHandler,
 ) {
-    let shared = &*conn.shared;
-    let limit = shared.config.max_message_size;
-
-    // A function of its own, so that what starting a call takes is not kept beside what
-    // serving it takes.
-    let Some((header, method, handler)) =
-        start_call(&mut *reader, &mut *tx, stream_id, shared, peer, draining).await
-    else {
-        return;
-    };
-
-    let span = tracing::debug_span!("call", method = %method, stream_id);
-    let deadline = header.deadline.map(|d| Instant::now() + d);
-    let ctx = CallContext::new(method, peer, deadline, header.metadata);
-    let cancel = ctx.signal();
+    let span = tracing::debug_span!("call", method = %ctx.method(), stream_id);
     // Registered for cancels only once the call has to wait (see `CancelRegistry`).
     let mut registration = None;
 
     let outcome = async {
         trace!("started");
+        let limit = conn.shared.config.max_message_size;
         // The request side: a single message is read before the handler starts; a stream
         // of messages is forwarded to it while it runs.
         let (body, forward) = if handler.kind.streams_requests() {
@@ -609,10 +608,12 @@ async fn serve_call(
             }
         };
         let failure = forward.as_ref().map(|(_, failure)| Arc::clone(failure));
-        let respond = ctx.clone().scope(async {
-            let reply = (handler.call)(ctx.clone(), body, limit).await;
-            write_reply(tx, reply, limit, failure.as_deref()).await
-        });
+        // The handler's future is made here, so that the reply's future holds it rather
+        // than the request body it is made from.
+        let reply = (handler.call)(ctx.clone(), body, limit);
+        let respond = ctx
+            .clone()
+            .scope(async { write_reply(tx, reply.await, limit, failure.as_deref()).await });
         // Only a stream of requests is watched while the handler runs (a single request
         // was read through its end already); boxed, as few calls need it.
         let watch = forward.map(|(messages, _)| Box::pin(watch_request(&mut *reader, messages)));
@@ -620,7 +621,7 @@ async fn serve_call(
         // (the cancel signal, the request side) has to be watched.
         tokio::select! {
             biased;
-            written = with_deadline(deadline, respond) => match written {
+            written = with_deadline(ctx.deadline(), respond) => match written {
                 Some(Ok(())) => Outcome::Done,
                 Some(Err(error)) => {
                     debug!(error = %error, "could not write the reply");
@@ -630,7 +631,7 @@ async fn serve_call(
             },
             () = poll_fn(|cx| {
                 registration.get_or_insert_with(|| conn.registry.register(stream_id, &ctx));
-                cancel.poll_cancelled(cx)
+                ctx.signal().poll_cancelled(cx)
             }) => Outcome::Cancelled,
             // Without a watcher the branch ends at once, matches nothing and is disabled.
             Some(watched) = OptionFuture::from(watch) => match watched {
@@ -639,15 +640,10 @@ async fn serve_call(
             },
         }
     };
-    // Without a subscriber that wants the span, entering and leaving it on every poll is
-    // pure cost.
-    let outcome = if span.is_disabled() {
-        outcome.await
-    } else {
-        outcome.instrument(span.clone()).await
-    };
+    let outcome = outcome.instrument(span.clone()).await;
 
     let _enter = span.enter();
+    let cancel = ctx.signal();
     match outcome {
         Outcome::Done => {
             trace!("completed");
@@ -683,7 +679,7 @@ fn outcome_for(error: RpcError) -> Outcome {
         RpcError::Cancelled | RpcError::Unavailable { .. } | RpcError::Stream(_) => {
             Outcome::Cancelled
         }
-        other => Outcome::Failed(other.to_status()),
+        other => Outcome::Failed(Box::new(other.to_status())),
     }
 }
 
