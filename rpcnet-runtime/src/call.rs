@@ -122,34 +122,34 @@ fn with_deadline<T, E>(
 
 /// Opens a call's stream and sends `request` (which already holds the start and, for
 /// requests without a stream, the message and end frames). With `finish`, the request side
-/// ends right there, in the same packet when it fits; otherwise its send half is returned
-/// for the caller to stream requests on.
+/// ends right there, in the same packet when it fits, and the stream is read whole;
+/// otherwise it is split, and its send half returned for the caller to stream requests on.
 async fn open_call(
     client: &RpcClient,
     mut request: Frozen,
     finish: bool,
 ) -> Result<(FrameReader, Option<SendGuard>, CancelGuard), RpcError> {
-    // The whole stream goes out of scope once split, so that the future does not keep room
-    // for it beside its halves.
-    let (id, rx, mut tx, handle) = {
-        let (stream, handle) = client.open_stream().await?;
-        let id = stream.id();
-        let (rx, tx) = stream.split();
-        (id, rx, tx, handle)
-    };
-    tx.send_vectored(request.as_mut_slice())
+    let (mut stream, handle) = client.open_stream().await?;
+    let id = stream.id();
+    stream
+        .send_vectored(request.as_mut_slice())
         .await
         .map_err(stream_error)?;
     let cancel = CancelGuard {
         handle: Some(handle),
         id,
     };
-    let reader = FrameReader::new(rx, client.config().max_message_size);
+    let limit = client.config().max_message_size;
     if finish {
-        tx.finish().map_err(stream_error)?;
-        Ok((reader, None, cancel))
+        stream.finish().map_err(stream_error)?;
+        Ok((FrameReader::new(stream, limit), None, cancel))
     } else {
-        Ok((reader, Some(SendGuard::new(tx)), cancel))
+        let (rx, tx) = stream.split();
+        Ok((
+            FrameReader::new(rx, limit),
+            Some(SendGuard::new(tx)),
+            cancel,
+        ))
     }
 }
 

@@ -4,7 +4,7 @@ use std::future::poll_fn;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, Bytes};
-use s2n_quic::stream::{Error as StreamError, ReceiveStream};
+use s2n_quic::stream::{BidirectionalStream, Error as StreamError, ReceiveStream};
 
 use serde::de::DeserializeOwned;
 
@@ -29,18 +29,39 @@ pub(crate) fn stream_error(error: StreamError) -> RpcError {
     }
 }
 
+/// What a [`FrameReader`] reads from: a whole stream, when nothing more is sent on it (a
+/// call whose request is all sent), or the receive half of a split one. Keeping a stream
+/// whole spares a call the split, and the copies and reference counts of a second half.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    Whole(BidirectionalStream),
+    Half(ReceiveStream),
+}
+
+impl From<BidirectionalStream> for Incoming {
+    fn from(stream: BidirectionalStream) -> Self {
+        Incoming::Whole(stream)
+    }
+}
+
+impl From<ReceiveStream> for Incoming {
+    fn from(stream: ReceiveStream) -> Self {
+        Incoming::Half(stream)
+    }
+}
+
 /// A frame-at-a-time reader over a QUIC receive stream.
 #[derive(Debug)]
 pub(crate) struct FrameReader {
-    rx: ReceiveStream,
+    rx: Incoming,
     decoder: FrameDecoder,
     finished: bool,
 }
 
 impl FrameReader {
-    pub(crate) fn new(rx: ReceiveStream, max_frame_len: usize) -> Self {
+    pub(crate) fn new(rx: impl Into<Incoming>, max_frame_len: usize) -> Self {
         FrameReader {
-            rx,
+            rx: rx.into(),
             decoder: FrameDecoder::new(max_frame_len),
             finished: false,
         }
@@ -87,7 +108,11 @@ impl FrameReader {
             return Poll::Ready(Ok(None));
         }
         let mut chunk = [Bytes::new()];
-        match ready!(self.rx.poll_receive_vectored(&mut chunk, cx)) {
+        let received = match &mut self.rx {
+            Incoming::Whole(stream) => stream.poll_receive_vectored(&mut chunk, cx),
+            Incoming::Half(stream) => stream.poll_receive_vectored(&mut chunk, cx),
+        };
+        match ready!(received) {
             Ok((count, open)) => {
                 self.finished = !open;
                 let [chunk] = chunk;
@@ -168,6 +193,9 @@ impl FrameReader {
 
     /// Tells the peer to stop sending on this stream.
     pub(crate) fn stop_sending(&mut self, code: u32) {
-        let _ = self.rx.stop_sending(app_error(code));
+        let _ = match &mut self.rx {
+            Incoming::Whole(stream) => stream.stop_sending(app_error(code)),
+            Incoming::Half(stream) => stream.stop_sending(app_error(code)),
+        };
     }
 }
