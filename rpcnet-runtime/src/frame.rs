@@ -266,13 +266,6 @@ impl FrameDecoder {
         self.assembly.as_deref().is_some_and(Assembly::active)
     }
 
-    /// Reads a frame header from the start of `bytes` and checks its length against the
-    /// limit (see [`checked_header`]).
-    #[inline]
-    fn header(&self, bytes: &[u8]) -> Result<Option<(FrameType, usize, usize)>, ProtocolError> {
-        checked_header(bytes, self.max_frame_len)
-    }
-
     /// Decodes the next frame in place if it is a data frame lying whole inside the current
     /// chunk: `decode` gets the chunk and the payload's range in it, and the frame is
     /// consumed if it returns a value. Otherwise returns `None` and consumes nothing;
@@ -334,7 +327,7 @@ impl FrameDecoder {
             return None;
         }
         let rest = self.current.get(at..)?;
-        let (kind, head, len) = self.header(rest).ok()??;
+        let (kind, head, len) = checked_header(rest, self.max_frame_len).ok()??;
         (rest.len() - head >= len).then_some((kind, head, len))
     }
 
@@ -344,7 +337,7 @@ impl FrameDecoder {
     pub fn next_frame(&mut self) -> Result<Option<Frame>, ProtocolError> {
         if !self.assembling() {
             // Fast path: a whole frame inside the current chunk is a slice of it.
-            if let Some((kind, head, len)) = self.header(&self.current)? {
+            if let Some((kind, head, len)) = checked_header(&self.current, self.max_frame_len)? {
                 if self.current.len() >= head + len {
                     let payload = self.current.slice(head..head + len);
                     self.current.advance(head + len);

@@ -38,6 +38,26 @@ pub(crate) enum Incoming {
     Half(ReceiveStream),
 }
 
+impl Incoming {
+    fn poll_receive_vectored(
+        &mut self,
+        chunks: &mut [Bytes],
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(usize, bool), StreamError>> {
+        match self {
+            Incoming::Whole(stream) => stream.poll_receive_vectored(chunks, cx),
+            Incoming::Half(stream) => stream.poll_receive_vectored(chunks, cx),
+        }
+    }
+
+    fn stop_sending(&mut self, code: u32) -> Result<(), StreamError> {
+        match self {
+            Incoming::Whole(stream) => stream.stop_sending(app_error(code)),
+            Incoming::Half(stream) => stream.stop_sending(app_error(code)),
+        }
+    }
+}
+
 impl From<BidirectionalStream> for Incoming {
     fn from(stream: BidirectionalStream) -> Self {
         Incoming::Whole(stream)
@@ -108,11 +128,7 @@ impl FrameReader {
             return Poll::Ready(Ok(None));
         }
         let mut chunk = [Bytes::new()];
-        let received = match &mut self.rx {
-            Incoming::Whole(stream) => stream.poll_receive_vectored(&mut chunk, cx),
-            Incoming::Half(stream) => stream.poll_receive_vectored(&mut chunk, cx),
-        };
-        match ready!(received) {
+        match ready!(self.rx.poll_receive_vectored(&mut chunk, cx)) {
             Ok((count, open)) => {
                 self.finished = !open;
                 let [chunk] = chunk;
@@ -193,9 +209,6 @@ impl FrameReader {
 
     /// Tells the peer to stop sending on this stream.
     pub(crate) fn stop_sending(&mut self, code: u32) {
-        let _ = match &mut self.rx {
-            Incoming::Whole(stream) => stream.stop_sending(app_error(code)),
-            Incoming::Half(stream) => stream.stop_sending(app_error(code)),
-        };
+        let _ = self.rx.stop_sending(code);
     }
 }
