@@ -59,6 +59,6 @@ pub mod __private {
     pub use rpcnet_runtime::{
         BidiStreamingCall, CallError, ClientStreamingCall, MethodHandler, MethodTable, Never,
         RequestStream, ResponseStream, RpcClient, RpcConfig, RpcError, ServerStreamingCall,
-        Service, UnaryCall,
+        Service, ToSocketAddrs, UnaryCall,
     };
 }

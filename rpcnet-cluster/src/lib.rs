@@ -52,7 +52,7 @@ pub use crate::config::ClusterConfig;
 pub use crate::event::ClusterEvent;
 pub use crate::member::{InvalidNodeId, Member, MemberState, NodeId, MAX_NODE_ID_LEN};
 #[cfg(feature = "quic")]
-pub use crate::node::{Cluster, ClusterError, ClusterEvents, NodeConfig};
+pub use crate::node::{Cluster, ClusterError, ClusterEvents, NodeConfig, GOSSIP_STREAM_KIND};
 pub use crate::swim::message::{
     DecodeError, Message, MessageKind, MAX_MESSAGE_BYTES, MAX_PIGGYBACK_UPDATES,
     MAX_PUSH_PULL_MEMBERS, PROTOCOL_VERSION,

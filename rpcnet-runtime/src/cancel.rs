@@ -6,6 +6,7 @@
 //! the call's stream id. Each server connection keeps a [`CancelRegistry`] of its calls in
 //! progress to find the call by id.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
@@ -13,7 +14,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::context::CallContext;
 use crate::frame::STREAM_KIND_CANCEL;
-use crate::hash::FxBuildHasher;
+use rustc_hash::FxBuildHasher;
 
 /// Cancels that match no registered call are kept, in case their call registers later, up
 /// to this many per connection (the oldest go first).
@@ -34,9 +35,12 @@ pub(crate) struct CancelRegistry {
 
 #[derive(Debug, Default)]
 struct State {
+    /// Keyed by stream ids QUIC assigns in sequence: a fast hasher without a key is enough.
     active: HashMap<u64, CallContext, FxBuildHasher>,
-    /// Cancels that matched no registered call, and their arrival order for eviction.
-    unmatched: HashSet<u64, FxBuildHasher>,
+    /// Cancels that matched no registered call, and their arrival order for eviction. The
+    /// ids are whatever the peer sends, so the hasher is keyed (a peer cannot aim its ids at
+    /// one bucket).
+    unmatched: HashSet<u64, RandomState>,
     order: VecDeque<u64>,
 }
 

@@ -1,22 +1,25 @@
 //! [`RpcClient`]: one QUIC connection to a server, shared by cheap clones, reconnecting with
-//! backoff after the connection is lost.
+//! backoff after the connection is lost; one-way messages on it.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::future::poll_fn;
+use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use s2n_quic::client::Connect;
-use s2n_quic::connection::Handle;
+use s2n_quic::connection::{Error as ConnectionError, Handle};
 use s2n_quic::stream::BidirectionalStream;
+use tokio::net::ToSocketAddrs;
 use tokio::time::Instant;
 use tracing::{debug, Instrument};
 
 use crate::config::RpcConfig;
-use crate::context::Deadline;
 use crate::error::RpcError;
-use crate::frame::{put_frame_header, FrameType, STREAM_KIND_RPC};
-use crate::header::{put_request_header, request_header_len, Metadata};
+use crate::frame::{put_frame_header, FrameType, MAX_FRAME_HEADER_LEN};
+use crate::io::stream_error;
+use crate::one_way;
 use crate::transport::{self, app_error};
 
 /// A client of one rpcnet server.
@@ -51,27 +54,6 @@ struct ConnState {
     backoff: Duration,
 }
 
-/// Per-call options: a deadline override and metadata.
-#[derive(Debug, Clone, Default)]
-pub struct CallOptions {
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) metadata: Metadata,
-}
-
-impl CallOptions {
-    /// Sets the call's timeout, overriding the client's default deadline.
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    /// Adds a metadata entry sent with the call's header.
-    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<Bytes>) -> Self {
-        self.metadata.insert(key, value);
-        self
-    }
-}
-
 /// A client-side QUIC endpoint (one UDP socket) that many [`RpcClient`]s can share, each
 /// with its own connection. Useful for a process that talks to many servers, such as a
 /// cluster node gossiping with its peers. Cheap to clone.
@@ -102,7 +84,7 @@ impl RpcClient {
     /// Connects to the server at `addr` (an `ip:port` or `host:port`), verifying its
     /// certificate against the configured certificate and server name.
     pub async fn connect(addr: impl ToSocketAddrs, config: RpcConfig) -> Result<Self, RpcError> {
-        let addr = resolve(addr)?;
+        let addr = resolve(addr).await?;
         let endpoint = ClientEndpoint {
             endpoint: transport::start_client(&config, addr)?,
         };
@@ -117,7 +99,7 @@ impl RpcClient {
         addr: impl ToSocketAddrs,
         config: RpcConfig,
     ) -> Result<Self, RpcError> {
-        let client = RpcClient::lazy(endpoint, resolve(addr)?, config);
+        let client = RpcClient::lazy(endpoint, resolve(addr).await?, config);
         client.reconnect(0).await?;
         Ok(client)
     }
@@ -141,9 +123,16 @@ impl RpcClient {
         }
     }
 
-    /// Sends one gossip message (stream kind `0x02`) to the server's gossip inbox, without
-    /// waiting for an answer. Returns once the message is handed to QUIC.
-    pub async fn send_gossip(&self, payload: Bytes) -> Result<(), RpcError> {
+    /// Sends one message of stream `kind` to the server's inbox for that kind (see
+    /// [`BoundServer::one_way_inbox`](crate::BoundServer::one_way_inbox)), on a
+    /// unidirectional stream of its own, without waiting for an answer. Returns once the
+    /// message is handed to QUIC: delivery is not confirmed, and a server without an inbox
+    /// for `kind` drops it. One-way streams do not count against the calls' stream limit.
+    ///
+    /// Fails at once if `kind` is reserved for the runtime or `payload` is larger than the
+    /// configured maximum message size.
+    pub async fn send_one_way(&self, kind: u8, payload: Bytes) -> Result<(), RpcError> {
+        one_way::check_kind(kind)?;
         let limit = self.inner.config.max_message_size;
         if payload.len() > limit {
             return Err(RpcError::MessageTooLarge {
@@ -151,15 +140,15 @@ impl RpcClient {
                 limit: limit as u64,
             });
         }
-        let (mut stream, _) = self.open_stream().await?;
-        let mut out = BytesMut::with_capacity(1 + 5 + payload.len());
-        out.put_u8(crate::frame::STREAM_KIND_GOSSIP);
-        crate::frame::put_frame(&mut out, FrameType::Data, &payload);
+        let mut header = BytesMut::with_capacity(1 + MAX_FRAME_HEADER_LEN);
+        header.put_u8(kind);
+        put_frame_header(&mut header, FrameType::Data, payload.len());
+        let (mut stream, _) = self.open(Handle::poll_open_send_stream).await?;
         stream
-            .send(out.freeze())
+            .send_vectored(&mut [header.freeze(), payload])
             .await
-            .map_err(crate::io::stream_error)?;
-        stream.finish().map_err(crate::io::stream_error)
+            .map_err(stream_error)?;
+        stream.finish().map_err(stream_error)
     }
 
     /// The server address this client talks to.
@@ -170,18 +159,6 @@ impl RpcClient {
     /// The client's configuration.
     pub fn config(&self) -> &RpcConfig {
         &self.inner.config
-    }
-
-    /// Makes an untyped unary call: `request` is sent as the message payload as is and the
-    /// response payload is returned as is. Typed clients are the usual way to call; this is
-    /// for bridges, proxies and tests of the wire.
-    pub async fn call_raw(
-        &self,
-        method: &str,
-        request: Bytes,
-        options: CallOptions,
-    ) -> Result<Bytes, RpcError> {
-        crate::call::raw_unary(self.clone(), method, request, options).await
     }
 
     fn current(&self) -> (u64, Option<Handle>) {
@@ -195,9 +172,17 @@ impl RpcClient {
     /// Opens a bidirectional stream for a call, reconnecting first if the connection is
     /// gone. Also returns the connection's handle, with which the call can be cancelled.
     pub(crate) async fn open_stream(&self) -> Result<(BidirectionalStream, Handle), RpcError> {
+        self.open(Handle::poll_open_bidirectional_stream).await
+    }
+
+    /// Opens a stream with `poll_open`, reconnecting first if the connection is gone.
+    async fn open<S>(
+        &self,
+        poll_open: impl Fn(&mut Handle, &mut Context<'_>) -> Poll<Result<S, ConnectionError>>,
+    ) -> Result<(S, Handle), RpcError> {
         let (generation, handle) = self.current();
         if let Some(mut handle) = handle {
-            match handle.open_bidirectional_stream().await {
+            match poll_fn(|cx| poll_open(&mut handle, cx)).await {
                 Ok(stream) => return Ok((stream, handle)),
                 Err(error) => debug!(%error, "connection lost; reconnecting"),
             }
@@ -205,12 +190,14 @@ impl RpcClient {
         // Opening a stream sends nothing to a handler, so a retry after reconnecting is safe.
         // Boxed: the rare reconnect would otherwise make every call's future larger.
         let mut handle = Box::pin(self.reconnect(generation)).await?;
-        let stream = handle.open_bidirectional_stream().await.map_err(|e| {
-            RpcError::unavailable(
-                "could not open a stream on a fresh connection",
-                Some(Box::new(e)),
-            )
-        })?;
+        let stream = poll_fn(|cx| poll_open(&mut handle, cx))
+            .await
+            .map_err(|e| {
+                RpcError::unavailable(
+                    "could not open a stream on a fresh connection",
+                    Some(Box::new(e)),
+                )
+            })?;
         Ok((stream, handle))
     }
 
@@ -302,29 +289,15 @@ impl Drop for Inner {
     }
 }
 
-fn resolve(addr: impl ToSocketAddrs) -> Result<SocketAddr, RpcError> {
-    addr.to_socket_addrs()
+/// Resolves a server address (an `ip:port`, or a `host:port` looked up without blocking
+/// the runtime) to the first address it names.
+async fn resolve(addr: impl ToSocketAddrs) -> Result<SocketAddr, RpcError> {
+    tokio::net::lookup_host(addr)
+        .await
         .map_err(|e| RpcError::config("cannot resolve the server address", e))?
         .next()
         .ok_or_else(|| RpcError::Config {
             message: "the server address resolves to nothing".into(),
             source: None,
         })
-}
-
-/// Writes the kind byte and the header frame of a request into `out`. The header carries
-/// the time left to the deadline as it was when the call started, so that building the
-/// request reads no clock again. The request goes out right after, except when the
-/// connection has to be made again first: the server's deadline is then later than the
-/// client's by that long, and the client still ends the call at its own.
-pub(crate) fn put_request_start(
-    out: &mut BytesMut,
-    method: &str,
-    deadline: Option<Deadline>,
-    metadata: &Metadata,
-) {
-    let remaining = deadline.map(|d| d.remaining);
-    out.put_u8(STREAM_KIND_RPC);
-    put_frame_header(out, FrameType::Header, request_header_len(method, metadata));
-    put_request_header(out, method, remaining, metadata);
 }

@@ -282,6 +282,17 @@ pub enum RpcError {
         /// The configured limit.
         limit: u64,
     },
+    /// A call's header could not be written: a method name, metadata key or value, or the
+    /// number of metadata entries is too large for its length field. Nothing was sent.
+    #[error("the call's {field} is {len} bytes, over the header's limit of {limit}")]
+    HeaderTooLarge {
+        /// Which part of the header.
+        field: &'static str,
+        /// Its length (bytes, or entries for the number of entries).
+        len: usize,
+        /// The most its length field can say.
+        limit: usize,
+    },
     /// A value could not be encoded to MessagePack.
     #[error("could not encode the message")]
     Encode(#[source] CodecError),
@@ -307,6 +318,7 @@ impl RpcError {
             RpcError::Cancelled => Code::Cancelled,
             RpcError::Unimplemented { .. } => Code::Unimplemented,
             RpcError::MessageTooLarge { .. } => Code::ResourceExhausted,
+            RpcError::HeaderTooLarge { .. } => Code::InvalidArgument,
             RpcError::Encode(_) => Code::Internal,
             RpcError::Decode(_) => Code::InvalidArgument,
             RpcError::Protocol(ProtocolError::FrameTooLarge { .. }) => Code::ResourceExhausted,

@@ -16,25 +16,23 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use crate::buffers;
 use crate::error::ProtocolError;
-use crate::pool;
 
-/// The first byte of a stream that carries an RPC call.
-pub const STREAM_KIND_RPC: u8 = 0x01;
-/// The first byte of a stream that carries cluster gossip.
-pub const STREAM_KIND_GOSSIP: u8 = 0x02;
+/// The first byte of a (bidirectional) stream that carries an RPC call.
+pub(crate) const STREAM_KIND_RPC: u8 = 0x01;
 /// The first byte of a unidirectional stream that cancels a call.
-pub const STREAM_KIND_CANCEL: u8 = 0x03;
+pub(crate) const STREAM_KIND_CANCEL: u8 = 0x03;
 
 /// The most bytes a frame header takes: the type byte and a five-byte length.
-pub const MAX_FRAME_HEADER_LEN: usize = 1 + MAX_VARINT_LEN;
+pub(crate) const MAX_FRAME_HEADER_LEN: usize = 1 + MAX_VARINT_LEN;
 
 /// The most bytes a frame length takes.
 const MAX_VARINT_LEN: usize = 5;
 
 /// The type of a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FrameType {
+pub(crate) enum FrameType {
     /// The request header: method, deadline, metadata. First frame of every request.
     Header,
     /// One message, MessagePack-encoded.
@@ -47,7 +45,7 @@ pub enum FrameType {
 
 impl FrameType {
     /// The type byte on the wire.
-    pub fn as_u8(self) -> u8 {
+    pub(crate) fn as_u8(self) -> u8 {
         match self {
             FrameType::Header => 0x01,
             FrameType::Data => 0x02,
@@ -67,7 +65,7 @@ impl FrameType {
     }
 
     /// A name for error messages.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             FrameType::Header => "header",
             FrameType::Data => "data",
@@ -79,11 +77,11 @@ impl FrameType {
 
 /// One decoded frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame {
+pub(crate) struct Frame {
     /// The frame's type.
-    pub kind: FrameType,
+    pub(crate) kind: FrameType,
     /// The frame's payload.
-    pub payload: Bytes,
+    pub(crate) payload: Bytes,
 }
 
 /// The header of a frame of `kind` whose payload is `len` bytes, and how many of its bytes
@@ -92,7 +90,7 @@ pub struct Frame {
 /// The caller checks `len` against the message limit; a length that does not fit in 32 bits
 /// is a bug in the caller, so it is clamped rather than silently wrapped.
 #[inline]
-pub fn frame_header(kind: FrameType, len: usize) -> ([u8; MAX_FRAME_HEADER_LEN], usize) {
+pub(crate) fn frame_header(kind: FrameType, len: usize) -> ([u8; MAX_FRAME_HEADER_LEN], usize) {
     let mut value = u32::try_from(len).unwrap_or(u32::MAX);
     let mut header = [kind.as_u8(), 0, 0, 0, 0, 0];
     let mut at = 1;
@@ -107,7 +105,7 @@ pub fn frame_header(kind: FrameType, len: usize) -> ([u8; MAX_FRAME_HEADER_LEN],
 
 /// Appends a frame header for a payload of `len` bytes to `out`.
 #[inline]
-pub fn put_frame_header(out: &mut impl BufMut, kind: FrameType, len: usize) {
+pub(crate) fn put_frame_header(out: &mut impl BufMut, kind: FrameType, len: usize) {
     let (header, used) = frame_header(kind, len);
     // One append of the whole header: a frame per streamed item makes this hot.
     out.put_slice(&header[..used]);
@@ -135,7 +133,7 @@ pub(crate) fn padded_frame_header(kind: FrameType, len: usize) -> [u8; MAX_FRAME
 /// not know is refused from its first byte, a length longer than five bytes or above 32
 /// bits as soon as that is clear.
 #[inline]
-pub fn parse_frame_header(
+pub(crate) fn parse_frame_header(
     bytes: &[u8],
 ) -> Result<Option<(FrameType, usize, usize)>, ProtocolError> {
     let Some((&kind, rest)) = bytes.split_first() else {
@@ -165,7 +163,7 @@ pub fn parse_frame_header(
 }
 
 /// Appends a whole frame to `out`.
-pub fn put_frame(out: &mut impl BufMut, kind: FrameType, payload: &[u8]) {
+pub(crate) fn put_frame(out: &mut impl BufMut, kind: FrameType, payload: &[u8]) {
     put_frame_header(out, kind, payload.len());
     out.put_slice(payload);
 }
@@ -175,7 +173,7 @@ pub fn put_frame(out: &mut impl BufMut, kind: FrameType, payload: &[u8]) {
 /// Frames that arrive whole inside one received chunk are returned as slices of that chunk
 /// (no copy); only a frame split across chunks is assembled in a buffer of its own.
 #[derive(Debug)]
-pub struct FrameDecoder {
+pub(crate) struct FrameDecoder {
     /// The unread rest of the latest chunk, while no frame is being assembled.
     current: Bytes,
     /// A frame spanning chunks being put together: boxed, so that the decoder every call's
@@ -219,7 +217,7 @@ impl Assembly {
 
 impl FrameDecoder {
     /// A decoder that refuses frames whose payload exceeds `max_frame_len` bytes.
-    pub fn new(max_frame_len: usize) -> Self {
+    pub(crate) fn new(max_frame_len: usize) -> Self {
         FrameDecoder {
             current: Bytes::new(),
             assembly: None,
@@ -228,12 +226,13 @@ impl FrameDecoder {
     }
 
     /// Feeds bytes received from the stream.
-    pub fn push(&mut self, chunk: &[u8]) {
+    #[cfg(test)]
+    pub(crate) fn push(&mut self, chunk: &[u8]) {
         self.push_bytes(Bytes::copy_from_slice(chunk));
     }
 
     /// Feeds an owned chunk. Whole frames inside it will be returned without copying.
-    pub fn push_bytes(&mut self, chunk: Bytes) {
+    pub(crate) fn push_bytes(&mut self, chunk: Bytes) {
         if chunk.is_empty() {
             return;
         }
@@ -252,12 +251,13 @@ impl FrameDecoder {
     }
 
     /// The number of bytes buffered but not yet returned as frames.
-    pub fn buffered(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn buffered(&self) -> usize {
         self.current.len() + self.assembly.as_deref().map_or(0, Assembly::len)
     }
 
     /// Whether the decoder is between frames (no partial frame buffered).
-    pub fn is_idle(&self) -> bool {
+    pub(crate) fn is_idle(&self) -> bool {
         self.current.is_empty() && !self.assembling()
     }
 
@@ -274,7 +274,7 @@ impl FrameDecoder {
     ///
     /// [`next_frame`]: Self::next_frame
     #[inline]
-    pub fn decode_data_in_place<R>(
+    pub(crate) fn decode_data_in_place<R>(
         &mut self,
         decode: impl FnOnce(&Bytes, std::ops::Range<usize>) -> Option<R>,
     ) -> Option<R> {
@@ -294,7 +294,7 @@ impl FrameDecoder {
     /// request (data, end) and its reply (data, status) nearly always arrive so.
     ///
     /// [`next_frame`]: Self::next_frame
-    pub fn take_last_pair(
+    pub(crate) fn take_last_pair(
         &mut self,
         first: FrameType,
         second: FrameType,
@@ -334,7 +334,7 @@ impl FrameDecoder {
     /// The next complete frame, `Ok(None)` if more bytes are needed, or an error if the bytes
     /// break the framing (unknown type, length over the limit). After an error the decoder
     /// must not be used again: the stream is out of sync.
-    pub fn next_frame(&mut self) -> Result<Option<Frame>, ProtocolError> {
+    pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, ProtocolError> {
         if !self.assembling() {
             // Fast path: a whole frame inside the current chunk is a slice of it.
             if let Some((kind, head, len)) = checked_header(&self.current, self.max_frame_len)? {
@@ -367,9 +367,9 @@ impl FrameDecoder {
                 };
                 assembly.partial.clear();
                 // Reserve only what the announced (and already checked) frame needs; a
-                // large frame goes to a reused buffer (see `crate::pool`).
-                if len >= pool::POOLED_FROM {
-                    assembly.large = Some(pool::take(len));
+                // large frame goes to a reused buffer (see `crate::buffers`).
+                if len >= buffers::POOLED_FROM {
+                    assembly.large = Some(buffers::take(len));
                 } else {
                     assembly.partial.reserve(len);
                 }
@@ -383,7 +383,7 @@ impl FrameDecoder {
         }
         assembly.pending = None;
         let payload = match assembly.large.take() {
-            Some(large) => pool::share(large),
+            Some(large) => buffers::share(large),
             None => assembly.partial.split().freeze(),
         };
         Ok(Some(Frame { kind, payload }))
@@ -443,7 +443,7 @@ mod tests {
         assert_eq!(&first[..], &big[..]);
         let at = first.as_ptr();
         drop(first);
-        assert!(pool::idle_bytes() >= 777_777);
+        assert!(buffers::idle_bytes() >= 777_777);
         let second = assemble();
         assert_eq!(&second[..], &big[..]);
         assert_eq!(

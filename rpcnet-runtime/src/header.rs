@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use crate::error::{Code, ProtocolError, Status};
+use crate::context::Deadline;
+use crate::error::{Code, ProtocolError, RpcError, Status};
+use crate::frame::{put_frame_header, FrameType, STREAM_KIND_RPC};
 
 /// Key/value metadata sent with a call's header (like HTTP headers). Keys are UTF-8 strings,
 /// values are bytes. Order is kept; a key may repeat.
@@ -74,30 +76,65 @@ impl RequestHeader {
 }
 
 /// Appends the header payload: `method_len:u16 method deadline_us:u64 count:u16
-/// (key_len:u16 key value_len:u32 value)*`. A deadline of 0 means none.
-pub(crate) fn put_request_header(
+/// (key_len:u16 key value_len:u32 value)*`. A deadline of 0 means none. Fails, leaving `out`
+/// as it was, when the method, a key, a value or the number of entries does not fit its
+/// length field.
+#[cfg(test)]
+fn put_request_header(
+    out: &mut BytesMut,
+    method: &str,
+    deadline: Option<Duration>,
+    metadata: &Metadata,
+) -> Result<(), RpcError> {
+    check_header(method, metadata)?;
+    write_request_header(out, method, deadline, metadata);
+    Ok(())
+}
+
+/// Appends a header payload whose lengths [`check_header`] has accepted.
+fn write_request_header(
     out: &mut BytesMut,
     method: &str,
     deadline: Option<Duration>,
     metadata: &Metadata,
 ) {
-    let method = truncate(method.as_bytes(), usize::from(u16::MAX));
     out.put_u16(method.len() as u16);
-    out.put_slice(method);
+    out.put_slice(method.as_bytes());
     let micros = deadline.map_or(0, |d| {
         u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
     });
     out.put_u64(micros);
-    let count = metadata.entries.len().min(usize::from(u16::MAX));
-    out.put_u16(count as u16);
-    for (key, value) in metadata.entries.iter().take(count) {
-        let key = truncate(key.as_bytes(), usize::from(u16::MAX));
+    out.put_u16(metadata.entries.len() as u16);
+    for (key, value) in &metadata.entries {
         out.put_u16(key.len() as u16);
-        out.put_slice(key);
-        let value = truncate(value, u32::MAX as usize);
+        out.put_slice(key.as_bytes());
         out.put_u32(value.len() as u32);
         out.put_slice(value);
     }
+}
+
+/// Checks every length of a request header against its field's width.
+fn check_header(method: &str, metadata: &Metadata) -> Result<(), RpcError> {
+    const U16: usize = u16::MAX as usize;
+    const U32: usize = u32::MAX as usize;
+    let too_large = |field: &'static str, len: usize, limit: usize| {
+        Err(RpcError::HeaderTooLarge { field, len, limit })
+    };
+    if method.len() > U16 {
+        return too_large("method name", method.len(), U16);
+    }
+    if metadata.entries.len() > U16 {
+        return too_large("number of metadata entries", metadata.entries.len(), U16);
+    }
+    for (key, value) in &metadata.entries {
+        if key.len() > U16 {
+            return too_large("metadata key", key.len(), U16);
+        }
+        if value.len() > U32 {
+            return too_large("metadata value", value.len(), U32);
+        }
+    }
+    Ok(())
 }
 
 /// The encoded size of a request header payload.
@@ -112,8 +149,38 @@ pub(crate) fn request_header_len(method: &str, metadata: &Metadata) -> usize {
             .sum::<usize>()
 }
 
-fn truncate(bytes: &[u8], max: usize) -> &[u8] {
-    &bytes[..bytes.len().min(max)]
+/// Writes the kind byte and the header frame of a request into `out`. The header carries
+/// the time left to the deadline as it was when the call started, so that building the
+/// request reads no clock again. The request goes out right after, except when the
+/// connection has to be made again first: the server's deadline is then later than the
+/// client's by that long, and the client still ends the call at its own.
+pub(crate) fn put_request_start(
+    out: &mut BytesMut,
+    method: &str,
+    deadline: Option<Deadline>,
+    metadata: &Metadata,
+) -> Result<(), RpcError> {
+    check_header(method, metadata)?;
+    let remaining = deadline.map(|d| d.remaining);
+    out.put_u8(STREAM_KIND_RPC);
+    put_frame_header(out, FrameType::Header, request_header_len(method, metadata));
+    write_request_header(out, method, remaining, metadata);
+    Ok(())
+}
+
+/// The longest status message sent; a longer one is cut at a character boundary.
+const MAX_STATUS_MESSAGE: usize = 64 * 1024;
+
+/// `message` cut to at most [`MAX_STATUS_MESSAGE`] bytes, at a character boundary.
+fn status_message(message: &str) -> &str {
+    if message.len() <= MAX_STATUS_MESSAGE {
+        return message;
+    }
+    let mut end = MAX_STATUS_MESSAGE;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    &message[..end]
 }
 
 const HEADER: &str = "header";
@@ -126,20 +193,6 @@ fn take(buf: &mut Bytes, len: usize, frame: &'static str) -> Result<Bytes, Proto
     Ok(buf.split_to(len))
 }
 
-fn take_u16(buf: &mut Bytes, frame: &'static str) -> Result<u16, ProtocolError> {
-    if buf.remaining() < 2 {
-        return Err(ProtocolError::Malformed(frame));
-    }
-    Ok(buf.get_u16())
-}
-
-fn take_u32(buf: &mut Bytes, frame: &'static str) -> Result<u32, ProtocolError> {
-    if buf.remaining() < 4 {
-        return Err(ProtocolError::Malformed(frame));
-    }
-    Ok(buf.get_u32())
-}
-
 fn take_string(buf: &mut Bytes, len: usize, frame: &'static str) -> Result<String, ProtocolError> {
     let bytes = take(buf, len, frame)?;
     String::from_utf8(bytes.to_vec()).map_err(|_| ProtocolError::Malformed(frame))
@@ -148,19 +201,28 @@ fn take_string(buf: &mut Bytes, len: usize, frame: &'static str) -> Result<Strin
 /// Parses a header payload. Every length is checked against the bytes actually present, so
 /// a lying length cannot make it allocate more than the frame it came in.
 pub(crate) fn parse_request_header(mut buf: Bytes) -> Result<RequestHeader, ProtocolError> {
-    let method_len = usize::from(take_u16(&mut buf, HEADER)?);
+    let method_len = usize::from(
+        buf.try_get_u16()
+            .map_err(|_| ProtocolError::Malformed(HEADER))?,
+    );
     let method = take(&mut buf, method_len, HEADER)?;
-    if buf.remaining() < 8 {
-        return Err(ProtocolError::Malformed(HEADER));
-    }
-    let micros = buf.get_u64();
+    let micros = buf
+        .try_get_u64()
+        .map_err(|_| ProtocolError::Malformed(HEADER))?;
     let deadline = (micros != 0).then(|| Duration::from_micros(micros));
-    let count = take_u16(&mut buf, HEADER)?;
+    let count = buf
+        .try_get_u16()
+        .map_err(|_| ProtocolError::Malformed(HEADER))?;
     let mut metadata = Metadata::new();
     for _ in 0..count {
-        let key_len = usize::from(take_u16(&mut buf, HEADER)?);
+        let key_len = usize::from(
+            buf.try_get_u16()
+                .map_err(|_| ProtocolError::Malformed(HEADER))?,
+        );
         let key = take_string(&mut buf, key_len, HEADER)?;
-        let value_len = take_u32(&mut buf, HEADER)? as usize;
+        let value_len = buf
+            .try_get_u32()
+            .map_err(|_| ProtocolError::Malformed(HEADER))? as usize;
         let value = take(&mut buf, value_len, HEADER)?;
         metadata.entries.push((key, value));
     }
@@ -177,21 +239,26 @@ pub(crate) fn parse_request_header(mut buf: Bytes) -> Result<RequestHeader, Prot
 /// Appends a status payload: `code:u16 message_len:u32 message details`.
 pub(crate) fn put_status(out: &mut impl BufMut, status: &Status) {
     out.put_u16(status.code().as_u16());
-    let message = truncate(status.message().as_bytes(), 64 * 1024);
+    let message = status_message(status.message());
     out.put_u32(message.len() as u32);
-    out.put_slice(message);
+    out.put_slice(message.as_bytes());
     out.put_slice(status.details());
 }
 
 /// The encoded size of a status payload.
 pub(crate) fn status_len(status: &Status) -> usize {
-    2 + 4 + status.message().len().min(64 * 1024) + status.details().len()
+    2 + 4 + status_message(status.message()).len() + status.details().len()
 }
 
 /// Parses a status payload.
 pub(crate) fn parse_status(mut buf: Bytes) -> Result<Status, ProtocolError> {
-    let code = Code::from_u16(take_u16(&mut buf, STATUS)?);
-    let message_len = take_u32(&mut buf, STATUS)? as usize;
+    let code = Code::from_u16(
+        buf.try_get_u16()
+            .map_err(|_| ProtocolError::Malformed(STATUS))?,
+    );
+    let message_len = buf
+        .try_get_u32()
+        .map_err(|_| ProtocolError::Malformed(STATUS))? as usize;
     let message = take(&mut buf, message_len, STATUS)?;
     let message = String::from_utf8_lossy(&message).into_owned();
     Ok(Status::new(code, message).with_details(buf))
@@ -209,7 +276,7 @@ mod tests {
         metadata.insert("empty", Bytes::new());
         let mut out = BytesMut::new();
         let deadline = Some(Duration::from_millis(1500));
-        put_request_header(&mut out, "Calculator.add", deadline, &metadata);
+        put_request_header(&mut out, "Calculator.add", deadline, &metadata).expect("fits");
         assert_eq!(out.len(), request_header_len("Calculator.add", &metadata));
         let header = parse_request_header(out.freeze()).expect("valid");
         assert_eq!(header.method(), "Calculator.add");
@@ -226,9 +293,63 @@ mod tests {
             "a",
             Some(Duration::from_nanos(1)),
             &Metadata::new(),
-        );
+        )
+        .expect("fits");
         let header = parse_request_header(out.freeze()).expect("valid");
         assert_eq!(header.deadline, Some(Duration::from_micros(1)));
+    }
+
+    fn refused_field(method: &str, metadata: &Metadata) -> Option<&'static str> {
+        let mut out = BytesMut::from(&b"kept"[..]);
+        let result = put_request_start(&mut out, method, None, metadata);
+        match result {
+            Err(RpcError::HeaderTooLarge { field, .. }) => {
+                assert!(&out[..] == b"kept", "a refused header writes nothing");
+                Some(field)
+            }
+            Err(other) => panic!("unexpected error: {other}"),
+            Ok(()) => None,
+        }
+    }
+
+    #[test]
+    fn a_header_whose_lengths_do_not_fit_their_fields_is_refused_before_writing() {
+        let long = "x".repeat(usize::from(u16::MAX) + 1);
+        assert_eq!(refused_field(&long, &Metadata::new()), Some("method name"));
+        let mut metadata = Metadata::new();
+        metadata.insert(long.clone(), Bytes::new());
+        assert_eq!(refused_field("S.m", &metadata), Some("metadata key"));
+        let mut metadata = Metadata::new();
+        for _ in 0..=u16::MAX {
+            metadata.insert("k", Bytes::new());
+        }
+        assert_eq!(
+            refused_field("S.m", &metadata),
+            Some("number of metadata entries")
+        );
+        // The largest that fits is written, and its length is what the frame announced.
+        let longest = "x".repeat(usize::from(u16::MAX));
+        let mut metadata = Metadata::new();
+        metadata.insert(longest.clone(), Bytes::from_static(b"v"));
+        assert_eq!(refused_field(&longest, &metadata), None);
+        let mut out = BytesMut::new();
+        put_request_header(&mut out, &longest, None, &metadata).expect("fits");
+        assert_eq!(out.len(), request_header_len(&longest, &metadata));
+        let header = parse_request_header(out.freeze()).expect("valid");
+        assert_eq!(header.method(), longest);
+    }
+
+    #[test]
+    fn a_long_status_message_is_cut_at_a_character_boundary() {
+        // 'é' is two bytes: the limit falls in the middle of one.
+        let message = format!("a{}", "é".repeat(MAX_STATUS_MESSAGE));
+        let status = Status::new(Code::Internal, message.clone());
+        let mut out = BytesMut::new();
+        put_status(&mut out, &status);
+        assert_eq!(out.len(), status_len(&status));
+        let parsed = parse_status(out.freeze()).expect("valid");
+        assert_eq!(parsed.message().len(), MAX_STATUS_MESSAGE - 1);
+        assert!(message.starts_with(parsed.message()));
     }
 
     #[test]
@@ -286,7 +407,8 @@ mod tests {
             "Calculator.add",
             Some(Duration::from_secs(5)),
             &metadata,
-        );
+        )
+        .expect("fits");
         put_message(
             &mut request,
             FrameType::Data,

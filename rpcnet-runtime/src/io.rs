@@ -179,6 +179,14 @@ impl FrameReader {
         poll_fn(|cx| self.poll_frame(cx)).await
     }
 
+    /// Hands the reader bytes already taken from its stream (the rest of a first chunk whose
+    /// kind byte the caller read).
+    pub(crate) fn push_received(&mut self, chunk: Bytes) {
+        if !chunk.is_empty() {
+            self.decoder.push_bytes(chunk);
+        }
+    }
+
     /// Reads the stream-kind byte that opens every stream.
     pub(crate) async fn read_kind(&mut self) -> Result<Option<u8>, RpcError> {
         loop {

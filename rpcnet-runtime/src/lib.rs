@@ -1,39 +1,55 @@
 //! The runtime of [rpcnet](https://docs.rs/rpcnet): QUIC transport (s2n-quic, TLS 1.3), the
 //! `rpcnet/1` wire format, MessagePack codec, clients, servers, the four call kinds,
-//! deadlines, cancellation and typed errors.
+//! deadlines, cancellation, typed errors, and one-way messages for layers above (such as
+//! a cluster's gossip).
 //!
-//! Most users depend on the `rpcnet` facade crate, which re-exports everything here and adds
-//! the `#[rpcnet::service]` macro. The wire format is documented byte by byte in
-//! `PROTOCOL.md` at the repository root.
+//! Most users depend on the `rpcnet` facade crate, which re-exports the items of this
+//! crate that services and their callers use and adds the `#[rpcnet::service]` macro. The
+//! wire format is documented byte by byte in `PROTOCOL.md` at the repository root.
+//!
+//! The modules, from the wire up:
+//!
+//! - `frame`, `header`, `codec`, `payload`: the wire format and the message codec.
+//! - `io`, `buffers`, `deadline`, `cancel`, `transport`: reading frames from QUIC streams,
+//!   reused buffers, bounding futures by deadlines, cancels, endpoints from a config.
+//! - `client` (connections), `call` (the four call kinds on them), `one_way`.
+//! - `server`, `handler`, `context`: serving calls.
+//! - `config`, `error`: what users configure and what they get back.
 
+mod buffers;
 mod call;
 mod cancel;
 mod client;
 mod codec;
 mod config;
 mod context;
+mod deadline;
 mod error;
-pub mod frame;
-mod gossip;
+mod frame;
 mod handler;
-mod hash;
 mod header;
 mod io;
+mod one_way;
 mod payload;
-mod pool;
 mod server;
 mod transport;
 
 pub use call::{
-    BidiStreamingCall, ClientStreamingCall, ResponseStream, ServerStreamingCall, UnaryCall,
+    BidiStreamingCall, CallOptions, ClientStreamingCall, ResponseStream, ServerStreamingCall,
+    UnaryCall,
 };
-pub use client::{CallOptions, ClientEndpoint, RpcClient};
+pub use client::{ClientEndpoint, RpcClient};
 pub use config::{RpcConfig, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_MTU};
 pub use context::CallContext;
 pub use error::{BoxError, CallError, Code, CodecError, Never, ProtocolError, RpcError, Status};
-pub use gossip::{GossipInbox, GossipMessage};
 pub use handler::{MethodHandler, MethodKind, MethodTable, RequestStream, Service};
 pub use header::Metadata;
+pub use one_way::{OneWayInbox, OneWayMessage, FIRST_ONE_WAY_KIND};
 pub use payload::Payload;
 pub use server::{BoundServer, RpcServer, ShutdownHandle};
 pub use transport::ALPN;
+
+/// What [`RpcClient::connect`] accepts as a server address (`"127.0.0.1:8090"`,
+/// `"host:port"`, a `SocketAddr`, …): tokio's, so host names are resolved without blocking
+/// the runtime.
+pub use tokio::net::ToSocketAddrs;

@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
-use rpcnet_runtime::{ClientEndpoint, GossipInbox, GossipMessage, RpcClient, RpcConfig};
+use rpcnet_runtime::{ClientEndpoint, OneWayInbox, OneWayMessage, RpcClient, RpcConfig};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tracing::{debug, trace, Instrument};
 
-use super::{envelope, ClusterError, Command, NodeConfig};
+use super::envelope::{self, GOSSIP_STREAM_KIND};
+use super::{ClusterError, Command, NodeConfig};
 use crate::member::Member;
 use crate::swim::{Swim, Transmit};
 use crate::ClusterEvent;
@@ -81,7 +82,7 @@ impl Driver {
 
     pub(super) async fn run(
         mut self,
-        mut inbox: GossipInbox,
+        mut inbox: OneWayInbox,
         mut commands: mpsc::UnboundedReceiver<Command>,
     ) {
         let span =
@@ -162,7 +163,7 @@ impl Driver {
         self.joined = true;
     }
 
-    fn on_gossip(&mut self, message: GossipMessage) {
+    fn on_gossip(&mut self, message: OneWayMessage) {
         match envelope::open(&message.payload) {
             Ok((from, msg)) => {
                 trace!(%from, kind = ?msg.kind(), "gossip received");
@@ -219,7 +220,9 @@ impl Driver {
             .clone();
         let timeout = self.send_timeout;
         tokio::spawn(async move {
-            match tokio::time::timeout(timeout, client.send_gossip(payload)).await {
+            match tokio::time::timeout(timeout, client.send_one_way(GOSSIP_STREAM_KIND, payload))
+                .await
+            {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => trace!(to = %client.server_addr(), %error, "gossip send failed"),
                 Err(_) => trace!(to = %client.server_addr(), "gossip send timed out"),

@@ -1,4 +1,5 @@
-//! The gossip envelope: what a node puts in a gossip stream (kind `0x02`).
+//! The gossip envelope: what a node sends as a one-way message of stream kind
+//! [`GOSSIP_STREAM_KIND`] on the rpcnet endpoint of the node it gossips with.
 //!
 //! ```text
 //! version:u8 (= 1)  addr_len:u8  addr:[u8; addr_len] (UTF-8 "ip:port")  message (SWIM encoding)
@@ -15,6 +16,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::swim::message::{DecodeError, Message};
 
 const ENVELOPE_VERSION: u8 = 1;
+
+/// The stream kind of gossip: the runtime hands one-way messages of this kind to the
+/// node's inbox (`BoundServer::one_way_inbox`).
+pub const GOSSIP_STREAM_KIND: u8 = 0x10;
 
 /// Why an envelope could not be opened.
 #[derive(Debug, thiserror::Error)]

@@ -1,10 +1,15 @@
 //! The tokio shell: one task owns the [`Swim`](crate::Swim) core and drives it over the
 //! node's rpcnet QUIC endpoint; [`Cluster`] is the cheap-to-clone handle to it.
 //!
-//! Gossip travels on stream kind `0x02` of the same QUIC endpoint that serves the node's
-//! RPCs: one UDP port per node for everything it receives, authenticated by the same TLS
-//! configuration. Outgoing gossip leaves through one client endpoint shared by all of the
-//! node's peer connections.
+//! Gossip travels as one-way messages (unidirectional QUIC streams of kind `0x10`) on the
+//! same QUIC endpoint that serves the node's RPCs: one UDP port per node for everything it
+//! receives, encrypted by the same TLS configuration. Gossip streams are not calls: they
+//! do not count against the server's calls in flight or its limit on concurrent calls.
+//! Outgoing gossip leaves through one client endpoint shared by all of the node's peer
+//! connections.
+//!
+//! TLS as configured here authenticates the server to the client, not the sender of
+//! gossip to its receiver: any peer that can complete a handshake can send gossip.
 
 mod driver;
 mod envelope;
@@ -21,6 +26,7 @@ use crate::config::ClusterConfig;
 use crate::member::{Member, MemberState, NodeId};
 use crate::tags::{Tags, TagsTooLarge};
 
+pub use envelope::GOSSIP_STREAM_KIND;
 pub use events::ClusterEvents;
 
 /// Received gossip waiting for the node task, at most (bytes); more is dropped.
@@ -95,8 +101,9 @@ pub enum ClusterError {
     /// The node has left the cluster or its task has stopped.
     #[error("the cluster node has stopped")]
     Stopped,
-    /// The node's QUIC client endpoint could not be started.
-    #[error("could not start the node's QUIC client endpoint")]
+    /// The node's QUIC client endpoint, or its gossip inbox on the server, could not be
+    /// set up.
+    #[error("could not set up the node's gossip transport")]
     Transport(#[source] RpcError),
     /// The address to advertise is not usable (for example `0.0.0.0`).
     #[error("cannot advertise {0}: set NodeConfig::with_advertise_addr")]
@@ -142,7 +149,13 @@ impl Cluster {
             return Err(ClusterError::Unadvertisable(addr));
         }
         let endpoint = ClientEndpoint::new(rpc).map_err(ClusterError::Transport)?;
-        let inbox = server.gossip_inbox(config.inbox_capacity, MAX_INBOX_BYTES);
+        let inbox = server
+            .one_way_inbox(
+                envelope::GOSSIP_STREAM_KIND,
+                config.inbox_capacity,
+                MAX_INBOX_BYTES,
+            )
+            .map_err(ClusterError::Transport)?;
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (members_tx, members) = watch::channel(Arc::new(Vec::new()));
         let id = config.id.clone();
@@ -232,7 +245,8 @@ impl Cluster {
         }
     }
 
-    /// Whether `member` is in a live state in this node's view.
+    /// Whether the member with this id is alive or suspected (not failed, not left) in
+    /// this node's view.
     pub fn is_alive(&self, id: &str) -> bool {
         self.member(id)
             .is_some_and(|m| matches!(m.state(), MemberState::Alive | MemberState::Suspect))

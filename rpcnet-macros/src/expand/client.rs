@@ -40,7 +40,7 @@ pub(crate) fn client(service: &Service) -> TokenStream {
         impl #client {
             #[doc = #connect_doc]
             pub async fn connect(
-                addr: impl ::std::net::ToSocketAddrs,
+                addr: impl #krate::__private::ToSocketAddrs,
                 config: #krate::__private::RpcConfig,
             ) -> ::core::result::Result<Self, #krate::__private::RpcError> {
                 ::core::result::Result::Ok(Self::from_client(

@@ -1,14 +1,12 @@
 //! The four call kinds, typed errors, deadlines, cancellation and unknown methods, over
 //! real QUIC on loopback, using the runtime's typed handler and call builders directly.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::{client, config, start, PATIENCE};
 use bytes::Bytes;
-use common::{client, config, start, PATIENCE};
 use futures::{stream, StreamExt};
 use rpcnet_runtime::{
     BidiStreamingCall, CallContext, CallError, CallOptions, ClientStreamingCall, Code,
@@ -77,44 +75,6 @@ fn math_server() -> RpcServer {
         }),
     );
     server
-}
-
-#[tokio::test]
-async fn unary_call_returns_the_typed_response() {
-    let server = start(math_server());
-    let client = client(server.addr).await;
-    let sum: i64 = UnaryCall::<_, i64, MathError>::new(client, "Math.add", Add { a: 2, b: 40 })
-        .await
-        .expect("call succeeds");
-    assert_eq!(sum, 42);
-}
-
-#[tokio::test]
-async fn application_error_arrives_typed() {
-    let server = start(math_server());
-    let client = client(server.addr).await;
-    let error = UnaryCall::<_, i64, MathError>::new(client, "Math.add", Add { a: i64::MAX, b: 1 })
-        .await
-        .expect_err("overflows");
-    assert!(
-        matches!(error, CallError::Application(MathError::Overflow)),
-        "{error:?}"
-    );
-    assert_eq!(error.code(), Code::Application);
-}
-
-#[tokio::test]
-async fn server_streaming_delivers_every_item_in_order() {
-    let server = start(math_server());
-    let client = client(server.addr).await;
-    let items: Vec<u32> =
-        ServerStreamingCall::<_, u32, MathError>::new(client, "Math.count", 5000u32)
-            .await
-            .expect("call starts")
-            .map(|item| item.expect("item"))
-            .collect()
-            .await;
-    assert_eq!(items, (0..5000).collect::<Vec<_>>());
 }
 
 #[tokio::test]
@@ -198,17 +158,6 @@ async fn client_streaming_sums_every_request() {
         .await
         .expect("call succeeds");
     assert_eq!(total, 50_005_000);
-}
-
-#[tokio::test]
-async fn client_streaming_application_error_arrives_typed() {
-    let server = start(math_server());
-    let client = client(server.addr).await;
-    let numbers = stream::iter([i64::MAX, 1]);
-    let error = ClientStreamingCall::<_, i64, MathError>::new(client, "Math.sum", numbers)
-        .await
-        .expect_err("overflows");
-    assert!(matches!(error, CallError::Application(MathError::Overflow)));
 }
 
 #[tokio::test]
@@ -414,8 +363,8 @@ async fn handlers_see_metadata_peer_and_deadline_through_the_context() {
             "Ctx.inspect",
             Bytes::new(),
             CallOptions::default()
-                .with_timeout(Duration::from_secs(5))
-                .with_metadata("tenant", Bytes::from_static(b"acme")),
+                .timeout(Duration::from_secs(5))
+                .metadata("tenant", Bytes::from_static(b"acme")),
         )
         .await
         .expect("call succeeds");

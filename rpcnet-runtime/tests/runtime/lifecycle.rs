@@ -1,12 +1,10 @@
 //! Backpressure, limits, reconnection and graceful shutdown over real QUIC on loopback.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{client, config, start, PATIENCE};
+use crate::support::{client, config, start, wait_for, PATIENCE};
 use futures::{stream, StreamExt};
 use rpcnet_runtime::{
     CallError, Code, MethodHandler, RpcClient, RpcError, RpcServer, ServerStreamingCall, UnaryCall,
@@ -17,17 +15,6 @@ use serde::{Deserialize, Serialize};
 struct Chunk {
     #[serde(with = "serde_bytes")]
     bytes: Vec<u8>,
-}
-
-async fn wait_for(mut condition: impl FnMut() -> bool, what: &str) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test]
@@ -264,13 +251,20 @@ async fn graceful_shutdown_lets_the_in_flight_call_finish() {
 }
 
 #[tokio::test]
-async fn shutdown_closes_calls_that_outlast_the_grace_period() {
+async fn shutdown_waits_out_the_grace_it_was_given_then_closes_calls_that_outlast_it() {
+    const GRACE: Duration = Duration::from_millis(200);
+    let started = Arc::new(AtomicUsize::new(0));
+    let flag = Arc::clone(&started);
     let mut server = RpcServer::new(config("127.0.0.1:0"));
     server.register_handler(
         "Slow.forever",
-        MethodHandler::unary(|(): ()| async move {
-            tokio::time::sleep(Duration::from_secs(600)).await;
-            Ok::<_, ()>(())
+        MethodHandler::unary(move |(): ()| {
+            let flag = Arc::clone(&flag);
+            async move {
+                flag.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_secs(600)).await;
+                Ok::<_, ()>(())
+            }
         }),
     );
     let server = start(server);
@@ -278,13 +272,25 @@ async fn shutdown_closes_calls_that_outlast_the_grace_period() {
     let call = tokio::spawn(std::future::IntoFuture::into_future(
         UnaryCall::<_, (), ()>::new(client, "Slow.forever", ()),
     ));
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    server.shutdown.shutdown(Duration::from_millis(200));
+    wait_for(
+        || started.load(Ordering::SeqCst) == 1,
+        "the handler to start",
+    )
+    .await;
+    let asked = tokio::time::Instant::now();
+    server.shutdown.shutdown(GRACE);
     tokio::time::timeout(PATIENCE, server.task)
         .await
         .expect("serve returns after the grace period")
         .expect("task")
         .expect("clean stop");
+    let took = asked.elapsed();
+    // The default grace is 10 s: a shutdown that ignored the one it was given would take
+    // that long.
+    assert!(
+        took >= GRACE && took < Duration::from_secs(1),
+        "serve returned {took:?} after a shutdown with {GRACE:?} of grace"
+    );
     let error = tokio::time::timeout(PATIENCE, call)
         .await
         .expect("the call ends")

@@ -1,0 +1,104 @@
+//! What every call carries besides its messages: the client, the method and the options
+//! (deadline, metadata), and the builder methods that set them.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::client::RpcClient;
+use crate::context::{effective_deadline, Deadline};
+use crate::header::Metadata;
+
+/// Per-call options: a deadline override and metadata. The call builders take the same
+/// settings one by one ([`UnaryCall::timeout`](crate::UnaryCall::timeout), …);
+/// [`RpcClient::call_raw`] takes them whole.
+#[derive(Debug, Clone, Default)]
+pub struct CallOptions {
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) metadata: Metadata,
+}
+
+impl CallOptions {
+    /// Sets the call's timeout, overriding the client's default deadline. A call made while
+    /// serving another still ends no later than that call's deadline.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Adds a metadata entry sent with the call's header.
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        self.metadata.insert(key, value);
+        self
+    }
+
+    /// The call's deadline on `client`: this call's timeout or else the client's default,
+    /// and no later than the deadline of the call being served, if any.
+    pub(crate) fn deadline(&self, client: &RpcClient) -> Option<Deadline> {
+        effective_deadline(self.timeout.or(client.config().default_deadline))
+    }
+}
+
+/// The part every call builder shares: where the call goes and how.
+#[derive(Debug)]
+pub(crate) struct CallSpec {
+    pub(crate) client: RpcClient,
+    /// The full `Service.method` name.
+    pub(crate) method: &'static str,
+    pub(crate) options: CallOptions,
+}
+
+impl CallSpec {
+    pub(crate) fn new(client: RpcClient, method: &'static str) -> Self {
+        CallSpec {
+            client,
+            method,
+            options: CallOptions::default(),
+        }
+    }
+
+    pub(crate) fn deadline(&self) -> Option<Deadline> {
+        self.options.deadline(&self.client)
+    }
+}
+
+/// The `Debug` impl and the option setters of a call builder (a struct with a `spec:
+/// CallSpec` field).
+macro_rules! call_builder {
+    ($builder:ident<$($param:ident),*>) => {
+        impl<$($param),*> ::std::fmt::Debug for $builder<$($param),*> {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.debug_struct(stringify!($builder))
+                    .field("method", &self.spec.method)
+                    .field("options", &self.spec.options)
+                    .finish_non_exhaustive()
+            }
+        }
+
+        impl<$($param),*> $builder<$($param),*> {
+            /// Sets this call's timeout, overriding the client's default deadline. A call
+            /// made while serving another still ends no later than that call's deadline.
+            pub fn timeout(mut self, timeout: ::std::time::Duration) -> Self {
+                self.spec.options = self.spec.options.timeout(timeout);
+                self
+            }
+
+            /// Adds a metadata entry to the call's header.
+            pub fn metadata(
+                mut self,
+                key: impl Into<String>,
+                value: impl Into<::bytes::Bytes>,
+            ) -> Self {
+                self.spec.options = self.spec.options.metadata(key, value);
+                self
+            }
+
+            /// Replaces all of the call's options.
+            pub fn options(mut self, options: $crate::call::CallOptions) -> Self {
+                self.spec.options = options;
+                self
+            }
+        }
+    };
+}
+pub(crate) use call_builder;

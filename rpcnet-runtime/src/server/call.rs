@@ -1,0 +1,262 @@
+//! One call's life on the server: reading its stream's start, refusing what cannot be
+//! served, running the handler against the call's deadline, cancellation and request
+//! stream, and ending the stream according to the outcome.
+
+use std::future::{poll_fn, Future};
+use std::sync::{Arc, Mutex};
+
+use futures::future::OptionFuture;
+use s2n_quic::stream::{BidirectionalStream, SendStream};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, trace, Instrument};
+
+use super::reply::{send_status_alone, write_reply};
+use super::request::{read_single_request, watch_request};
+use super::state::{CallGuard, ConnShared};
+use crate::context::CallContext;
+use crate::deadline::{with_deadline, with_timeout};
+use crate::error::{Code, ProtocolError, RpcError, Status};
+use crate::frame::{FrameType, STREAM_KIND_RPC};
+use crate::handler::{MethodHandler, RequestBody, RequestMessages};
+use crate::header::{parse_request_header, RequestHeader};
+use crate::io::FrameReader;
+use crate::transport::app_error;
+
+/// Request messages of a streaming call buffered between the network and the handler.
+const REQUEST_QUEUE: usize = 16;
+
+/// Serves one call's stream. A plain function returning the future, so that the stream's
+/// halves are stored in the future once (an `async fn` would keep its arguments and the
+/// locals made from them side by side): every call allocates this future, and the smaller
+/// it is, the less the allocator and the copies of it cost.
+pub(super) fn serve_stream(
+    stream: BidirectionalStream,
+    guard: CallGuard,
+    draining: bool,
+) -> impl Future<Output = ()> {
+    let stream_id = stream.id();
+    let (rx, mut tx) = stream.split();
+    let limit = guard.conn.shared.config.max_message_size;
+    let mut reader = FrameReader::new(rx, limit);
+    async move {
+        let conn = &*guard.conn;
+        // Starting a call and serving it are functions of their own, so that what the one
+        // takes is not kept beside what the other takes.
+        let Some((ctx, handler)) =
+            start_call(&mut reader, &mut tx, stream_id, conn, draining).await
+        else {
+            return;
+        };
+        serve_call(&mut reader, &mut tx, stream_id, conn, ctx, handler).await;
+    }
+}
+
+async fn serve_call(
+    reader: &mut FrameReader,
+    tx: &mut SendStream,
+    stream_id: u64,
+    conn: &ConnShared,
+    ctx: CallContext,
+    handler: &MethodHandler,
+) {
+    let span = tracing::debug_span!("call", method = %ctx.method(), stream_id);
+    // Registered for cancels only once the call has to wait (see `CancelRegistry`).
+    let mut registration = None;
+
+    let outcome = async {
+        trace!("started");
+        let limit = conn.shared.config.max_message_size;
+        // The request side: a single message is read before the handler starts; a stream
+        // of messages is forwarded to it while it runs.
+        let (body, forward) = if handler.kind.streams_requests() {
+            let (messages_tx, messages_rx) = mpsc::channel(REQUEST_QUEUE);
+            let failure = Arc::new(Mutex::new(None));
+            let body = RequestBody::Stream(RequestMessages {
+                rx: messages_rx,
+                failure: Arc::clone(&failure),
+            });
+            (body, Some((messages_tx, failure)))
+        } else {
+            match read_single_request(reader).await {
+                Ok(message) => (RequestBody::Single(message), None),
+                Err(error) => return outcome_for(error),
+            }
+        };
+        let failure = forward.as_ref().map(|(_, failure)| Arc::clone(failure));
+        // The handler's future is made here, so that the reply's future holds it rather
+        // than the request body it is made from.
+        let reply = (handler.call)(ctx.clone(), body, limit);
+        let respond = ctx
+            .clone()
+            .scope(async { write_reply(tx, reply.await, limit, failure.as_deref()).await });
+        // Only a stream of requests is watched while the handler runs (a single request
+        // was read through its end already); boxed, as few calls need it.
+        let watch = forward.map(|(messages, _)| Box::pin(watch_request(&mut *reader, messages)));
+        // The reply is polled first: a call answered at once is done before anything else
+        // (the cancel signal, the request side) has to be watched.
+        tokio::select! {
+            biased;
+            written = with_deadline(ctx.deadline(), respond) => match written {
+                Some(Ok(())) => Outcome::Done,
+                Some(Err(error)) => {
+                    debug!(error = %error, "could not write the reply");
+                    Outcome::Done
+                }
+                None => Outcome::DeadlineExceeded,
+            },
+            () = poll_fn(|cx| {
+                registration.get_or_insert_with(|| conn.registry.register(stream_id, &ctx));
+                ctx.signal().poll_cancelled(cx)
+            }) => Outcome::Cancelled,
+            // Without a watcher the branch ends at once, matches nothing and is disabled.
+            Some(watched) = OptionFuture::from(watch) => match watched {
+                Err(error) => outcome_for(error),
+                Ok(never) => match never {},
+            },
+        }
+    };
+    // Always instrumented (a span nobody subscribes to costs a check per poll): one await
+    // instead of two keeps this future, which every call allocates, smaller.
+    let outcome = outcome.instrument(span.clone()).await;
+
+    let _enter = span.enter();
+    let cancel = ctx.signal();
+    match outcome {
+        Outcome::Done => {
+            trace!("completed");
+            // Read the client's end of stream rather than abandon the receive side: an
+            // abandoned side costs a STOP_SENDING frame, while the client's FIN follows the
+            // response within a round trip. The QUIC stream counts against the client's
+            // stream limit until then anyway, so waiting holds nothing extra.
+            let _ = reader.wait_closed().await;
+        }
+        Outcome::DeadlineExceeded => {
+            debug!("deadline exceeded");
+            cancel.cancel();
+            reader.stop_sending(app_error::CANCELLED);
+            let status = Status::new(Code::DeadlineExceeded, "deadline exceeded on the server");
+            let _ = send_status_alone(tx, &status).await;
+        }
+        Outcome::Cancelled => {
+            debug!("cancelled by the client");
+            cancel.cancel();
+            let _ = tx.reset(app_error(app_error::CANCELLED));
+        }
+        Outcome::Failed(status) => {
+            debug!(%status, "failed");
+            cancel.cancel();
+            reader.stop_sending(app_error::PROTOCOL);
+            let _ = send_status_alone(tx, &status).await;
+        }
+    }
+}
+
+fn outcome_for(error: RpcError) -> Outcome {
+    match error {
+        RpcError::Cancelled | RpcError::Unavailable { .. } | RpcError::Stream(_) => {
+            Outcome::Cancelled
+        }
+        other => Outcome::Failed(Box::new(other.to_status())),
+    }
+}
+
+/// Reads the start of a call's stream: its kind and, for a call, the request header. Answers
+/// what cannot be served (a malformed start, an unknown method, a draining server) and
+/// returns the call's context and its handler for a call to serve.
+async fn start_call<'a>(
+    reader: &mut FrameReader,
+    tx: &mut SendStream,
+    stream_id: u64,
+    conn: &'a ConnShared,
+    draining: bool,
+) -> Option<(CallContext, &'a MethodHandler)> {
+    let shared = &*conn.shared;
+    // A peer that opens a stream and stalls is dropped after the handshake timeout. The
+    // header nearly always arrives with the stream, so the timer is only armed when the
+    // first attempt has to wait.
+    let start = with_timeout(shared.config.connect_timeout, read_start(&mut *reader));
+    let (header, method, handler) = match start.await {
+        None => {
+            debug!(stream_id, "no request header in time");
+            let _ = tx.reset(app_error(app_error::PROTOCOL));
+            return None;
+        }
+        Some(Err(StartError::Ignore)) => return None,
+        Some(Err(StartError::Reject(status))) => {
+            debug!(stream_id, %status, "rejected stream");
+            reader.stop_sending(app_error::PROTOCOL);
+            let _ = send_status_alone(tx, &status).await;
+            return None;
+        }
+        Some(Ok(header)) => match shared.methods.get(&header.method[..]) {
+            Some((name, handler)) => (header, Arc::clone(name), handler),
+            None => {
+                debug!(stream_id, method = %header.method(), "unimplemented method");
+                let status = Status::new(
+                    Code::Unimplemented,
+                    format!("method `{}` is not implemented", header.method()),
+                );
+                reader.stop_sending(app_error::PROTOCOL);
+                let _ = send_status_alone(tx, &status).await;
+                return None;
+            }
+        },
+    };
+    if draining {
+        reader.stop_sending(app_error::SHUTDOWN);
+        let status = Status::new(Code::Unavailable, "server is shutting down");
+        let _ = send_status_alone(tx, &status).await;
+        return None;
+    }
+    let deadline = header.deadline.map(|d| Instant::now() + d);
+    let ctx = CallContext::new(method, conn.peer, deadline, header.metadata);
+    Some((ctx, handler))
+}
+
+/// How a call ended, decided while its reply and its request stream race.
+enum Outcome {
+    /// The reply went out (or the client is gone and there is no one to tell).
+    Done,
+    /// The server enforced the deadline.
+    DeadlineExceeded,
+    /// The client reset the stream.
+    Cancelled,
+    /// The request broke the protocol or a limit. (Boxed: a rare case, which would
+    /// otherwise make every call's future larger.)
+    Failed(Box<Status>),
+}
+
+enum StartError {
+    /// The peer went away before sending anything: nothing to answer.
+    Ignore,
+    /// Answer with this status.
+    Reject(Status),
+}
+
+/// Reads the kind byte and the request header that open a call's stream.
+async fn read_start(reader: &mut FrameReader) -> Result<RequestHeader, StartError> {
+    match reader.read_kind().await {
+        Ok(Some(STREAM_KIND_RPC)) => {}
+        Ok(Some(kind)) => {
+            return Err(StartError::Reject(
+                RpcError::from(ProtocolError::UnknownStreamKind(kind)).to_status(),
+            ))
+        }
+        Ok(None) | Err(_) => return Err(StartError::Ignore),
+    }
+    match reader.next_frame().await {
+        Ok(Some(frame)) if frame.kind == FrameType::Header => parse_request_header(frame.payload)
+            .map_err(|e| StartError::Reject(RpcError::from(e).to_status())),
+        Ok(Some(frame)) => Err(StartError::Reject(
+            RpcError::from(ProtocolError::UnexpectedFrame {
+                expected: "header",
+                found: frame.kind.name(),
+            })
+            .to_status(),
+        )),
+        Ok(None) => Err(StartError::Ignore),
+        Err(error @ RpcError::Protocol(_)) => Err(StartError::Reject(error.to_status())),
+        Err(_) => Err(StartError::Ignore),
+    }
+}

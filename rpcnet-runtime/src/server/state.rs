@@ -1,0 +1,98 @@
+//! What a server's connections and calls share: the configuration, the method table, the
+//! server's state, the counts of calls in progress and the inboxes of one-way messages.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rustc_hash::FxBuildHasher;
+use tokio::sync::watch;
+
+use super::inflight::Inflight;
+use crate::cancel::CancelRegistry;
+use crate::config::RpcConfig;
+use crate::handler::MethodHandler;
+use crate::one_way::OneWaySender;
+
+/// How long a shutdown waits for calls in progress when no grace period was given.
+pub(super) const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+/// Where a server is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ServerState {
+    Running,
+    /// Stop taking calls; let in-flight ones finish.
+    Draining,
+    /// Close every connection now.
+    Closed,
+}
+
+/// What every connection and call of a server shares.
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub(super) config: RpcConfig,
+    /// Handlers by method name, looked up by the name's bytes as they arrive.
+    pub(super) methods: HashMap<Box<[u8]>, (Arc<str>, MethodHandler), FxBuildHasher>,
+    pub(super) inflight: Inflight,
+    pub(super) state: watch::Sender<ServerState>,
+    /// The grace period of the shutdown under way (the first one asked for wins).
+    pub(super) grace: Mutex<Option<Duration>>,
+    /// Inboxes of one-way messages, by stream kind.
+    pub(super) one_way: Mutex<HashMap<u8, OneWaySender, FxBuildHasher>>,
+}
+
+impl Shared {
+    /// The inbox for one-way messages of `kind`, if one is open.
+    pub(super) fn one_way_inbox(&self, kind: u8) -> Option<OneWaySender> {
+        let inboxes = self.one_way.lock().ok()?;
+        inboxes
+            .get(&kind)
+            .filter(|inbox| !inbox.is_closed())
+            .cloned()
+    }
+}
+
+/// What the calls of one connection share.
+#[derive(Debug)]
+pub(super) struct ConnShared {
+    pub(super) shared: Arc<Shared>,
+    /// The client's address.
+    pub(super) peer: Option<SocketAddr>,
+    /// This connection's calls in progress.
+    pub(super) inflight: Inflight,
+    pub(super) registry: CancelRegistry,
+}
+
+/// A call's place in the counts of calls in progress, its connection's and the server's,
+/// given up when the call's task ends. It holds the connection's shared state, so a call
+/// costs one reference count and two counter updates each way.
+#[derive(Debug)]
+pub(super) struct CallGuard {
+    pub(super) conn: Arc<ConnShared>,
+    counted: bool,
+}
+
+impl CallGuard {
+    /// Counts a new call in, unless the server is draining (the call is then refused and
+    /// nothing waits for it).
+    pub(super) fn new(conn: &Arc<ConnShared>, counted: bool) -> Self {
+        if counted {
+            conn.shared.inflight.enter();
+            conn.inflight.enter();
+        }
+        CallGuard {
+            conn: Arc::clone(conn),
+            counted,
+        }
+    }
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        if self.counted {
+            self.conn.inflight.leave();
+            self.conn.shared.inflight.leave();
+        }
+    }
+}
