@@ -321,3 +321,50 @@ async fn a_cancel_stream_stops_a_call_whose_request_side_is_finished() {
     stream.finish().expect("finished");
     assert_eq!(read_status(&mut stream).await.0, Code::Ok);
 }
+
+#[tokio::test]
+async fn a_one_way_stream_is_its_kind_byte_one_data_frame_and_fin() {
+    let bound = echo_server(1024).bind().expect("binds");
+    let mut inbox = bound.one_way_inbox(0x10, 16, 1 << 20).expect("inbox");
+    let addr = bound.local_addr();
+    tokio::spawn(bound.serve());
+    let connection = raw_connection(addr).await;
+    let mut handle = connection.handle();
+
+    // The example in PROTOCOL.md, byte for byte.
+    let mut stream = handle.open_send_stream().await.expect("uni stream");
+    stream
+        .send(Bytes::from_static(&[
+            0x10, 0x02, 0x05, b'h', b'e', b'l', b'l', b'o',
+        ]))
+        .await
+        .expect("sent");
+    stream.finish().expect("finished");
+    let message = tokio::time::timeout(PATIENCE, inbox.recv())
+        .await
+        .expect("delivered in time")
+        .expect("inbox open");
+    assert_eq!(message.payload, Bytes::from_static(b"hello"));
+
+    // A one-way stream that is not a DATA frame delivers nothing, and the connection keeps
+    // serving: the next well-formed message is the next one the inbox sees.
+    for bad in [&[0x10, 0x03, 0x00][..], &[0x10, 0x02, 0x05, b'h']] {
+        let mut stream = handle.open_send_stream().await.expect("uni stream");
+        stream
+            .send(Bytes::copy_from_slice(bad))
+            .await
+            .expect("sent");
+        stream.finish().expect("finished");
+    }
+    let mut stream = handle.open_send_stream().await.expect("uni stream");
+    stream
+        .send(Bytes::from_static(&[0x10, 0x02, 0x02, b'o', b'k']))
+        .await
+        .expect("sent");
+    stream.finish().expect("finished");
+    let message = tokio::time::timeout(PATIENCE, inbox.recv())
+        .await
+        .expect("delivered in time")
+        .expect("inbox open");
+    assert_eq!(message.payload, Bytes::from_static(b"ok"));
+}
