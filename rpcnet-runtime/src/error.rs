@@ -460,21 +460,57 @@ impl<E: fmt::Debug> std::error::Error for CallError<E> {
 mod tests {
     use super::*;
 
+    const ALL_CODES: [Code; 10] = [
+        Code::Ok,
+        Code::Cancelled,
+        Code::Unknown,
+        Code::InvalidArgument,
+        Code::DeadlineExceeded,
+        Code::ResourceExhausted,
+        Code::Unimplemented,
+        Code::Internal,
+        Code::Unavailable,
+        Code::Application,
+    ];
+
     #[test]
     fn every_code_survives_the_wire_number() {
-        for code in [
-            Code::Ok,
-            Code::Cancelled,
-            Code::Unknown,
-            Code::InvalidArgument,
-            Code::DeadlineExceeded,
-            Code::ResourceExhausted,
-            Code::Unimplemented,
-            Code::Internal,
-            Code::Unavailable,
-            Code::Application,
-        ] {
+        for code in ALL_CODES {
             assert_eq!(Code::from_u16(code.as_u16()), code);
+        }
+    }
+
+    /// The status code table of PROTOCOL.md: `| number | Name | meaning |` rows.
+    fn documented_codes() -> Vec<(u16, String)> {
+        let document = include_str!("../../PROTOCOL.md");
+        let table = document
+            .split("| code | name | meaning |")
+            .nth(1)
+            .expect("PROTOCOL.md has the status code table");
+        table
+            .lines()
+            .skip(2)
+            .take_while(|line| line.starts_with('|'))
+            .map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let number = cells[1].parse().expect("a code number");
+                (number, cells[2].to_owned())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_code_has_the_number_the_protocol_document_gives_it() {
+        let documented = documented_codes();
+        assert_eq!(documented.len(), ALL_CODES.len(), "one row per code");
+        for code in ALL_CODES {
+            let name = format!("{code:?}");
+            let row = documented.iter().find(|(_, n)| *n == name);
+            assert_eq!(
+                row.map(|(number, _)| *number),
+                Some(code.as_u16()),
+                "{name}"
+            );
         }
     }
 

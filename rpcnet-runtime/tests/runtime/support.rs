@@ -67,3 +67,14 @@ pub(crate) async fn wait_for(mut condition: impl FnMut() -> bool, what: &str) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Counts one when dropped: put one in a handler's future to learn that the server dropped
+/// it (`std::mem::forget` it on the path that finishes normally).
+#[derive(Debug)]
+pub(crate) struct DropCounter(pub(crate) std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for DropCounter {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}

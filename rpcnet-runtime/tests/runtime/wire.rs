@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::{config, start, PATIENCE};
+use crate::support::{config, start, wait_for, DropCounter, PATIENCE};
 use bytes::{BufMut, Bytes, BytesMut};
 use rpcnet_runtime::{Code, RpcServer};
 use s2n_quic::client::Connect;
@@ -134,22 +134,33 @@ async fn read_status(
 }
 
 fn echo_server(limit: usize) -> RpcServer {
-    echo_server_with(limit, Arc::default())
+    echo_server_with(limit, &Probe::default())
 }
 
-/// An echo server whose `Echo.slow` handler counts the calls that outlive a 500 ms sleep.
-fn echo_server_with(limit: usize, finished: Arc<AtomicUsize>) -> RpcServer {
+/// What became of the `Echo.slow` handlers of a test.
+#[derive(Debug, Default, Clone)]
+struct Probe {
+    /// Handlers that started.
+    started: Arc<AtomicUsize>,
+    /// Handler futures dropped before they finished (cancelled or past their deadline).
+    dropped: Arc<AtomicUsize>,
+}
+
+/// An echo server whose `Echo.slow` handler waits a minute unless it is dropped first.
+fn echo_server_with(limit: usize, probe: &Probe) -> RpcServer {
     let mut server = RpcServer::new(config("127.0.0.1:0").with_max_message_size(limit));
     server.register(
         "Echo.echo",
         |_ctx, request: Bytes| async move { Ok(request) },
     );
-    server.register("Echo.slow", move |_ctx, request: Bytes| {
-        let finished = Arc::clone(&finished);
+    let probe = probe.clone();
+    server.register("Echo.slow", move |_ctx, _request: Bytes| {
+        let probe = probe.clone();
         async move {
-            let ms = if request.is_empty() { 30_000 } else { 500 };
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            finished.fetch_add(1, Ordering::SeqCst);
+            probe.started.fetch_add(1, Ordering::SeqCst);
+            let _dropped = DropCounter(Arc::clone(&probe.dropped));
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            std::mem::forget(_dropped);
             Ok(Bytes::new())
         }
     });
@@ -158,7 +169,8 @@ fn echo_server_with(limit: usize, finished: Arc<AtomicUsize>) -> RpcServer {
 
 #[tokio::test]
 async fn the_server_answers_deadline_exceeded_on_its_own() {
-    let server = start(echo_server(1024));
+    let probe = Probe::default();
+    let server = start(echo_server_with(1024, &probe));
     let connection = raw_connection(server.addr).await;
     let mut stream = connection
         .handle()
@@ -172,7 +184,15 @@ async fn the_server_answers_deadline_exceeded_on_its_own() {
     stream.finish().expect("finished");
     // This client has no timer of its own: the status can only come from the server.
     let (code, message, _) = read_status(&mut stream).await;
-    assert_eq!(code, Code::DeadlineExceeded, "{message}");
+    assert_eq!(
+        (code, message.as_str()),
+        (Code::DeadlineExceeded, "deadline exceeded on the server")
+    );
+    wait_for(
+        || probe.dropped.load(Ordering::SeqCst) == 1,
+        "the handler to be dropped",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -217,35 +237,59 @@ async fn malformed_streams_get_a_status_and_do_not_disturb_the_connection() {
     let connection = raw_connection(server.addr).await;
     let mut handle = connection.handle();
 
-    let cases: Vec<(&str, Bytes)> = vec![
-        ("unknown stream kind", Bytes::from_static(&[0x7f, 1, 2, 3])),
+    // Each malformed start, and the exact status it gets (codes as in PROTOCOL.md).
+    let cases: Vec<(Bytes, Code, &str)> = vec![
         (
-            "unknown frame type",
+            Bytes::from_static(&[0x7f, 1, 2, 3]),
+            Code::Internal,
+            "protocol error: unknown stream kind 0x7f",
+        ),
+        (
             Bytes::from_static(&[STREAM_KIND_RPC, 0x66, 0, 0, 0, 0]),
+            Code::Internal,
+            "protocol error: unknown frame type 0x66",
         ),
         (
-            "length of more than five bytes",
             Bytes::from_static(&[STREAM_KIND_RPC, 0x01, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]),
+            Code::Internal,
+            "protocol error: malformed frame length",
         ),
-        ("data before header", {
-            let mut out = BytesMut::new();
-            out.put_u8(STREAM_KIND_RPC);
-            put_frame(&mut out, FrameType::Data, b"x");
-            out.freeze()
-        }),
-        ("truncated header", {
-            let mut out = BytesMut::new();
-            out.put_u8(STREAM_KIND_RPC);
-            put_frame(&mut out, FrameType::Header, &[0xff, 0xff, 1]);
-            out.freeze()
-        }),
+        (
+            {
+                let mut out = BytesMut::new();
+                out.put_u8(STREAM_KIND_RPC);
+                put_frame(&mut out, FrameType::Data, b"x");
+                out.freeze()
+            },
+            Code::Internal,
+            "protocol error: unexpected data frame, expected header",
+        ),
+        (
+            {
+                let mut out = BytesMut::new();
+                out.put_u8(STREAM_KIND_RPC);
+                put_frame(&mut out, FrameType::Header, &[0xff, 0xff, 1]);
+                out.freeze()
+            },
+            Code::Internal,
+            "protocol error: malformed header frame",
+        ),
+        (
+            {
+                let mut out = header("Echo.nothing", 0);
+                put_frame(&mut out, FrameType::Data, b"");
+                put_frame(&mut out, FrameType::End, b"");
+                out.freeze()
+            },
+            Code::Unimplemented,
+            "method `Echo.nothing` is not implemented",
+        ),
     ];
-    for (name, bytes) in cases {
+    for (bytes, code, message) in cases {
         let mut stream = handle.open_bidirectional_stream().await.expect("stream");
         stream.send(bytes).await.expect("sent");
-        let (code, message, _) = read_status(&mut stream).await;
-        assert_ne!(code, Code::Ok, "{name}");
-        assert!(!message.is_empty(), "{name}: the status explains itself");
+        let got = read_status(&mut stream).await;
+        assert_eq!((got.0, got.1.as_str()), (code, message));
     }
 
     let mut stream = handle.open_bidirectional_stream().await.expect("stream");
@@ -261,12 +305,13 @@ async fn malformed_streams_get_a_status_and_do_not_disturb_the_connection() {
 
 #[tokio::test]
 async fn a_cancel_stream_stops_a_call_whose_request_side_is_finished() {
-    let finished = Arc::new(AtomicUsize::new(0));
-    let server = start(echo_server_with(1024, Arc::clone(&finished)));
+    let probe = Probe::default();
+    let server = start(echo_server_with(1024, &probe));
     let connection = raw_connection(server.addr).await;
     let mut handle = connection.handle();
 
-    // Two identical calls; the first is cancelled on a stream of kind 0x03.
+    // Two calls whose request sides are finished; the first is cancelled on a stream of
+    // kind 0x03 once both handlers run.
     let mut ids = Vec::new();
     let mut streams = Vec::new();
     for _ in 0..2 {
@@ -279,7 +324,11 @@ async fn a_cancel_stream_stops_a_call_whose_request_side_is_finished() {
         ids.push(stream.id());
         streams.push(stream);
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_for(
+        || probe.started.load(Ordering::SeqCst) == 2,
+        "both handlers to start",
+    )
+    .await;
     let mut cancel = handle.open_send_stream().await.expect("uni stream");
     let mut message = BytesMut::new();
     message.put_u8(STREAM_KIND_CANCEL);
@@ -287,12 +336,8 @@ async fn a_cancel_stream_stops_a_call_whose_request_side_is_finished() {
     cancel.send(message.freeze()).await.expect("sent");
     cancel.finish().expect("finished");
 
-    // The survivor completes; the cancelled call's stream is reset, and its handler never
-    // reaches the side effect after its sleep.
-    let mut survivor = streams.pop().expect("two streams");
-    let (code, _, _) = read_status(&mut survivor).await;
-    assert_eq!(code, Code::Ok);
-    let mut cancelled = streams.pop().expect("two streams");
+    // The cancelled call's handler is dropped and its stream reset; the other runs on.
+    let mut cancelled = streams.remove(0);
     let outcome = tokio::time::timeout(PATIENCE, cancelled.receive())
         .await
         .expect("answered");
@@ -300,12 +345,12 @@ async fn a_cancel_stream_stops_a_call_whose_request_side_is_finished() {
         outcome.is_err(),
         "the cancelled call's stream is reset: {outcome:?}"
     );
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    assert_eq!(
-        finished.load(Ordering::SeqCst),
-        1,
-        "only the survivor ran to the end"
-    );
+    wait_for(
+        || probe.dropped.load(Ordering::SeqCst) == 1,
+        "the cancelled handler to be dropped",
+    )
+    .await;
+    let survivor = streams.remove(0);
 
     // Garbage on a unidirectional stream is ignored.
     let mut junk = handle.open_send_stream().await.expect("uni stream");
@@ -320,6 +365,12 @@ async fn a_cancel_stream_stops_a_call_whose_request_side_is_finished() {
     stream.send(request.freeze()).await.expect("sent");
     stream.finish().expect("finished");
     assert_eq!(read_status(&mut stream).await.0, Code::Ok);
+    assert_eq!(
+        probe.dropped.load(Ordering::SeqCst),
+        1,
+        "neither the cancel nor the garbage stopped the other call"
+    );
+    drop(survivor);
 }
 
 #[tokio::test]
