@@ -2,14 +2,12 @@
 //! bidirectional streaming, application errors before and in the middle of a stream, and
 //! cancellation by dropping the response stream.
 
-mod common;
-
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{connect, serve, within, PATIENCE};
+use crate::loopback::{connect, serve, within, PATIENCE};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use rpcnet::{CallError, Streaming};

@@ -2,11 +2,7 @@
 //! `#![no_implicit_prelude]` module full of decoy names, and one reaching the facade through
 //! a renamed crate with `crate = "…"`, both compile and work over real QUIC.
 
-mod common;
-
-extern crate rpcnet as my_rpc;
-
-use common::{connect, serve, within};
+use crate::loopback::{connect, serve, within};
 use futures::StreamExt;
 
 mod isolated {
