@@ -13,8 +13,9 @@
 use std::pin::Pin;
 use std::time::Duration;
 
+use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
-use rpcnet::{BoxStream, CallError, RpcConfig, RpcServer, Streaming};
+use rpcnet::{CallError, RpcConfig, RpcServer, Streaming};
 use serde::{Deserialize, Serialize};
 
 /// Why a stream failed.
@@ -44,11 +45,12 @@ pub trait Streams {
         readings: Pin<Box<dyn Stream<Item = f64> + Send>>,
     ) -> Result<f64, StreamError>;
 
-    /// Bidirectional streaming, with the shorter aliases: answers every line.
+    /// Bidirectional streaming, with the shorter names for a boxed stream: answers every
+    /// line.
     async fn chat(
         &self,
         lines: Streaming<String>,
-    ) -> Result<BoxStream<Result<String, StreamError>>, StreamError>;
+    ) -> Result<BoxStream<'static, Result<String, StreamError>>, StreamError>;
 }
 
 struct MyStreams;
@@ -91,13 +93,15 @@ impl Streams for MyStreams {
     async fn chat(
         &self,
         lines: Streaming<String>,
-    ) -> Result<BoxStream<Result<String, StreamError>>, StreamError> {
-        Ok(Box::pin(lines.map(|line| {
-            Ok(format!(
-                "you said {line:?} ({} characters)",
-                line.chars().count()
-            ))
-        })))
+    ) -> Result<BoxStream<'static, Result<String, StreamError>>, StreamError> {
+        Ok(lines
+            .map(|line| {
+                Ok(format!(
+                    "you said {line:?} ({} characters)",
+                    line.chars().count()
+                ))
+            })
+            .boxed())
     }
 }
 

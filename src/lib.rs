@@ -12,8 +12,7 @@
 //! - Byte fields as [`Payload`]: large payloads travel without copies.
 //! - With the `cluster` feature (on by default): SWIM gossip membership with Phi Accrual
 //!   failure detection, node tags and membership events, sharing the node's RPC endpoint
-//!   (`cluster::Cluster`). A tag-filtered worker registry and load-balanced routing are
-//!   planned and not part of this release.
+//!   (`cluster::Cluster`).
 //!
 //! ## Quick start
 //!
@@ -21,32 +20,43 @@
 //! trait, implement it with plain `async fn`s, add `XServer::new(..)` to an [`RpcServer`],
 //! and call it through `XClient::connect(..)`.
 //!
+//! Streams in a service trait are `Pin<Box<dyn Stream<Item = T> + Send>>`; [`Streaming<T>`]
+//! is the short name for that type (also what `futures::StreamExt::boxed` returns, spelled
+//! `futures::stream::BoxStream<'static, T>`).
+//!
 //! ## Feature flags
 //!
 //! - `cluster` (default): the `cluster` module (membership, tags, events).
 //!
-//! The wire format is documented byte by byte in `PROTOCOL.md` in the repository.
+//! The wire format, and which changes to a service's messages older peers still
+//! understand, are documented in `PROTOCOL.md` in the repository.
 
 pub use rpcnet_macros::service;
+pub use rpcnet_runtime::RequestStream as Streaming;
 pub use rpcnet_runtime::{
     BidiStreamingCall, BoundServer, BoxError, CallContext, CallError, CallOptions, ClientEndpoint,
     ClientStreamingCall, Code, CodecError, Metadata, MethodHandler, MethodKind, MethodTable, Never,
-    Payload, ProtocolError, RequestStream, ResponseStream, RpcClient, RpcConfig, RpcError,
-    RpcServer, ServerStreamingCall, Service, ShutdownHandle, Status, UnaryCall,
-    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_MTU,
+    Payload, ProtocolError, ResponseStream, RpcClient, RpcConfig, RpcError, RpcServer,
+    ServerStreamingCall, Service, ShutdownHandle, Status, UnaryCall, DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_MAX_MTU,
 };
-
-/// A stream of requests as a streaming method's handler receives it.
-pub type Streaming<T> = RequestStream<T>;
-
-/// A boxed, sendable stream: the return type of streaming methods.
-pub type BoxStream<T> = std::pin::Pin<Box<dyn futures::Stream<Item = T> + Send + 'static>>;
 
 #[cfg(feature = "cluster")]
 pub mod cluster {
     //! Cluster membership: SWIM gossip with Phi Accrual failure detection and Lifeguard,
     //! node tags and membership events, driven over the node's rpcnet QUIC endpoint.
-    pub use rpcnet_cluster::*;
+    //!
+    //! Start a node with [`Cluster::start`] on a bound server; watch membership through
+    //! [`Cluster::members`] or [`Cluster::subscribe`].
+    //!
+    //! The sans-io protocol core (`Swim`, `Transmit`) and its gossip message types are not
+    //! listed here: a [`Cluster`] drives them for you. Depend on the `rpcnet-cluster` crate
+    //! to run the protocol over another transport or in a simulation.
+
+    pub use rpcnet_cluster::{
+        Cluster, ClusterConfig, ClusterError, ClusterEvent, ClusterEvents, InvalidNodeId, Member,
+        MemberState, NodeConfig, NodeId, Tags, TagsTooLarge, MAX_NODE_ID_LEN, MAX_TAGS_BYTES,
+    };
 }
 
 /// Items used by the code `#[rpcnet::service]` generates. Not a public API: it may change
@@ -56,9 +66,10 @@ pub mod __private {
     pub use ::futures::future::BoxFuture;
     pub use ::futures::{Stream, StreamExt};
     pub use ::serde::{de::DeserializeOwned, Serialize};
+    pub use rpcnet_runtime::RequestStream as Streaming;
     pub use rpcnet_runtime::{
         BidiStreamingCall, CallError, ClientStreamingCall, MethodHandler, MethodTable, Never,
-        RequestStream, ResponseStream, RpcClient, RpcConfig, RpcError, ServerStreamingCall,
-        Service, ToSocketAddrs, UnaryCall,
+        ResponseStream, RpcClient, RpcConfig, RpcError, ServerStreamingCall, Service,
+        ToSocketAddrs, UnaryCall,
     };
 }

@@ -54,9 +54,10 @@ use crate::diagnostics::Diagnostics;
 /// - Several arguments travel as a tuple, one as itself, none as `()`.
 /// - A request stream must be the method's only argument. On the client, the method takes
 ///   any `Stream<Item = Q> + Send + 'static` in its place.
-/// - Streams may also be written with the facade's aliases: `rpcnet::Streaming<Q>` as a
-///   parameter and `rpcnet::BoxStream<Result<R, E>>` as a return type. A returned stream
-///   whose items are not `Result`s, or that is not wrapped in `Result`, is accepted too.
+/// - `Pin<Box<dyn Stream<Item = T> + Send>>` has two shorter names, both accepted in either
+///   place: `rpcnet::Streaming<T>` and `futures::stream::BoxStream<'static, T>` (what
+///   `StreamExt::boxed` returns). A returned stream whose items are not `Result`s, or that
+///   is not wrapped in `Result`, is accepted too.
 /// - A response stream yields `Result<R, CallError<E>>`: an `Err` item from the handler's
 ///   stream reaches the client as that item's error and ends the stream. Dropping the
 ///   response stream cancels the call on the server (the handler's future is dropped).

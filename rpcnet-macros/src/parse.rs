@@ -411,7 +411,7 @@ fn response(output: &ReturnType, diag: &mut Diagnostics) -> (Option<Response>, O
             diag.error(
                 body,
                 format!("rpcnet cannot understand this stream type: {why}"),
-                "return `Result<Pin<Box<dyn Stream<Item = Result<T, E>> + Send>>, E>` (or the alias `rpcnet::BoxStream<Result<T, E>>`)",
+                "return `Result<Pin<Box<dyn Stream<Item = Result<T, E>> + Send>>, E>` (or `futures::stream::BoxStream<'static, Result<T, E>>`)",
             );
             None
         }

@@ -75,15 +75,18 @@ pub(crate) fn result_parts(ty: &Type) -> Result<Option<(&Type, &Type)>, ()> {
 /// The stream spellings the macro understands:
 ///
 /// - `Pin<Box<dyn Stream<Item = T> + Send>>`, optionally `+ 'static`, under any paths;
-/// - `Streaming<T>` and `BoxStream<T>` (the facade's aliases) and `BoxStream<'static, T>`
-///   (the `futures` alias).
+/// - `Streaming<T>` (the facade's name for that type);
+/// - `BoxStream<'static, T>` (the `futures` crate's name for it).
 pub(crate) fn stream_shape(ty: &Type) -> StreamShape<'_> {
     if let Some(segment) = last_segment(ty) {
-        if segment.ident == "Streaming" || segment.ident == "BoxStream" {
+        if segment.ident == "Streaming" {
             return match type_args(segment).as_slice() {
                 [item] => StreamShape::Stream(item),
-                _ => StreamShape::Unrecognized("the stream alias needs exactly one item type"),
+                _ => StreamShape::Unrecognized("`Streaming` takes exactly one item type"),
             };
+        }
+        if segment.ident == "BoxStream" {
+            return futures_box_stream(segment);
         }
         if segment.ident == "Pin" {
             return pinned_box_stream(segment);
@@ -95,6 +98,29 @@ pub(crate) fn stream_shape(ty: &Type) -> StreamShape<'_> {
         );
     }
     StreamShape::Message
+}
+
+/// `futures::stream::BoxStream<'static, T>`: a lifetime and an item type.
+fn futures_box_stream(segment: &syn::PathSegment) -> StreamShape<'_> {
+    let PathArguments::AngleBracketed(args) = &segment.arguments else {
+        return StreamShape::Unrecognized(
+            "`BoxStream` takes a lifetime and an item type: `BoxStream<'static, T>`",
+        );
+    };
+    let mut lifetimes = args.args.iter().filter_map(|arg| match arg {
+        GenericArgument::Lifetime(lifetime) => Some(lifetime),
+        _ => None,
+    });
+    match (
+        lifetimes.next(),
+        lifetimes.next(),
+        type_args(segment).as_slice(),
+    ) {
+        (Some(lifetime), None, [item]) if lifetime.ident == "static" => StreamShape::Stream(item),
+        _ => StreamShape::Unrecognized(
+            "streams outlive the call's borrows: write `futures::stream::BoxStream<'static, T>`",
+        ),
+    }
 }
 
 fn pinned_box_stream(pin: &syn::PathSegment) -> StreamShape<'_> {

@@ -328,7 +328,7 @@ impl RpcError {
     }
 
     /// Whether the call certainly did not reach a handler, so sending it again cannot run it
-    /// twice. Used by routing layers to decide when a retry on another server is safe.
+    /// twice: a caller that can reach the same service elsewhere may retry the call there.
     pub fn is_safe_to_retry(&self) -> bool {
         matches!(
             self,

@@ -141,7 +141,7 @@ fn registration(service: &Service, method: &Method, methods: &syn::Ident) -> Tok
         }),
         Request::Stream { ident, item } => (
             quote!(#ident),
-            quote!(#krate::__private::RequestStream<#item>),
+            quote!(#krate::__private::Streaming<#item>),
             quote!(#ident),
         ),
     };

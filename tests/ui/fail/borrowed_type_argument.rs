@@ -1,6 +1,6 @@
 #[rpcnet::service]
 trait Greeter {
-    async fn greet_all(&self, names: Vec<&'static str>, prefix: std::borrow::Cow<'_, str>) -> String;
+    async fn greet(&self, name: std::borrow::Cow<'_, str>) -> String;
 }
 
 fn main() {}

@@ -2,9 +2,7 @@
 //! generated clients sharing one connection, wire-name overrides, and an older or newer
 //! client meeting a server without the method it calls.
 
-mod common;
-
-use common::{connect, serve, within};
+use crate::loopback::{connect, serve, within};
 use rpcnet::{CallContext, CallError, RpcError, Service};
 use serde::{Deserialize, Serialize};
 

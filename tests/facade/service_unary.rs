@@ -2,11 +2,9 @@
 //! plain (infallible) returns, typed application errors, per-call deadlines and the call
 //! context seen by handlers.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{connect, serve, within};
+use crate::loopback::{connect, serve, within};
 use rpcnet::{CallContext, CallError, RpcError};
 use serde::{Deserialize, Serialize};
 
@@ -125,7 +123,7 @@ async fn connect_builds_a_client_from_an_address() {
     let addr = serve(|server| {
         server.add_service(CalculatorServer::new(MyCalculator));
     });
-    let client = within(CalculatorClient::connect(addr, common::config()))
+    let client = within(CalculatorClient::connect(addr, crate::loopback::config()))
         .await
         .expect("connects");
     assert_eq!(client.client().server_addr(), addr);

@@ -2,16 +2,15 @@
 //! bidirectional streaming, application errors before and in the middle of a stream, and
 //! cancellation by dropping the response stream.
 
-mod common;
-
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{connect, serve, within, PATIENCE};
+use crate::loopback::{connect, serve, within, PATIENCE};
+use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
-use rpcnet::{BoxStream, CallError, Streaming};
+use rpcnet::{CallError, Streaming};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -44,11 +43,11 @@ trait Feed {
         numbers: Pin<Box<dyn Stream<Item = i64> + Send + 'static>>,
     ) -> Result<i64, FeedError>;
 
-    /// Bidirectional streaming with the facade's aliases.
+    /// Bidirectional streaming with the shorter names for a boxed stream.
     async fn shout(
         &self,
         words: Streaming<String>,
-    ) -> Result<BoxStream<Result<String, FeedError>>, FeedError>;
+    ) -> Result<BoxStream<'static, Result<String, FeedError>>, FeedError>;
 
     /// An endless stream of ticks; its items are not `Result`s and it is not wrapped in one.
     async fn ticks(&self, period_ms: u64) -> Pin<Box<dyn Stream<Item = u64> + Send>>;
@@ -105,8 +104,8 @@ impl Feed for MyFeed {
     async fn shout(
         &self,
         words: Streaming<String>,
-    ) -> Result<BoxStream<Result<String, FeedError>>, FeedError> {
-        Ok(Box::pin(words.map(|word| Ok(word.to_uppercase()))))
+    ) -> Result<BoxStream<'static, Result<String, FeedError>>, FeedError> {
+        Ok(words.map(|word| Ok(word.to_uppercase())).boxed())
     }
 
     async fn ticks(&self, period_ms: u64) -> Pin<Box<dyn Stream<Item = u64> + Send>> {

@@ -1,4 +1,4 @@
-//! The BENCH_SPEC scenarios, independent of the implementation under test.
+//! The benchmark's scenarios, independent of the implementation under test.
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Runs the BENCH_SPEC workload for rpcnet and the raw-quic baseline, alternately, ROUNDS
-# times (default 2), and prints a table of medians with rpcnet/baseline ratios computed
-# within each round.
+# Runs the benchmark workload (see PERFORMANCE.md) for rpcnet and the raw-quic baseline,
+# ROUNDS times (default 2), and prints a table of medians with rpcnet/baseline ratios
+# computed within each round.
 #
 # Each scenario of a round is run as a pair, rpcnet and baseline back to back (a fresh server
-# and client process each), so that the two sides of a ratio are measured seconds apart
-# rather than a whole `all` run apart; the side that goes first alternates from round to
-# round, so that neither always runs on the machine the other just warmed or tired.
+# and client process each), so that the two sides of a ratio are measured seconds apart;
+# the side that goes first alternates from round to round, so that neither always runs on
+# the machine the other just warmed or tired.
 #
-#   benches/run.sh [ROUNDS] [SCENARIO|all] [extra flags for both sides, e.g. --mtu 1500]
+#   rpcnet-bench/run.sh [ROUNDS] [SCENARIO|all] [extra flags for both sides, e.g. --mtu 1500]
 #
 # Set BASELINE_FLAGS=--stock-limits to measure the baseline with s2n-quic's stock limits.
 set -euo pipefail
@@ -59,7 +59,7 @@ done
 
 echo
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-echo "command: benches/run.sh $rounds $scenario ${extra[*]:-} ${baseline_flags:+(baseline: $baseline_flags)}"
+echo "command: rpcnet-bench/run.sh $rounds $scenario ${extra[*]:-} ${baseline_flags:+(baseline: $baseline_flags)}"
 awk '
 function field(line, key,   n, parts, i, kv) {
   n = split(line, parts, " ")

@@ -2,11 +2,7 @@
 //! `#![no_implicit_prelude]` module full of decoy names, and one reaching the facade through
 //! a renamed crate with `crate = "…"`, both compile and work over real QUIC.
 
-mod common;
-
-extern crate rpcnet as my_rpc;
-
-use common::{connect, serve, within};
+use crate::loopback::{connect, serve, within};
 use futures::StreamExt;
 
 mod isolated {
@@ -50,11 +46,11 @@ mod isolated {
         async fn numbers(
             &self,
             up_to: u32,
-        ) -> ::rpcnet::BoxStream<::core::result::Result<T, ::std::string::String>>;
+        ) -> ::futures::stream::BoxStream<'static, ::core::result::Result<T, ::std::string::String>>;
 
         async fn total(&self, values: ::rpcnet::Streaming<T>) -> u32;
 
-        async fn squares(&self, up_to: u32) -> ::rpcnet::BoxStream<u32>;
+        async fn squares(&self, up_to: u32) -> ::rpcnet::Streaming<u32>;
     }
 }
 
@@ -80,7 +76,10 @@ impl isolated::Isolated for Impl {
         isolated::T(value + extra)
     }
 
-    async fn numbers(&self, up_to: u32) -> rpcnet::BoxStream<Result<isolated::T, String>> {
+    async fn numbers(
+        &self,
+        up_to: u32,
+    ) -> futures::stream::BoxStream<'static, Result<isolated::T, String>> {
         Box::pin(futures::stream::iter(
             (0..up_to).map(|n| Ok(isolated::T(n))),
         ))
@@ -90,7 +89,7 @@ impl isolated::Isolated for Impl {
         values.fold(0, |sum, t| async move { sum + t.0 }).await
     }
 
-    async fn squares(&self, up_to: u32) -> rpcnet::BoxStream<u32> {
+    async fn squares(&self, up_to: u32) -> rpcnet::Streaming<u32> {
         Box::pin(futures::stream::iter((0..up_to).map(|n| n * n)))
     }
 }

@@ -54,8 +54,8 @@ async fn read_request(stream: &mut BidirectionalStream) -> Result<(u8, Vec<Bytes
             body.push(chunk);
         }
         // Read on to the client's end of stream rather than drop the stream half-read:
-        // s2n-quic then answers the unread side with STOP_SENDING, and now and then the
-        // reply was reset with it (a few failed calls per unary_c64 run).
+        // s2n-quic answers an unread side with STOP_SENDING, which can reset the reply
+        // along with it and fail the call.
     }
     let need = need.ok_or("short request")?;
     if got != need {

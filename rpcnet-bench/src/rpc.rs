@@ -42,7 +42,7 @@ pub(crate) enum BenchError {
 /// The stream of items a streaming call returns.
 pub(crate) type Items = Pin<Box<dyn Stream<Item = Result<Payload, BenchError>> + Send>>;
 
-/// The BENCH_SPEC service.
+/// The benchmark's service: a unary echo and a server stream.
 #[rpcnet::service(name = "bench.Bench")]
 pub(crate) trait Bench {
     /// Returns the payload unchanged.

@@ -1,4 +1,5 @@
-//! `rpcnet-bench`: the BENCH_SPEC workload for rpcnet and for a bare s2n-quic baseline.
+//! `rpcnet-bench`: the benchmark workload for rpcnet and for a bare s2n-quic baseline
+//! (`PERFORMANCE.md` at the repository root describes the workload and the figures).
 //!
 //! ```text
 //! rpcnet-bench server <addr> [--baseline] [--stock-limits] [--mtu N]
@@ -6,7 +7,7 @@
 //! rpcnet-bench memory [connections] [calls]
 //! ```
 //!
-//! `benches/run.sh` runs both implementations alternately and prints the comparison.
+//! `rpcnet-bench/run.sh` runs both implementations alternately and prints the comparison.
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a benchmark binary reports on stdout
 
 mod memory;
