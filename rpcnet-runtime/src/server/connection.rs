@@ -44,7 +44,16 @@ pub(super) async fn serve_connection(connection: s2n_quic::Connection, shared: A
             let changed = state.changed();
             tokio::pin!(changed);
             loop {
+                // A change of the server's state comes first: a stream that arrives after a
+                // shutdown began is refused even when both are ready at once.
                 tokio::select! {
+                    biased;
+                    changed = &mut changed => {
+                        if changed.is_err() {
+                            break 'serving;
+                        }
+                        continue 'serving;
+                    }
                     accepted = acceptor.accept() => match accepted {
                         Ok(Some(PeerStream::Bidirectional(stream))) => {
                             let guard = CallGuard::new(&conn, !draining);
@@ -61,12 +70,6 @@ pub(super) async fn serve_connection(connection: s2n_quic::Connection, shared: A
                             return;
                         }
                     },
-                    changed = &mut changed => {
-                        if changed.is_err() {
-                            break 'serving;
-                        }
-                        continue 'serving;
-                    }
                     () = conn.inflight.wait_idle(), if draining => break 'serving,
                 }
             }

@@ -7,7 +7,8 @@ use std::time::Duration;
 use crate::support::{client, config, start, wait_for, PATIENCE};
 use futures::{stream, StreamExt};
 use rpcnet_runtime::{
-    CallError, Code, MethodHandler, RpcClient, RpcError, RpcServer, ServerStreamingCall, UnaryCall,
+    CallError, ClientStreamingCall, Code, MethodHandler, RequestStream, RpcClient, RpcError,
+    RpcServer, ServerStreamingCall, UnaryCall,
 };
 use serde::{Deserialize, Serialize};
 
@@ -198,55 +199,64 @@ async fn the_client_reconnects_after_the_server_restarts_on_the_same_port() {
 }
 
 #[tokio::test]
-async fn graceful_shutdown_lets_the_in_flight_call_finish() {
+async fn graceful_shutdown_refuses_new_calls_and_returns_once_the_in_flight_call_is_done() {
+    // Far longer than the test's patience: serve() must return because the call drained,
+    // not because the grace period ran out.
+    const GRACE: Duration = Duration::from_secs(120);
     let started = Arc::new(AtomicUsize::new(0));
-    let flag = Arc::clone(&started);
+    let release = Arc::new(tokio::sync::Notify::new());
     let mut server = RpcServer::new(config("127.0.0.1:0"));
+    let (flag, gate) = (Arc::clone(&started), Arc::clone(&release));
     server.register_handler(
         "Slow.work",
-        MethodHandler::unary(move |ms: u64| {
-            let flag = Arc::clone(&flag);
+        MethodHandler::unary(move |n: u64| {
+            let (flag, gate) = (Arc::clone(&flag), Arc::clone(&gate));
             async move {
                 flag.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                Ok::<_, ()>(ms)
+                gate.notified().await;
+                Ok::<_, ()>(n)
             }
         }),
     );
     let server = start(server);
     let client = client(server.addr).await;
     let call = tokio::spawn(std::future::IntoFuture::into_future(
-        UnaryCall::<_, u64, ()>::new(client.clone(), "Slow.work", 500u64),
+        UnaryCall::<_, u64, ()>::new(client.clone(), "Slow.work", 7u64),
     ));
     wait_for(
         || started.load(Ordering::SeqCst) == 1,
         "the handler to start",
     )
     .await;
-    server.shutdown.shutdown(Duration::from_secs(10));
+    server.shutdown.shutdown(GRACE);
+
+    // During the grace period a new call on the same connection is refused, as
+    // PROTOCOL.md says: Unavailable, and its handler never runs.
+    let refused = UnaryCall::<_, u64, ()>::new(client.clone(), "Slow.work", 8u64)
+        .timeout(PATIENCE)
+        .await
+        .expect_err("refused while draining");
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(
+        refused.to_string().contains("server is shutting down"),
+        "{refused}"
+    );
+
+    // The call in flight finishes, and serve() returns right after it.
+    release.notify_one();
     assert_eq!(
         call.await.expect("task").expect("in-flight call completes"),
-        500
+        7
     );
     tokio::time::timeout(PATIENCE, server.task)
         .await
-        .expect("serve returns after draining")
+        .expect("serve returns once the call drained, long before the grace period ends")
         .expect("task")
         .expect("clean stop");
-    let after = UnaryCall::<_, u64, ()>::new(client, "Slow.work", 1u64)
-        .timeout(Duration::from_secs(2))
-        .await
-        .expect_err("the server is gone");
-    // Nobody answers the reconnect attempt: it fails as unavailable or runs into the
-    // call's deadline, depending on which comes first.
-    assert!(
-        matches!(after.code(), Code::Unavailable | Code::DeadlineExceeded),
-        "{after:?}"
-    );
     assert_eq!(
         started.load(Ordering::SeqCst),
         1,
-        "no call started after shutdown"
+        "no handler started after the shutdown began"
     );
 }
 
@@ -297,4 +307,105 @@ async fn shutdown_waits_out_the_grace_it_was_given_then_closes_calls_that_outlas
         .expect("task")
         .expect_err("cut off");
     assert_eq!(error.code(), Code::Unavailable, "{error:?}");
+}
+
+#[tokio::test]
+async fn a_handler_that_stops_reading_holds_the_clients_request_stream_back() {
+    const ITEM: usize = 1024;
+    const TOTAL: usize = 200_000; // 200 MiB if nothing held the client back
+    let read = Arc::new(AtomicUsize::new(0));
+    let release = Arc::new(tokio::sync::Notify::new());
+    let small_windows = config("127.0.0.1:0")
+        .with_flow_control_windows(256 * 1024, 1024 * 1024)
+        .with_send_buffer_size(256 * 1024);
+    let mut server = RpcServer::new(small_windows.clone());
+    let (counter, gate) = (Arc::clone(&read), Arc::clone(&release));
+    server.register_handler(
+        "Bulk.upload",
+        MethodHandler::client_streaming(move |mut chunks: RequestStream<Chunk>| {
+            let (counter, gate) = (Arc::clone(&counter), Arc::clone(&gate));
+            async move {
+                // Read ten, stall until released, then read the rest.
+                let mut total = 0usize;
+                while let Some(chunk) = chunks.next().await {
+                    total += chunk.bytes.len();
+                    if counter.fetch_add(1, Ordering::SeqCst) + 1 == 10 {
+                        gate.notified().await;
+                    }
+                }
+                Ok::<_, ()>(total)
+            }
+        }),
+    );
+    let server = start(server);
+    let client = RpcClient::connect(server.addr, small_windows)
+        .await
+        .expect("connects");
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&pulled);
+    let requests = stream::iter(0..TOTAL).map(move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Chunk {
+            bytes: vec![7; ITEM],
+        }
+    });
+    let call = tokio::spawn(std::future::IntoFuture::into_future(ClientStreamingCall::<
+        _,
+        usize,
+        (),
+    >::new(
+        client,
+        "Bulk.upload",
+        requests,
+    )));
+    wait_for(
+        || read.load(Ordering::SeqCst) == 10,
+        "the handler to read ten chunks",
+    )
+    .await;
+    // Let the client run as far ahead as it can. Windows, send buffers, the request queue
+    // and one coalesced write come to about 1,200 items; an unbounded client would pull
+    // all 200,000.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let ahead = pulled.load(Ordering::SeqCst);
+    assert!(
+        ahead < 5_000,
+        "the client pulled {ahead} items for a handler that read 10"
+    );
+    release.notify_one();
+    let total = tokio::time::timeout(PATIENCE * 3, call)
+        .await
+        .expect("the upload completes once the handler reads on")
+        .expect("task")
+        .expect("call succeeds");
+    assert_eq!(total, TOTAL * ITEM);
+}
+
+#[tokio::test]
+async fn while_a_server_is_unreachable_calls_fail_fast_until_the_backoff_has_passed() {
+    // A UDP socket that never answers: handshakes to it time out.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("binds");
+    let addr = silent.local_addr().expect("bound");
+    let config = config("127.0.0.1:0")
+        .with_connect_timeout(Duration::from_millis(300))
+        .with_reconnect_backoff(Duration::from_secs(600), Duration::from_secs(600));
+    let endpoint = rpcnet_runtime::ClientEndpoint::new(&config).expect("endpoint");
+    let client = RpcClient::lazy(&endpoint, addr, config);
+    let first = client
+        .call_raw("Ping.ping", bytes::Bytes::new(), Default::default())
+        .await
+        .expect_err("nobody answers");
+    assert!(matches!(first, RpcError::Connect { .. }), "{first:?}");
+    // The next attempt is ten minutes away: this call does not try, it fails at once.
+    let second = client
+        .call_raw("Ping.ping", bytes::Bytes::new(), Default::default())
+        .await
+        .expect_err("still unreachable");
+    match &second {
+        RpcError::Unavailable { message, .. } => {
+            assert!(message.contains("next reconnect attempt"), "{message}")
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    drop(silent);
 }
