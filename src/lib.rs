@@ -35,7 +35,7 @@ pub use rpcnet_macros::service;
 pub use rpcnet_runtime::RequestStream as Streaming;
 pub use rpcnet_runtime::{
     BidiStreamingCall, BoundServer, BoxError, CallContext, CallError, CallOptions, ClientEndpoint,
-    ClientStreamingCall, Code, CodecError, Metadata, MethodHandler, MethodKind, MethodTable, Never,
+    ClientStreamingCall, Code, CodecError, FromClient, Metadata, MethodHandler, MethodKind, MethodTable, Never,
     Payload, ProtocolError, ResponseStream, RpcClient, RpcConfig, RpcError, RpcServer,
     ServerStreamingCall, Service, ShutdownHandle, Status, UnaryCall, DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_MAX_MTU,
@@ -68,7 +68,7 @@ pub mod __private {
     pub use ::serde::{de::DeserializeOwned, Serialize};
     pub use rpcnet_runtime::RequestStream as Streaming;
     pub use rpcnet_runtime::{
-        BidiStreamingCall, CallError, ClientStreamingCall, MethodHandler, MethodTable, Never,
+        BidiStreamingCall, CallError, ClientStreamingCall, FromClient, MethodHandler, MethodTable, Never,
         ResponseStream, RpcClient, RpcConfig, RpcError, ServerStreamingCall, Service,
         ToSocketAddrs, UnaryCall,
     };
