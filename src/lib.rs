@@ -35,10 +35,10 @@ pub use rpcnet_macros::service;
 pub use rpcnet_runtime::RequestStream as Streaming;
 pub use rpcnet_runtime::{
     BidiStreamingCall, BoundServer, BoxError, CallContext, CallError, CallOptions, ClientEndpoint,
-    ClientStreamingCall, Code, CodecError, FromClient, Metadata, MethodHandler, MethodKind, MethodTable, Never,
-    Payload, ProtocolError, ResponseStream, RpcClient, RpcConfig, RpcError, RpcServer,
-    ServerStreamingCall, Service, ShutdownHandle, Status, UnaryCall, DEFAULT_MAX_MESSAGE_SIZE,
-    DEFAULT_MAX_MTU,
+    ClientStreamingCall, Code, CodecError, FromClient, Metadata, MethodHandler, MethodKind,
+    MethodTable, Never, Payload, ProtocolError, ResponseStream, RpcClient, RpcConfig, RpcError,
+    RpcServer, ServerStreamingCall, Service, ShutdownHandle, Status, UnaryCall,
+    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_MTU,
 };
 
 #[cfg(feature = "cluster")]
@@ -47,15 +47,19 @@ pub mod cluster {
     //! node tags and membership events, driven over the node's rpcnet QUIC endpoint.
     //!
     //! Start a node with [`Cluster::start`] on a bound server; watch membership through
-    //! [`Cluster::members`] or [`Cluster::subscribe`].
+    //! [`Cluster::members`] or [`Cluster::subscribe`]. Route calls to the workers with a
+    //! [`WorkerRegistry`] and a [`ClusterClient`].
     //!
     //! The sans-io protocol core (`Swim`, `Transmit`) and its gossip message types are not
     //! listed here: a [`Cluster`] drives them for you. Depend on the `rpcnet-cluster` crate
     //! to run the protocol over another transport or in a simulation.
 
     pub use rpcnet_cluster::{
-        Cluster, ClusterConfig, ClusterError, ClusterEvent, ClusterEvents, InvalidNodeId, Member,
-        MemberState, NodeConfig, NodeId, Tags, TagsTooLarge, MAX_NODE_ID_LEN, MAX_TAGS_BYTES,
+        Cluster, ClusterClient, ClusterConfig, ClusterError, ClusterEvent, ClusterEvents, InFlight,
+        InvalidNodeId, LoadBalancingStrategy, Member, MemberState, NodeConfig, NodeId,
+        PickedWorker, PoolEvent, PoolEvents, RetryBudget, RoutingError, TagFilter, Tags,
+        TagsTooLarge, WorkerCall, WorkerClient, WorkerInfo, WorkerRegistry, MAX_NODE_ID_LEN,
+        MAX_TAGS_BYTES, WORKER_ROLE,
     };
 }
 
@@ -68,8 +72,8 @@ pub mod __private {
     pub use ::serde::{de::DeserializeOwned, Serialize};
     pub use rpcnet_runtime::RequestStream as Streaming;
     pub use rpcnet_runtime::{
-        BidiStreamingCall, CallError, ClientStreamingCall, FromClient, MethodHandler, MethodTable, Never,
-        ResponseStream, RpcClient, RpcConfig, RpcError, ServerStreamingCall, Service,
+        BidiStreamingCall, CallError, ClientStreamingCall, FromClient, MethodHandler, MethodTable,
+        Never, ResponseStream, RpcClient, RpcConfig, RpcError, ServerStreamingCall, Service,
         ToSocketAddrs, UnaryCall,
     };
 }

@@ -214,6 +214,12 @@ impl Cluster {
         members.changed().await.map_err(|_| ClusterError::Stopped)
     }
 
+    /// The membership view as a watch: the view is published before the events that
+    /// report its changes, so a holder that reads it on each change misses none.
+    pub(crate) fn watch_members(&self) -> watch::Receiver<Arc<Vec<Member>>> {
+        self.inner.members.clone()
+    }
+
     /// Subscribes to membership events from now on. Each subscriber gets every event,
     /// exactly once, in order; events are not dropped for a slow subscriber, so keep
     /// reading (membership changes are rare) or drop the subscription.

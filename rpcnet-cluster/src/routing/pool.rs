@@ -1,0 +1,126 @@
+//! [`Pool`]: one snapshot of the workers in the registry's pool, with the candidates of each
+//! filter kept ready; and how a membership view turns into the next snapshot.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use crate::member::{Member, NodeId};
+use crate::routing::event::PoolEvent;
+use crate::routing::filter::TagFilter;
+use crate::routing::worker::{Link, Worker};
+
+/// How many filters a snapshot keeps candidates for; calls with further filters compute
+/// theirs on each pick.
+const MAX_CACHED_FILTERS: usize = 64;
+
+/// The candidates of one filter.
+pub(crate) type Candidates = Arc<[Arc<Worker>]>;
+
+/// The pool at one moment. Immutable but for its cache of candidates by filter.
+#[derive(Debug, Default)]
+pub(crate) struct Pool {
+    /// By id, so a snapshot lists workers in a stable order.
+    workers: BTreeMap<NodeId, Arc<Worker>>,
+    by_filter: RwLock<HashMap<TagFilter, Candidates>>,
+}
+
+impl Pool {
+    /// The workers matching `filter`, in id order.
+    pub(crate) fn candidates(&self, filter: &TagFilter) -> Candidates {
+        if let Some(found) = self.read_cache().get(filter) {
+            return Arc::clone(found);
+        }
+        let found: Candidates = self
+            .workers
+            .values()
+            .filter(|w| filter.matches(&w.tags))
+            .cloned()
+            .collect();
+        let mut cache = match self.by_filter.write() {
+            Ok(cache) => cache,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if cache.len() < MAX_CACHED_FILTERS {
+            cache.insert(filter.clone(), Arc::clone(&found));
+        }
+        found
+    }
+
+    /// Every worker, in id order.
+    pub(crate) fn workers(&self) -> impl Iterator<Item = &Arc<Worker>> {
+        self.workers.values()
+    }
+
+    fn read_cache(&self) -> std::sync::RwLockReadGuard<'_, HashMap<TagFilter, Candidates>> {
+        match self.by_filter.read() {
+            Ok(cache) => cache,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// The pool that `members` (a node's whole view) makes: the live members that match
+    /// `pool_filter`. A worker that stays keeps its link (its connection and in-flight
+    /// count), also across tag changes; a worker that moved to another address gets a new
+    /// one. Returns the pool and what changed; the links of removed workers are lost.
+    pub(crate) fn next(
+        &self,
+        members: &[Member],
+        pool_filter: &TagFilter,
+    ) -> (Pool, Vec<PoolEvent>) {
+        let mut workers = BTreeMap::new();
+        let mut events = Vec::new();
+        for member in members {
+            if !member.state().is_live() || !pool_filter.matches(member.tags()) {
+                continue;
+            }
+            let worker = match self.workers.get(member.id()) {
+                Some(old) if old.addr == member.addr() => {
+                    if old.tags == *member.tags() && old.incarnation == member.incarnation() {
+                        Arc::clone(old)
+                    } else {
+                        let worker = Arc::new(Worker::new(member, Arc::clone(&old.link)));
+                        if old.tags != worker.tags {
+                            events.push(PoolEvent::WorkerUpdated(worker.info()));
+                        }
+                        worker
+                    }
+                }
+                Some(old) => {
+                    old.link.lose();
+                    events.push(PoolEvent::WorkerRemoved(old.info()));
+                    let worker = Arc::new(Worker::new(member, Arc::new(Link::new(member.addr()))));
+                    events.push(PoolEvent::WorkerAdded(worker.info()));
+                    worker
+                }
+                None => {
+                    let worker = Arc::new(Worker::new(member, Arc::new(Link::new(member.addr()))));
+                    events.push(PoolEvent::WorkerAdded(worker.info()));
+                    worker
+                }
+            };
+            workers.insert(member.id().clone(), worker);
+        }
+        for (id, old) in &self.workers {
+            if !workers.contains_key(id) {
+                old.link.lose();
+                events.push(PoolEvent::WorkerRemoved(old.info()));
+            }
+        }
+        let pool = Pool {
+            workers,
+            by_filter: RwLock::default(),
+        };
+        (pool, events)
+    }
+
+    /// Empties the pool: every link is lost.
+    pub(crate) fn drain(&self) -> Vec<PoolEvent> {
+        self.workers
+            .values()
+            .map(|w| {
+                w.link.lose();
+                PoolEvent::WorkerRemoved(w.info())
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,166 @@
+//! [`LoadBalancingStrategy`]: how a call picks one worker among those its filter allows.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rand::Rng;
+
+/// How the registry chooses among the workers that match a call's filter.
+///
+/// Every strategy is O(1) per pick except [`LeastConnections`](Self::LeastConnections),
+/// which looks at every candidate unless it finds an idle one first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum LoadBalancingStrategy {
+    /// Each worker in turn. Spreads calls evenly by count, blind to how long they take.
+    RoundRobin,
+    /// A uniformly random worker.
+    Random,
+    /// The worker with the fewest calls in flight from this registry; ties go to the next
+    /// worker in turn, so an idle pool is used round robin. The default: it reacts to a slow
+    /// worker at once (its calls pile up, so it is picked less) and keeps the counts of equal
+    /// workers within one of each other.
+    #[default]
+    LeastConnections,
+    /// The less loaded of two workers drawn at random ("power of two choices"): close to
+    /// least-connections' balance at a constant cost per pick, and less prone to send a
+    /// burst of simultaneous picks to the same idle worker.
+    PowerOfTwoChoices,
+}
+
+impl LoadBalancingStrategy {
+    /// The index of the chosen candidate among `count` (`None` when `count` is 0).
+    /// `load(i)` is candidate `i`'s calls in flight; `cursor` is the turn counter that
+    /// round robin and least-connections' tie-breaking advance; `rng` draws for the random
+    /// strategies.
+    pub(crate) fn pick(
+        self,
+        count: usize,
+        load: impl Fn(usize) -> usize,
+        cursor: &AtomicUsize,
+        rng: &mut impl Rng,
+    ) -> Option<usize> {
+        if count <= 1 {
+            return (count == 1).then_some(0);
+        }
+        let chosen = match self {
+            LoadBalancingStrategy::RoundRobin => cursor.fetch_add(1, Ordering::Relaxed) % count,
+            LoadBalancingStrategy::Random => rng.gen_range(0..count),
+            LoadBalancingStrategy::LeastConnections => {
+                let start = cursor.fetch_add(1, Ordering::Relaxed) % count;
+                let mut best = start;
+                let mut best_load = load(start);
+                for step in 1..count {
+                    if best_load == 0 {
+                        break;
+                    }
+                    let i = (start + step) % count;
+                    let l = load(i);
+                    if l < best_load {
+                        best = i;
+                        best_load = l;
+                    }
+                }
+                best
+            }
+            LoadBalancingStrategy::PowerOfTwoChoices => {
+                let a = rng.gen_range(0..count);
+                let b = (a + rng.gen_range(1..count)) % count;
+                if load(b) < load(a) {
+                    b
+                } else {
+                    a
+                }
+            }
+        };
+        Some(chosen)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::SmallRng;
+    use rand::SeedableRng;
+
+    const ALL: [LoadBalancingStrategy; 4] = [
+        LoadBalancingStrategy::RoundRobin,
+        LoadBalancingStrategy::Random,
+        LoadBalancingStrategy::LeastConnections,
+        LoadBalancingStrategy::PowerOfTwoChoices,
+    ];
+
+    #[test]
+    fn no_candidate_means_no_pick_and_one_means_that_one() {
+        let cursor = AtomicUsize::new(0);
+        let mut rng = SmallRng::seed_from_u64(1);
+        for strategy in ALL {
+            assert_eq!(strategy.pick(0, |_| 0, &cursor, &mut rng), None);
+            assert_eq!(strategy.pick(1, |_| 7, &cursor, &mut rng), Some(0));
+        }
+    }
+
+    #[test]
+    fn round_robin_takes_each_in_turn() {
+        let cursor = AtomicUsize::new(0);
+        let mut rng = SmallRng::seed_from_u64(1);
+        let picks: Vec<_> = (0..6)
+            .map(|_| LoadBalancingStrategy::RoundRobin.pick(3, |_| 0, &cursor, &mut rng))
+            .collect();
+        assert_eq!(picks, [0, 1, 2, 0, 1, 2].map(Some));
+    }
+
+    #[test]
+    fn least_connections_keeps_counts_within_one() {
+        let cursor = AtomicUsize::new(0);
+        let mut rng = SmallRng::seed_from_u64(1);
+        let mut loads = [0usize; 5];
+        for _ in 0..23 {
+            let i = LoadBalancingStrategy::LeastConnections
+                .pick(5, |i| loads[i], &cursor, &mut rng)
+                .expect("a pick");
+            loads[i] += 1;
+        }
+        let (min, max) = (loads.iter().min(), loads.iter().max());
+        assert!(
+            max.zip(min).is_some_and(|(max, min)| max - min <= 1),
+            "{loads:?}"
+        );
+    }
+
+    #[test]
+    fn least_connections_avoids_the_loaded_worker() {
+        let cursor = AtomicUsize::new(0);
+        let mut rng = SmallRng::seed_from_u64(1);
+        let loads = [9, 3, 9];
+        for _ in 0..10 {
+            let pick =
+                LoadBalancingStrategy::LeastConnections.pick(3, |i| loads[i], &cursor, &mut rng);
+            assert_eq!(pick, Some(1));
+        }
+    }
+
+    #[test]
+    fn power_of_two_choices_never_picks_the_most_loaded_of_two() {
+        let cursor = AtomicUsize::new(0);
+        let mut rng = SmallRng::seed_from_u64(7);
+        let loads = [0, 100];
+        for _ in 0..100 {
+            let pick =
+                LoadBalancingStrategy::PowerOfTwoChoices.pick(2, |i| loads[i], &cursor, &mut rng);
+            assert_eq!(pick, Some(0));
+        }
+    }
+
+    #[test]
+    fn random_reaches_every_candidate() {
+        let cursor = AtomicUsize::new(0);
+        let mut rng = SmallRng::seed_from_u64(3);
+        let mut seen = [false; 4];
+        for _ in 0..200 {
+            if let Some(i) = LoadBalancingStrategy::Random.pick(4, |_| 0, &cursor, &mut rng) {
+                seen[i] = true;
+            }
+        }
+        assert_eq!(seen, [true; 4]);
+    }
+}
