@@ -263,6 +263,7 @@ impl WorkerCall<'_> {
             }
             let rpc = link.client(endpoint, &client.config);
             trace!(%worker, method, "calling worker");
+            let began = Instant::now();
             let outcome = tokio::select! {
                 result = rpc.call_raw(method, data.clone(), options) => match result {
                     Ok(reply) => Ok(reply),
@@ -273,7 +274,10 @@ impl WorkerCall<'_> {
             };
             drop(picked);
             let error = match outcome {
-                Ok(reply) => return Ok(Vec::from(reply)),
+                Ok(reply) => {
+                    link.record_latency(began.elapsed());
+                    return Ok(Vec::from(reply));
+                }
                 Err(error) => error,
             };
             let may_retry = match &error {

@@ -173,7 +173,7 @@ impl WorkerRegistry {
         let worker = if excluded.is_empty() {
             let i = self.strategy.pick(
                 candidates.len(),
-                |i| candidates[i].link.in_flight(),
+                |i| candidates[i].link.load(),
                 &self.cursor,
                 &mut rng,
             )?;
@@ -185,7 +185,7 @@ impl WorkerRegistry {
                 .collect();
             let i = self.strategy.pick(
                 left.len(),
-                |i| left[i].link.in_flight(),
+                |i| left[i].link.load(),
                 &self.cursor,
                 &mut rng,
             )?;

@@ -2,13 +2,15 @@
 //! ([`WorkerInfo`], [`InFlight`]).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use rpcnet_runtime::{ClientEndpoint, RpcClient, RpcConfig};
 use tokio::sync::watch;
 
 use crate::member::{Member, NodeId};
+use crate::routing::strategy::Load;
 use crate::tags::Tags;
 
 /// A worker as one pool snapshot sees it. A tag change makes a new `Worker` that shares
@@ -51,6 +53,8 @@ pub(crate) struct Link {
     addr: SocketAddr,
     client: OnceLock<RpcClient>,
     in_flight: AtomicUsize,
+    /// Moving average of successful calls' latency (µs); 0 until the first.
+    latency_us: AtomicU64,
     lost: watch::Sender<bool>,
 }
 
@@ -60,12 +64,36 @@ impl Link {
             addr,
             client: OnceLock::new(),
             in_flight: AtomicUsize::new(0),
+            latency_us: AtomicU64::new(0),
             lost: watch::Sender::new(false),
         }
     }
 
     pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The load strategies weigh: calls in flight and recent latency.
+    pub(crate) fn load(&self) -> Load {
+        Load {
+            in_flight: self.in_flight(),
+            latency_us: self.latency_us.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Folds a successful call's latency into the moving average (weight 1/8). Concurrent
+    /// updates may lose a sample, which an average can afford.
+    pub(crate) fn record_latency(&self, latency: Duration) {
+        let sample = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let old = self.latency_us.load(Ordering::Relaxed);
+        let new = if old == 0 {
+            sample
+        } else {
+            old - old / 8 + sample / 8
+        };
+        self.latency_us.store(new.max(1), Ordering::Relaxed);
     }
 
     /// The worker's connection, made (lazily: it connects on its first call) through

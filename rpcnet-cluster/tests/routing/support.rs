@@ -243,7 +243,11 @@ pub(crate) async fn registry(
 }
 
 /// Waits until the pool holds exactly these workers.
-pub(crate) async fn wait_for_pool(registry: &WorkerRegistry, events: &mut PoolEvents, names: &[&str]) {
+pub(crate) async fn wait_for_pool(
+    registry: &WorkerRegistry,
+    events: &mut PoolEvents,
+    names: &[&str],
+) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let mut have: Vec<String> = registry
