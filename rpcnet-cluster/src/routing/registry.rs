@@ -183,12 +183,9 @@ impl WorkerRegistry {
                 .iter()
                 .filter(|w| !excluded.contains(&w.id))
                 .collect();
-            let i = self.strategy.pick(
-                left.len(),
-                |i| left[i].link.load(),
-                &self.cursor,
-                &mut rng,
-            )?;
+            let i =
+                self.strategy
+                    .pick(left.len(), |i| left[i].link.load(), &self.cursor, &mut rng)?;
             Arc::clone(left[i])
         };
         let in_flight = InFlight::new(Arc::clone(&worker.link));
