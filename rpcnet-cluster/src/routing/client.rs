@@ -241,12 +241,15 @@ impl WorkerCall<'_> {
         let endpoint = client.endpoint()?;
         client.record_call();
         let mut tried: Vec<NodeId> = Vec::new();
+        let mut last_error: Option<RoutingError> = None;
         loop {
             let picked = match client.registry.pick_excluding(&filter, &tried) {
                 Some(picked) => picked,
-                None if tried.is_empty() => client.wait_and_pick(&filter, deadline).await?,
-                // Every matching worker was tried (the loop returns before that otherwise).
-                None => return Err(RoutingError::NoWorkersAvailable { filter }),
+                None => match last_error {
+                    None => client.wait_and_pick(&filter, deadline).await?,
+                    // Every matching worker was tried: the last attempt's error says why.
+                    Some(error) => return Err(error),
+                },
             };
             let worker = picked.id().clone();
             let link = Arc::clone(picked.link());
@@ -296,6 +299,7 @@ impl WorkerCall<'_> {
             }
             debug!(%worker, method, %error, "retrying on another worker");
             tried.push(worker);
+            last_error = Some(error);
         }
     }
 }
