@@ -207,10 +207,14 @@ impl Cluster {
             .cloned()
     }
 
-    /// Waits until the membership view changes (any state or tag change), for callers
-    /// that keep their own view up to date.
+    /// Waits until the membership view changes after this call (any state or tag
+    /// change), for callers that keep their own view up to date. A change made between
+    /// reading the view and calling this is not seen: a caller that must miss none reads
+    /// the view after each wake-up and can also use [`subscribe`](Self::subscribe).
     pub async fn changed(&self) -> Result<(), ClusterError> {
         let mut members = self.inner.members.clone();
+        // The handle's own receiver never marks a version seen: start from the current one.
+        members.mark_unchanged();
         members.changed().await.map_err(|_| ClusterError::Stopped)
     }
 

@@ -124,3 +124,117 @@ impl Pool {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+    use crate::member::MemberState;
+    use crate::tags::Tags;
+
+    fn member(name: &str, port: u16, state: MemberState, incarnation: u64, role: &str) -> Member {
+        Member {
+            id: NodeId::new(name).expect("valid id"),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            state,
+            incarnation,
+            tags: Tags::new().with("role", role).expect("small tags"),
+        }
+    }
+
+    fn workers() -> TagFilter {
+        TagFilter::new().with_tag("role", "worker")
+    }
+
+    fn names(events: &[PoolEvent]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| {
+                let kind = match e {
+                    PoolEvent::WorkerAdded(_) => "+",
+                    PoolEvent::WorkerRemoved(_) => "-",
+                    PoolEvent::WorkerUpdated(_) => "~",
+                };
+                format!("{kind}{}", e.worker().id())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_pool_holds_live_workers_only() {
+        let view = [
+            member("a", 1, MemberState::Alive, 0, "worker"),
+            member("b", 2, MemberState::Suspect, 0, "worker"),
+            member("c", 3, MemberState::Dead, 0, "worker"),
+            member("d", 4, MemberState::Left, 0, "worker"),
+            member("director", 5, MemberState::Alive, 0, "director"),
+        ];
+        let (pool, events) = Pool::default().next(&view, &workers());
+        assert_eq!(names(&events), ["+a", "+b"]);
+        let ids: Vec<&str> = pool.workers().map(|w| w.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
+    }
+
+    #[test]
+    fn a_failed_worker_leaves_and_loses_its_link_and_its_return_gets_a_new_one() {
+        let (first, _) = Pool::default().next(
+            &[member("a", 1, MemberState::Alive, 0, "worker")],
+            &workers(),
+        );
+        let old_link = Arc::clone(&first.candidates(&TagFilter::new())[0].link);
+        let (second, events) = first.next(
+            &[member("a", 1, MemberState::Dead, 0, "worker")],
+            &workers(),
+        );
+        assert_eq!(names(&events), ["-a"]);
+        assert!(old_link.is_lost());
+        let (third, events) = second.next(
+            &[member("a", 1, MemberState::Alive, 1, "worker")],
+            &workers(),
+        );
+        assert_eq!(names(&events), ["+a"]);
+        let new_link = &third.candidates(&TagFilter::new())[0].link;
+        assert!(!new_link.is_lost());
+        assert!(!Arc::ptr_eq(&old_link, new_link));
+    }
+
+    #[test]
+    fn tag_changes_keep_the_link_or_take_the_worker_out_of_the_pool() {
+        let (first, _) = Pool::default().next(
+            &[member("a", 1, MemberState::Alive, 0, "worker")],
+            &workers(),
+        );
+        let link = Arc::clone(&first.candidates(&TagFilter::new())[0].link);
+        let mut gpu = member("a", 1, MemberState::Alive, 1, "worker");
+        gpu.tags = gpu.tags.with("gpu", "true").expect("small tags");
+        let (second, events) = first.next(&[gpu], &workers());
+        assert_eq!(names(&events), ["~a"]);
+        let filtered = second.candidates(&TagFilter::new().with_tag("gpu", "true"));
+        assert!(
+            Arc::ptr_eq(&filtered[0].link, &link),
+            "same connection and counts"
+        );
+        let (third, events) = second.next(
+            &[member("a", 1, MemberState::Alive, 2, "standby")],
+            &workers(),
+        );
+        assert_eq!(names(&events), ["-a"]);
+        assert!(third.candidates(&TagFilter::new()).is_empty());
+    }
+
+    #[test]
+    fn a_worker_on_a_new_address_gets_a_new_link() {
+        let (first, _) = Pool::default().next(
+            &[member("a", 1, MemberState::Alive, 0, "worker")],
+            &workers(),
+        );
+        let old_link = Arc::clone(&first.candidates(&TagFilter::new())[0].link);
+        let (_, events) = first.next(
+            &[member("a", 2, MemberState::Alive, 1, "worker")],
+            &workers(),
+        );
+        assert_eq!(names(&events), ["-a", "+a"]);
+        assert!(old_link.is_lost());
+    }
+}
