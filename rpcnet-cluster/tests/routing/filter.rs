@@ -95,3 +95,63 @@ async fn a_filter_selects_only_matching_workers_and_never_the_director() {
         .sum();
     assert_eq!(served, 120);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_follows_a_workers_tag_changes() {
+    let director = start_director();
+    let worker = start_local_worker(
+        "w",
+        tags(&[("role", "worker"), ("gpu", "false")]),
+        director.addr,
+    );
+    let (registry, mut events) = registry(&director, LoadBalancingStrategy::RoundRobin).await;
+    wait_for_pool(&registry, &mut events, &["w"]).await;
+    let client = ClusterClient::new(Arc::clone(&registry), director.config.clone());
+    let gpu = TagFilter::new().with_tag("gpu", "true");
+    let error = client
+        .call_worker("compute", Vec::new(), &gpu)
+        .await
+        .expect_err("no gpu yet");
+    assert!(
+        matches!(error, RoutingError::NoWorkersAvailable { .. }),
+        "{error:?}"
+    );
+
+    worker
+        .set_tags(tags(&[("role", "worker"), ("gpu", "true")]))
+        .await
+        .expect("tags set");
+    wait_for_event(&mut events, "w", |e| {
+        matches!(e, rpcnet_cluster::PoolEvent::WorkerUpdated(_))
+    })
+    .await;
+    let reply = client
+        .call_worker("compute", Vec::new(), &gpu)
+        .timeout(PATIENCE)
+        .await;
+    assert_eq!(reply.expect("served"), b"w");
+
+    worker
+        .set_tags(tags(&[("role", "standby")]))
+        .await
+        .expect("tags set");
+    wait_for_event(&mut events, "w", |e| {
+        matches!(e, rpcnet_cluster::PoolEvent::WorkerRemoved(_))
+    })
+    .await;
+    assert!(registry.workers().is_empty());
+
+    worker
+        .set_tags(tags(&[("role", "worker")]))
+        .await
+        .expect("tags set");
+    wait_for_event(&mut events, "w", |e| {
+        matches!(e, rpcnet_cluster::PoolEvent::WorkerAdded(_))
+    })
+    .await;
+    let reply = client
+        .call_worker("compute", Vec::new(), TagFilter::new())
+        .timeout(PATIENCE)
+        .await;
+    assert_eq!(reply.expect("served again"), b"w");
+}

@@ -285,3 +285,23 @@ pub(crate) async fn wait_for_event(
         }
     }
 }
+
+/// A worker in the test's own runtime, whose cluster handle the test keeps (to change its
+/// tags). Serves `compute`, answering its name.
+pub(crate) fn start_local_worker(name: &str, tags: Tags, seed: SocketAddr) -> Cluster {
+    let config = rpc_config("127.0.0.1:0");
+    let mut server = RpcServer::new(config.clone());
+    let reply = Bytes::from(name.to_owned().into_bytes());
+    server.register("compute", move |_, _| {
+        let reply = reply.clone();
+        async move { Ok(reply) }
+    });
+    let bound = server.bind().expect("binds");
+    let node = NodeConfig::new(NodeId::new(name).expect("valid id"))
+        .with_tags(tags)
+        .with_seeds([seed.to_string()])
+        .with_cluster_config(cluster_config());
+    let cluster = Cluster::start(&bound, &config, node).expect("node starts");
+    tokio::spawn(bound.serve());
+    cluster
+}
