@@ -12,7 +12,8 @@
 //! - Byte fields as [`Payload`]: large payloads travel without copies.
 //! - With the `cluster` feature (on by default): SWIM gossip membership with Phi Accrual
 //!   failure detection, node tags and membership events, sharing the node's RPC endpoint
-//!   (`cluster::Cluster`).
+//!   (`cluster::Cluster`); routing of calls to workers by tags and load, with failover
+//!   (`cluster::WorkerRegistry`, `cluster::ClusterClient`).
 //!
 //! ## Quick start
 //!
@@ -26,7 +27,7 @@
 //!
 //! ## Feature flags
 //!
-//! - `cluster` (default): the `cluster` module (membership, tags, events).
+//! - `cluster` (default): the `cluster` module (membership, tags, events, routing).
 //!
 //! The wire format, and which changes to a service's messages older peers still
 //! understand, are documented in `PROTOCOL.md` in the repository.

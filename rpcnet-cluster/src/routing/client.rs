@@ -25,8 +25,10 @@ use crate::routing::worker::{InFlight, WorkerInfo};
 const DEFAULT_MAX_ATTEMPTS: usize = 3;
 
 /// Calls to the cluster's workers: each call goes to the worker the registry picks for its
-/// tag filter, over one pooled connection per worker (shared by every call and typed client
-/// of the registry, and closed when the worker leaves the pool).
+/// tag filter, over one pooled connection per worker, closed when the worker leaves the
+/// pool. The connection belongs to the registry's entry for the worker, so every call and
+/// typed client of every `ClusterClient` on one registry shares it; it is made, on first
+/// use, with the configuration of the client that first uses it.
 ///
 /// When the worker of a call fails or leaves the pool, the call ends at once with
 /// [`RoutingError::WorkerLost`] (not at its deadline). It is then sent to another worker
@@ -41,6 +43,8 @@ pub struct ClusterClient {
     config: RpcConfig,
     endpoint: OnceLock<ClientEndpoint>,
     retry_safe_methods: HashSet<String>,
+    /// Shared by the calls in flight: each touches it twice for a few nanoseconds, which a
+    /// message to a task owning it would cost many times over.
     ledger: Mutex<RetryLedger>,
     wait_for_worker: Option<Duration>,
     max_attempts: usize,

@@ -21,6 +21,8 @@ pub(crate) type Candidates = Arc<[Arc<Worker>]>;
 pub(crate) struct Pool {
     /// By id, so a snapshot lists workers in a stable order.
     workers: BTreeMap<NodeId, Arc<Worker>>,
+    /// A memo of `workers` by filter, filled by the calls that pick (the snapshot itself is
+    /// replaced, never changed, by the registry's task).
     by_filter: RwLock<HashMap<TagFilter, Candidates>>,
 }
 

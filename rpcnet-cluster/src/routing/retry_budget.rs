@@ -94,8 +94,7 @@ impl RetryLedger {
             }
         }
         let floor = u64::from(self.budget.min_per_second) * self.budget.window.as_secs().max(1);
-        // Truncation is intended: a fraction of a retry is not a retry.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        // Rounded down: a fraction of a retry is not a retry.
         let allowed = floor + (self.budget.ratio * calls as f64) as u64;
         if retries >= allowed {
             return false;
