@@ -319,7 +319,7 @@ impl<'a> IntoFuture for WorkerCall<'a> {
 
 /// A typed client bound to one worker, from [`ClusterClient::client`]: use it as the
 /// client it wraps (it dereferences to it). The worker counts one call in flight until
-/// this is dropped.
+/// this is dropped, so keep it alive as long as the streams opened through it run.
 #[derive(Debug)]
 pub struct WorkerClient<C> {
     client: C,

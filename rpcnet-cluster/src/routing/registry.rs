@@ -73,7 +73,8 @@ impl WorkerRegistry {
 
     /// A registry over a fixed list of workers (id, address, tags), with no cluster behind
     /// it: for static deployments, tests and benchmarks. Every worker is in the pool whatever
-    /// its tags; the pool never changes and [`start`](Self::start) does nothing.
+    /// its tags; the pool never changes, [`start`](Self::start) does nothing and a
+    /// [`subscribe`](Self::subscribe)d stream of changes ends at once.
     pub fn fixed(
         workers: impl IntoIterator<Item = (NodeId, SocketAddr, Tags)>,
         strategy: LoadBalancingStrategy,
