@@ -5,11 +5,13 @@
 //! rpcnet-bench server <addr> [--baseline] [--stock-limits] [--mtu N]
 //! rpcnet-bench client <addr> <scenario|all> [--baseline] [--stock-limits] [--mtu N]
 //! rpcnet-bench memory [connections] [calls]
+//! rpcnet-bench cluster <pick_1000|route_c64|slow_worker|all>
 //! ```
 //!
 //! `rpcnet-bench/run.sh` runs both implementations alternately and prints the comparison.
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a benchmark binary reports on stdout
 
+mod cluster;
 mod memory;
 mod raw;
 mod rpc;
@@ -33,6 +35,14 @@ async fn main() {
         let connections = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(200);
         let calls = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(1000);
         if let Err(error) = memory::run(connections, calls).await {
+            eprintln!("error: {error}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if args.first().map(String::as_str) == Some("cluster") {
+        let scenario = args.get(1).map(String::as_str).unwrap_or("all");
+        if let Err(error) = cluster::run(scenario).await {
             eprintln!("error: {error}");
             std::process::exit(1);
         }

@@ -12,7 +12,7 @@ use crate::transport::{Limits, CERT, KEY};
 use crate::workload::{payload, Target};
 
 /// An error with its chain of causes, for the bench's report.
-fn chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -34,6 +34,13 @@
 //! let _wake_at = node.poll_timeout();
 //! ```
 //!
+//! # Routing
+//!
+//! With the `quic` feature, [`WorkerRegistry`] turns membership into a pool of live workers
+//! (members tagged `role=worker` by default), and [`ClusterClient`] routes each call to one
+//! of them by a [`LoadBalancingStrategy`] and a [`TagFilter`], failing over when a worker
+//! fails.
+//!
 //! # Feature flags
 //!
 //! - `quic` (default): the tokio shell over rpcnet's QUIC endpoint. The core builds and is
@@ -45,6 +52,8 @@ mod failure_detector;
 mod member;
 #[cfg(feature = "quic")]
 mod node;
+#[cfg(feature = "quic")]
+mod routing;
 mod swim;
 mod tags;
 
@@ -53,6 +62,12 @@ pub use crate::event::ClusterEvent;
 pub use crate::member::{InvalidNodeId, Member, MemberState, NodeId, MAX_NODE_ID_LEN};
 #[cfg(feature = "quic")]
 pub use crate::node::{Cluster, ClusterError, ClusterEvents, NodeConfig, GOSSIP_STREAM_KIND};
+#[cfg(feature = "quic")]
+pub use crate::routing::{
+    ClusterClient, InFlight, LoadBalancingStrategy, PickedWorker, PoolEvent, PoolEvents,
+    RetryBudget, RoutingError, TagFilter, WorkerCall, WorkerClient, WorkerInfo, WorkerRegistry,
+    WORKER_ROLE,
+};
 pub use crate::swim::message::{
     DecodeError, Message, MessageKind, MAX_MESSAGE_BYTES, MAX_PIGGYBACK_UPDATES,
     MAX_PUSH_PULL_MEMBERS, PROTOCOL_VERSION,

@@ -52,6 +52,21 @@ struct ConnState {
     generation: u64,
     retry_at: Option<Instant>,
     backoff: Duration,
+    closed: bool,
+}
+
+/// A typed client that wraps an [`RpcClient`]. `#[rpcnet::service]` implements it for every
+/// generated client, so code that hands out connections (a cluster's router, a pool) can
+/// return any service's typed client bound to the connection it chose.
+pub trait FromClient: Sized {
+    /// Wraps `client`; the typed client shares its connection.
+    fn from_client(client: RpcClient) -> Self;
+}
+
+impl FromClient for RpcClient {
+    fn from_client(client: RpcClient) -> Self {
+        client
+    }
 }
 
 /// A client-side QUIC endpoint (one UDP socket) that many [`RpcClient`]s can share, each
@@ -117,6 +132,7 @@ impl RpcClient {
                     generation: 0,
                     retry_at: None,
                     backoff: initial_backoff,
+                    closed: false,
                 }),
                 reconnect: tokio::sync::Mutex::new(()),
             }),
@@ -149,6 +165,30 @@ impl RpcClient {
             .await
             .map_err(stream_error)?;
         stream.finish().map_err(stream_error)
+    }
+
+    /// Closes the connection for good, for this client and every clone: calls in flight on
+    /// it fail at once (with [`RpcError::Stream`] or [`RpcError::Unavailable`]) instead of
+    /// waiting for their deadline, and later calls fail with [`RpcError::Unavailable`]
+    /// without connecting. For a server known to be gone.
+    pub fn close(&self) {
+        let mut state = match self.inner.state.write() {
+            Ok(state) => state,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        state.closed = true;
+        state.generation += 1;
+        if let Some(handle) = state.handle.take() {
+            handle.close(app_error(app_error::CLIENT_GONE));
+        }
+    }
+
+    /// Whether [`close`](Self::close) was called on this client or a clone.
+    pub fn is_closed(&self) -> bool {
+        match self.inner.state.read() {
+            Ok(state) => state.closed,
+            Err(poisoned) => poisoned.into_inner().closed,
+        }
     }
 
     /// The server address this client talks to.
@@ -210,6 +250,9 @@ impl RpcClient {
                 Ok(state) => state,
                 Err(poisoned) => poisoned.into_inner(),
             };
+            if state.closed {
+                return Err(RpcError::unavailable("the client was closed", None));
+            }
             if state.generation != generation {
                 if let Some(handle) = &state.handle {
                     return Ok(handle.clone());
@@ -233,6 +276,12 @@ impl RpcClient {
             Ok(state) => state,
             Err(poisoned) => poisoned.into_inner(),
         };
+        if state.closed {
+            if let Ok(handle) = attempt {
+                handle.close(app_error(app_error::CLIENT_GONE));
+            }
+            return Err(RpcError::unavailable("the client was closed", None));
+        }
         state.generation += 1;
         match attempt {
             Ok(handle) => {

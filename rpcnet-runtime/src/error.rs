@@ -89,6 +89,11 @@ impl fmt::Display for Code {
     }
 }
 
+/// The details of a status the server sends for a call it refused before running any
+/// handler (an unknown method, a draining server): the single byte `0x01`. Handlers cannot
+/// set a status's details, so only the framework sends it.
+const NOT_HANDLED: &[u8] = &[0x01];
+
 /// A status a server handler returns (or the framework produces) to end a call unsuccessfully.
 ///
 /// Low-level handlers registered with `RpcServer::register` return it directly; typed
@@ -117,6 +122,19 @@ impl Status {
             message: String::new(),
             details,
         }
+    }
+
+    /// A status the server itself sends for a call it refuses before any handler runs (no
+    /// such method, shutting down). Its details are [`NOT_HANDLED`], which lets the client
+    /// tell it from the same code returned by a handler that may have done work.
+    pub(crate) fn refused(code: Code, message: impl Into<String>) -> Self {
+        Status::new(code, message).with_details(bytes::Bytes::from_static(NOT_HANDLED))
+    }
+
+    /// Whether the server sent this status without running a handler (see
+    /// [`NOT_HANDLED`]).
+    pub(crate) fn is_refusal(&self) -> bool {
+        self.code != Code::Application && self.details.as_ref() == NOT_HANDLED
     }
 
     pub(crate) fn with_details(mut self, details: bytes::Bytes) -> Self {
@@ -268,7 +286,9 @@ pub enum RpcError {
     /// The call was cancelled.
     #[error("call cancelled")]
     Cancelled,
-    /// The server has no handler for the method.
+    /// The server has no handler for the method: its own answer, sent before any handler
+    /// ran. (A handler that returns an `Unimplemented` status itself is reported as
+    /// [`RpcError::Status`], since it may have done work first.)
     #[error("method `{method}` is not implemented by the server")]
     Unimplemented {
         /// The method that was called.
@@ -329,11 +349,18 @@ impl RpcError {
 
     /// Whether the call certainly did not reach a handler, so sending it again cannot run it
     /// twice: a caller that can reach the same service elsewhere may retry the call there.
+    ///
+    /// True for a failed connect, a client waiting out its reconnect backoff, and a call
+    /// the server itself refused before running a handler: its own answer that it has no
+    /// such method ([`RpcError::Unimplemented`]) or that it is shutting down. A status a
+    /// handler returned, whatever its code, is not safe: the handler may have done work.
     pub fn is_safe_to_retry(&self) -> bool {
-        matches!(
-            self,
-            RpcError::Connect { .. } | RpcError::Unimplemented { .. }
-        ) || matches!(self, RpcError::Unavailable { source: None, .. })
+        match self {
+            RpcError::Connect { .. } | RpcError::Unimplemented { .. } => true,
+            RpcError::Unavailable { source: None, .. } => true,
+            RpcError::Status(status) => status.is_refusal(),
+            _ => false,
+        }
     }
 
     pub(crate) fn config(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
@@ -355,7 +382,7 @@ impl RpcError {
         match status.code() {
             Code::DeadlineExceeded => RpcError::DeadlineExceeded,
             Code::Cancelled => RpcError::Cancelled,
-            Code::Unimplemented => RpcError::Unimplemented {
+            Code::Unimplemented if status.is_refusal() => RpcError::Unimplemented {
                 method: method.to_owned(),
             },
             _ => RpcError::Status(status),
@@ -521,9 +548,24 @@ mod tests {
 
     #[test]
     fn server_statuses_map_to_typed_client_errors() {
-        let error = RpcError::from_status(Status::new(Code::Unimplemented, "x"), "A.b");
+        let error = RpcError::from_status(Status::refused(Code::Unimplemented, "x"), "A.b");
         assert!(matches!(error, RpcError::Unimplemented { ref method } if method == "A.b"));
         let error = RpcError::from_status(Status::new(Code::DeadlineExceeded, ""), "A.b");
         assert!(matches!(error, RpcError::DeadlineExceeded));
+    }
+
+    #[test]
+    fn only_the_servers_own_refusals_are_safe_to_retry() {
+        let refused = RpcError::from_status(Status::refused(Code::Unimplemented, "x"), "A.b");
+        assert!(refused.is_safe_to_retry());
+        let draining = RpcError::from_status(Status::refused(Code::Unavailable, "x"), "A.b");
+        assert!(draining.is_safe_to_retry());
+        // A handler's own Unimplemented (or any status it returns) may follow work it did.
+        let handler = RpcError::from_status(Status::new(Code::Unimplemented, "x"), "A.b");
+        assert!(matches!(handler, RpcError::Status(_)));
+        assert!(!handler.is_safe_to_retry());
+        let handler = RpcError::from_status(Status::new(Code::Unavailable, "x"), "A.b");
+        assert!(!handler.is_safe_to_retry());
+        assert!(!RpcError::DeadlineExceeded.is_safe_to_retry());
     }
 }

@@ -38,7 +38,7 @@ pub use call::{
     BidiStreamingCall, CallOptions, ClientStreamingCall, ResponseStream, ServerStreamingCall,
     UnaryCall,
 };
-pub use client::{ClientEndpoint, RpcClient};
+pub use client::{ClientEndpoint, FromClient, RpcClient};
 pub use config::{RpcConfig, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_MTU};
 pub use context::CallContext;
 pub use error::{BoxError, CallError, Code, CodecError, Never, ProtocolError, RpcError, Status};

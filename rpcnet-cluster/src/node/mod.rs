@@ -207,11 +207,21 @@ impl Cluster {
             .cloned()
     }
 
-    /// Waits until the membership view changes (any state or tag change), for callers
-    /// that keep their own view up to date.
+    /// Waits until the membership view changes after this call (any state or tag
+    /// change), for callers that keep their own view up to date. A change made between
+    /// reading the view and calling this is not seen: a caller that must miss none reads
+    /// the view after each wake-up and can also use [`subscribe`](Self::subscribe).
     pub async fn changed(&self) -> Result<(), ClusterError> {
         let mut members = self.inner.members.clone();
+        // The handle's own receiver never marks a version seen: start from the current one.
+        members.mark_unchanged();
         members.changed().await.map_err(|_| ClusterError::Stopped)
+    }
+
+    /// The membership view as a watch: the view is published before the events that
+    /// report its changes, so a holder that reads it on each change misses none.
+    pub(crate) fn watch_members(&self) -> watch::Receiver<Arc<Vec<Member>>> {
+        self.inner.members.clone()
     }
 
     /// Subscribes to membership events from now on. Each subscriber gets every event,

@@ -60,6 +60,12 @@ pub(crate) fn client(service: &Service) -> TokenStream {
 
             #(#methods)*
         }
+
+        impl #krate::__private::FromClient for #client {
+            fn from_client(client: #krate::__private::RpcClient) -> Self {
+                Self { client }
+            }
+        }
     }
 }
 

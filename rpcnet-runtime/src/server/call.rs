@@ -193,7 +193,7 @@ async fn start_call<'a>(
             Some((name, handler)) => (header, Arc::clone(name), handler),
             None => {
                 debug!(stream_id, method = %header.method(), "unimplemented method");
-                let status = Status::new(
+                let status = Status::refused(
                     Code::Unimplemented,
                     format!("method `{}` is not implemented", header.method()),
                 );
@@ -205,7 +205,7 @@ async fn start_call<'a>(
     };
     if draining {
         reader.stop_sending(app_error::SHUTDOWN);
-        let status = Status::new(Code::Unavailable, "server is shutting down");
+        let status = Status::refused(Code::Unavailable, "server is shutting down");
         let _ = send_status_alone(tx, &status).await;
         return None;
     }

@@ -1,0 +1,12 @@
+//! Routing over real nodes on loopback QUIC: a director with a `WorkerRegistry` and a
+//! `ClusterClient`, and workers that each run in a runtime of their own, so that killing
+//! one is as abrupt as killing its process.
+#![cfg(feature = "quic")]
+
+mod balance;
+mod budget;
+mod failover;
+mod filter;
+mod no_workers;
+mod support;
+mod typed;
