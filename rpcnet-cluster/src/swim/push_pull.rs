@@ -33,6 +33,9 @@ impl Swim {
     /// datagram), then with exponential backoff (doubling up to
     /// [`ClusterConfig::join_backoff_max`]: no seed is up yet). With no other seed the node simply
     /// starts a new cluster. Host names are the driver's to resolve before calling this.
+    ///
+    /// [`ClusterConfig::join_backoff`]: crate::ClusterConfig::join_backoff
+    /// [`ClusterConfig::join_backoff_max`]: crate::ClusterConfig::join_backoff_max
     pub fn join(&mut self, seeds: &[SocketAddr], now: Instant) {
         let mut seeds: Vec<SocketAddr> = seeds
             .iter()
