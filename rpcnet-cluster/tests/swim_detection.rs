@@ -5,8 +5,8 @@ mod sim;
 
 use std::time::Duration;
 
-use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use rpcnet_cluster::ClusterConfig;
 use sim::{quantile, Net, Sim};
 
@@ -23,7 +23,7 @@ fn time_to_detect(seed: u64, n: usize) -> (Duration, Duration) {
         Duration::from_millis(10),
         Duration::from_secs(30),
     );
-    let victim = SmallRng::seed_from_u64(seed).gen_range(0..n);
+    let victim = ChaCha8Rng::seed_from_u64(seed).gen_range(0..n);
     sim.crash(victim);
     let crashed_at = sim.now();
     let took = sim

@@ -13,8 +13,8 @@ mod sim;
 
 use std::time::Duration;
 
-use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use rpcnet_cluster::ClusterConfig;
 use sim::{Kind, Sim};
 
@@ -24,7 +24,7 @@ use sim::{Kind, Sim};
 fn false_failures(seed: u64, n: usize, span: Duration, lifeguard: bool) -> usize {
     let config = ClusterConfig::for_tests().with_lifeguard(lifeguard);
     let mut sim = Sim::settled_lan(seed, n, config);
-    let mut rng = SmallRng::seed_from_u64(seed ^ 0x57a11);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x57a11);
     let stalling = (n / 20).max(1);
     let start = sim.now();
     let mut stalls = Vec::new();

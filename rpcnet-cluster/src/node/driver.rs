@@ -23,7 +23,7 @@ const MAX_SENDS_IN_FLIGHT: usize = 512;
 const RESOLVE_RETRY: Duration = Duration::from_secs(1);
 
 pub(super) struct Driver {
-    swim: Swim,
+    swim: Swim<SmallRng>,
     addr: SocketAddr,
     seeds: Vec<String>,
     joined: bool,

@@ -34,6 +34,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use rand::Rng;
+
 use super::membership::{is_newer, judge, Suspicion, Verdict};
 use super::message::{header_bound, Body, Message, Update, MAX_PIGGYBACK_UPDATES};
 use super::{Swim, Transmit};
@@ -186,7 +188,7 @@ fn fill(
     budget - remaining
 }
 
-impl Swim {
+impl<R: Rng> Swim<R> {
     pub(super) fn apply_all(&mut self, updates: Vec<Update>, sender: &NodeId, now: Instant) {
         for u in updates {
             self.apply_update(u, sender, false, now);

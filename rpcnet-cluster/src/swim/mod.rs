@@ -1,8 +1,9 @@
 //! The SWIM state machine: probing, suspicion, dissemination, push-pull, join and leave.
 //!
-//! [`Swim`] is sans-io. Every input carries `now`; randomness comes from the `SmallRng` the
-//! caller seeds; all maps are ordered. So one seed and one sequence of inputs reproduce one
-//! run exactly, which is what the deterministic simulator in `tests/` relies on.
+//! [`Swim`] is sans-io. Every input carries `now`; randomness comes from the RNG the caller
+//! injects, and integer draws never depend on the pointer width; all maps are ordered. So
+//! with a portable seeded RNG, one seed and one sequence of inputs reproduce one run exactly,
+//! which is what the deterministic simulator in `tests/` relies on.
 //!
 //! This module holds the state and its inputs and outputs; each part of the protocol is an
 //! `impl Swim` block in its own module: `probe` (probing and suspicion timers),
@@ -17,9 +18,9 @@ mod push_pull;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use rand::rngs::SmallRng;
 use rand::Rng;
 
 use self::dissemination::{Class, Dissemination};
@@ -58,6 +59,13 @@ pub struct Transmit {
 /// [`poll_timeout`](Self::poll_timeout) and sleep until it (or until the next message).
 /// After [`leave`](Self::leave), keep driving it until `poll_timeout` returns `None`: the
 /// leave has then been gossiped as far as the protocol sends it.
+///
+/// # Randomness
+///
+/// `R` is the random number generator behind every random choice: the probe order, the
+/// members asked to probe indirectly, gossip and push-pull partners, timer jitter and the
+/// first sequence number. Any [`Rng`] works; a portable seeded one, such as
+/// `rand_chacha::ChaCha8Rng`, makes one seed one run everywhere (see the crate docs).
 ///
 /// # Protocol
 ///
@@ -111,9 +119,9 @@ pub struct Transmit {
 /// expires while this node was stalled gets one more probe interval so refutations that queued
 /// up meanwhile are read first.
 #[derive(Debug)]
-pub struct Swim {
+pub struct Swim<R> {
     config: ClusterConfig,
-    rng: SmallRng,
+    rng: R,
     local: Member,
     members: Membership,
     broadcasts: Dissemination,
@@ -133,7 +141,7 @@ pub struct Swim {
     events: VecDeque<ClusterEvent>,
 }
 
-impl Swim {
+impl<R: Rng> Swim<R> {
     /// A node `local` gossiping on `addr` with `tags`, alone until [`join`](Self::join).
     ///
     /// # Panics
@@ -145,7 +153,7 @@ impl Swim {
         addr: SocketAddr,
         tags: Tags,
         config: ClusterConfig,
-        rng: SmallRng,
+        rng: R,
         now: Instant,
     ) -> Self {
         match Self::try_new(local, addr, tags, config, rng, now) {
@@ -161,11 +169,11 @@ impl Swim {
         addr: SocketAddr,
         tags: Tags,
         config: ClusterConfig,
-        mut rng: SmallRng,
+        mut rng: R,
         now: Instant,
     ) -> Result<Self, TagsTooLarge> {
         check_tags(&tags, &config)?;
-        let jitter = |rng: &mut SmallRng, d: Duration| d.mul_f64(rng.gen_range(0.0..1.0));
+        let jitter = |rng: &mut R, d: Duration| d.mul_f64(rng.gen_range(0.0..1.0));
         let next_probe = now + jitter(&mut rng, config.health_check_interval());
         let next_gossip = now + jitter(&mut rng, config.gossip_interval());
         let next_push_pull = now + jitter(&mut rng, config.push_pull_interval());
@@ -410,6 +418,14 @@ fn check_tags(tags: &Tags, config: &ClusterConfig) -> Result<(), TagsTooLarge> {
     } else {
         Ok(())
     }
+}
+
+/// A uniform random index in `range` (not empty), drawn as a `u64`. Rand draws a `usize` at
+/// the pointer width, so drawing one would give a seed different runs on 32- and 64-bit
+/// targets; on 64-bit targets this draws exactly what a `usize` draw would.
+fn random_index(rng: &mut impl Rng, range: Range<usize>) -> usize {
+    // Both ends fit in a u64 and the draw lies between them, so neither cast loses anything.
+    rng.gen_range(range.start as u64..range.end as u64) as usize
 }
 
 #[cfg(test)]

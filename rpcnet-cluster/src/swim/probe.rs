@@ -12,7 +12,7 @@ use rand::Rng;
 
 use super::membership::Membership;
 use super::message::{Body, Update};
-use super::Swim;
+use super::{random_index, Swim};
 use crate::member::{MemberState, NodeId};
 
 /// The most indirect probes this node relays at once; further requests are dropped.
@@ -104,7 +104,7 @@ impl Rotation {
     pub(crate) fn insert(&mut self, rng: &mut impl Rng, id: NodeId) {
         self.order.push(id);
         let last = self.order.len() - 1;
-        let at = rng.gen_range(self.cursor.min(last)..=last);
+        let at = random_index(rng, self.cursor.min(last)..self.order.len());
         self.order.swap(at, last);
     }
 
@@ -124,7 +124,7 @@ impl Rotation {
             if picked.len() == count {
                 break;
             }
-            let id = &self.order[rng.gen_range(0..self.order.len())];
+            let id = &self.order[random_index(rng, 0..self.order.len())];
             if Some(id) == exclude || picked.contains(id) {
                 continue;
             }
@@ -197,7 +197,7 @@ impl Relays {
     }
 }
 
-impl Swim {
+impl<R: Rng> Swim<R> {
     pub(super) fn next_seq(&mut self) -> u32 {
         self.next_seq = self.next_seq.wrapping_add(1);
         self.next_seq

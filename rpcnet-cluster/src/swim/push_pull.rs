@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use super::message::{Body, Message, Update, MAX_PUSH_PULL_MEMBERS};
-use super::{Swim, Transmit};
+use super::{random_index, Swim, Transmit};
 use crate::member::MemberState;
 
 /// How many join attempts are retried after the initial backoff before it starts doubling.
@@ -26,7 +26,7 @@ pub(super) struct Join {
     attempts: u32,
 }
 
-impl Swim {
+impl<R: Rng> Swim<R> {
     /// Joins the cluster through `seeds` (addresses of any members; this node's own address
     /// is skipped): sends each a push-pull, and retries until some node exchanges state with
     /// this one — five times [`ClusterConfig::join_backoff`] apart (the silence may be a lost
@@ -69,7 +69,7 @@ impl Swim {
         if candidates == 0 {
             return;
         }
-        let i = self.rng.gen_range(0..candidates);
+        let i = random_index(&mut self.rng, 0..candidates);
         if let Some(addr) = self
             .members
             .nth_where(i, |m| m.state != MemberState::Left)

@@ -4,24 +4,25 @@ use super::*;
 use crate::member::MAX_NODE_ID_LEN;
 use crate::swim::message::{MessageKind, MAX_MESSAGE_BYTES, MAX_PIGGYBACK_UPDATES};
 use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 fn addr(i: u8) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, i], 7946))
 }
 
-fn node(i: u8, config: ClusterConfig, now: Instant) -> Swim {
+fn node(i: u8, config: ClusterConfig, now: Instant) -> Swim<ChaCha8Rng> {
     Swim::new(
         NodeId::new(format!("n{i}")).expect("valid id"),
         addr(i),
         Tags::new(),
         config,
-        SmallRng::seed_from_u64(u64::from(i)),
+        ChaCha8Rng::seed_from_u64(u64::from(i)),
         now,
     )
 }
 
 /// Delivers every queued message instantly (dropping those to `down` nodes) until quiet.
-fn pump(nodes: &mut [Swim], down: &[usize], now: Instant) {
+fn pump(nodes: &mut [Swim<ChaCha8Rng>], down: &[usize], now: Instant) {
     loop {
         let mut moved = false;
         for i in 0..nodes.len() {
@@ -42,7 +43,7 @@ fn pump(nodes: &mut [Swim], down: &[usize], now: Instant) {
 }
 
 /// Runs the nodes' timers in 10 ms steps for `span`.
-fn run(nodes: &mut [Swim], down: &[usize], start: Instant, span: Duration) -> Instant {
+fn run(nodes: &mut [Swim<ChaCha8Rng>], down: &[usize], start: Instant, span: Duration) -> Instant {
     let mut now = start;
     while now < start + span {
         now += Duration::from_millis(10);
@@ -56,11 +57,11 @@ fn run(nodes: &mut [Swim], down: &[usize], start: Instant, span: Duration) -> In
     now
 }
 
-fn events(node: &mut Swim) -> Vec<ClusterEvent> {
+fn events(node: &mut Swim<ChaCha8Rng>) -> Vec<ClusterEvent> {
     std::iter::from_fn(|| node.poll_event()).collect()
 }
 
-fn state_of(node: &Swim, i: u8) -> Option<MemberState> {
+fn state_of(node: &Swim<ChaCha8Rng>, i: u8) -> Option<MemberState> {
     node.members()
         .find(|m| m.addr() == addr(i))
         .map(Member::state)
@@ -153,7 +154,7 @@ fn suspect_refutes_by_bumping_incarnation() {
 fn a_crashed_member_is_suspected_then_failed_and_reported_once() {
     let now = Instant::now();
     let c = ClusterConfig::for_tests();
-    let mut nodes: Vec<Swim> = (1..=4).map(|i| node(i, c.clone(), now)).collect();
+    let mut nodes: Vec<Swim<ChaCha8Rng>> = (1..=4).map(|i| node(i, c.clone(), now)).collect();
     for n in &mut nodes[1..] {
         n.join(&[addr(1)], now);
     }
@@ -179,7 +180,7 @@ fn a_crashed_member_is_suspected_then_failed_and_reported_once() {
 fn suspects_after_a_pause(lifeguard: bool, pause: Duration) -> (bool, u32) {
     let now = Instant::now();
     let c = ClusterConfig::for_tests().with_lifeguard(lifeguard);
-    let mut nodes: Vec<Swim> = (1..=3).map(|i| node(i, c.clone(), now)).collect();
+    let mut nodes: Vec<Swim<ChaCha8Rng>> = (1..=3).map(|i| node(i, c.clone(), now)).collect();
     nodes[1].join(&[addr(1)], now);
     nodes[2].join(&[addr(1)], now);
     pump(&mut nodes, &[], now);
@@ -218,7 +219,7 @@ fn a_node_handling_its_timers_late_does_not_accuse_its_probe_target_with_lifegua
 fn a_graceful_leave_is_reported_as_left_not_failed() {
     let now = Instant::now();
     let c = ClusterConfig::for_tests();
-    let mut nodes: Vec<Swim> = (1..=3).map(|i| node(i, c.clone(), now)).collect();
+    let mut nodes: Vec<Swim<ChaCha8Rng>> = (1..=3).map(|i| node(i, c.clone(), now)).collect();
     nodes[1].join(&[addr(1)], now);
     nodes[2].join(&[addr(1)], now);
     let now = run(&mut nodes, &[], now, Duration::from_secs(2));
@@ -275,7 +276,7 @@ fn after_a_forged_claim_about_node_3(
 ) -> (Vec<Option<MemberState>>, Vec<ClusterEvent>) {
     let now = Instant::now();
     let c = ClusterConfig::for_tests();
-    let mut nodes: Vec<Swim> = (1..=3).map(|i| node(i, c.clone(), now)).collect();
+    let mut nodes: Vec<Swim<ChaCha8Rng>> = (1..=3).map(|i| node(i, c.clone(), now)).collect();
     nodes[1].join(&[addr(1)], now);
     nodes[2].join(&[addr(1)], now);
     let now = run(&mut nodes, &[], now, Duration::from_secs(2));
@@ -370,7 +371,7 @@ fn gossip_messages_stay_within_the_packet_budget_with_the_largest_fields() {
         addr(1),
         big_tags.clone(),
         c.clone(),
-        SmallRng::seed_from_u64(1),
+        ChaCha8Rng::seed_from_u64(1),
         now,
     );
     // Learn many members with maximal ids and tags, so the queue is full of big updates.

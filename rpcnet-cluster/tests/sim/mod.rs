@@ -17,8 +17,8 @@ use std::collections::{BTreeSet, BinaryHeap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use rpcnet_cluster::{
     ClusterConfig, ClusterEvent, Member, MemberState, Message, NodeId, Swim, Tags,
 };
@@ -71,7 +71,7 @@ pub struct LogEntry {
 struct Node {
     id: NodeId,
     addr: SocketAddr,
-    swim: Option<Swim>,
+    swim: Option<Swim<ChaCha8Rng>>,
     timer: Option<Duration>,
     stalled_until: Option<Duration>,
     /// During a stall, whether timers still fire (only the receive path is stalled).
@@ -117,7 +117,7 @@ pub struct Sim {
     base: Instant,
     now: Duration,
     seed: u64,
-    rng: SmallRng,
+    rng: ChaCha8Rng,
     pub net: Net,
     pub config: ClusterConfig,
     nodes: Vec<Node>,
@@ -173,7 +173,7 @@ impl Sim {
             base: Instant::now(),
             now: Duration::ZERO,
             seed,
-            rng: SmallRng::seed_from_u64(seed),
+            rng: ChaCha8Rng::seed_from_u64(seed),
             net,
             config,
             nodes,
@@ -252,7 +252,7 @@ impl Sim {
             node.addr,
             tags,
             self.config.clone(),
-            SmallRng::seed_from_u64(rng_seed),
+            ChaCha8Rng::seed_from_u64(rng_seed),
             now,
         );
         let seeds: Vec<SocketAddr> = seeds.iter().map(|&s| addr_of(s)).collect();
@@ -319,11 +319,11 @@ impl Sim {
         self.blocked.insert((from, to));
     }
 
-    pub fn swim(&self, i: usize) -> Option<&Swim> {
+    pub fn swim(&self, i: usize) -> Option<&Swim<ChaCha8Rng>> {
         self.nodes[i].swim.as_ref()
     }
 
-    pub fn swim_mut(&mut self, i: usize) -> Option<&mut Swim> {
+    pub fn swim_mut(&mut self, i: usize) -> Option<&mut Swim<ChaCha8Rng>> {
         self.nodes[i].swim.as_mut()
     }
 
