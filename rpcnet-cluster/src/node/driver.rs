@@ -111,7 +111,7 @@ impl Driver {
                     },
                     command = commands.recv(), if leaving.is_none() => match command {
                         Some(Command::SetTags(tags, reply)) => {
-                            let _ = reply.send(self.swim.set_tags(tags, Instant::now()));
+                            let _ = reply.send(self.swim.set_tags(tags));
                             self.publish_members();
                         }
                         Some(Command::Subscribe(subscriber)) => self.subscribers.push(subscriber),

@@ -230,7 +230,7 @@ impl<R: Rng> Swim<R> {
 
     /// Replaces this node's tags and gossips them at a new incarnation. Fails, changing
     /// nothing, if they exceed [`ClusterConfig::max_tags_bytes`].
-    pub fn set_tags(&mut self, tags: Tags, _now: Instant) -> Result<(), TagsTooLarge> {
+    pub fn set_tags(&mut self, tags: Tags) -> Result<(), TagsTooLarge> {
         check_tags(&tags, &self.config)?;
         if tags == self.local.tags || self.leaving {
             self.local.tags = tags;

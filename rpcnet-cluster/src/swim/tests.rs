@@ -253,12 +253,12 @@ fn set_tags_rejects_oversized_tags_and_gossips_accepted_ones_at_a_new_incarnatio
         .with("label", "x".repeat(40))
         .expect("under 512 bytes");
     let err = nodes[1]
-        .set_tags(big, now)
+        .set_tags(big)
         .expect_err("over the configured 32 bytes");
     assert_eq!(err.limit(), 32);
     assert_eq!(nodes[1].local().incarnation(), 0);
     let small = Tags::new().with("role", "worker").expect("small tags");
-    nodes[1].set_tags(small.clone(), now).expect("fits");
+    nodes[1].set_tags(small.clone()).expect("fits");
     assert_eq!(nodes[1].local().incarnation(), 1);
     run(&mut nodes, &[], now, Duration::from_secs(1));
     let evs = events(&mut nodes[0]);

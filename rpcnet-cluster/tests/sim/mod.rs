@@ -329,9 +329,8 @@ impl Sim {
 
     /// Changes node `i`'s tags through the core.
     pub fn set_tags(&mut self, i: usize, tags: Tags) {
-        let now = self.instant();
         if let Some(swim) = self.nodes[i].swim.as_mut() {
-            swim.set_tags(tags, now).expect("test tags fit");
+            swim.set_tags(tags).expect("test tags fit");
         }
         self.flush(i);
     }
