@@ -1,14 +1,12 @@
 //! Detection: a crashed member is marked failed by every other node within
 //! `ClusterConfig::detection_bound(n)`; p50 and p99 over seeds are reported.
 
-mod sim;
-
 use std::time::Duration;
 
+use crate::sim::{quantile, Net, Sim};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rpcnet_cluster::ClusterConfig;
-use sim::{quantile, Net, Sim};
 
 /// Crashes one random node of a settled cluster of `n`; returns how long until every other
 /// node had marked it failed, and the bound it must meet.

@@ -9,14 +9,12 @@
 //! that is itself declared failed was unresponsive for longer than the timeouts and is not
 //! counted; the false failures are those of members that never stall (the paper's metric).
 
-mod sim;
-
 use std::time::Duration;
 
+use crate::sim::{self, Kind, Sim};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rpcnet_cluster::ClusterConfig;
-use sim::{Kind, Sim};
 
 /// Runs `n` nodes for `span` while 5% of them (chosen by `seed`) repeatedly stall for 1–5 s,
 /// with 1–10 s between stalls; returns the `NodeFailed` events about members that never

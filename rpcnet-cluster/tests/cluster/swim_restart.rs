@@ -1,14 +1,12 @@
 //! Restarts: half of 200 nodes restart on the same addresses; none stays dead, and events
 //! fire exactly once per member and incarnation, in order.
 
-mod sim;
-
 use std::time::Duration;
 
+use crate::sim::{self, Kind, Sim};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rpcnet_cluster::{ClusterConfig, Tags};
-use sim::{Kind, Sim};
 
 fn restart_half(seed: u64, n: usize) {
     let mut sim = Sim::settled_lan(seed, n, ClusterConfig::lan());
