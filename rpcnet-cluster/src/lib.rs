@@ -4,17 +4,31 @@
 //! # What and why
 //!
 //! [`Swim`] is the protocol as a pure state machine: it takes messages, timer expiries and
-//! commands with `now` passed in and an injected, seeded RNG, and returns messages to send,
-//! its next deadline and [`ClusterEvent`]s. It never touches sockets, tokio or the clock,
-//! which is what lets the simulator in `tests/` run a thousand nodes for ten virtual minutes
+//! commands with `now` passed in and an injected RNG, and returns messages to send, its next
+//! deadline and [`ClusterEvent`]s. It never touches sockets, tokio or the clock, which is what
+//! lets the simulator in `tests/` run a thousand nodes for ten virtual minutes
 //! deterministically, with loss, partitions, crashes, restarts and stalls. The QUIC shell (the
 //! `quic` feature) drives it over the node's RPC endpoint.
+//!
+//! # Determinism
+//!
+//! [`Swim`] is generic over its random number generator (any [`rand::Rng`]) and draws all its
+//! randomness from it; it keeps only ordered maps, reads time only from its inputs, and draws
+//! random indices at a fixed width, never at the pointer width. So with a portable seeded
+//! generator one seed is one run everywhere: the same inputs give the same outputs on every
+//! platform and in every build. `ChaCha8Rng` from the `rand_chacha` crate is such a generator,
+//! and the simulator and the tests use it. `rand`'s `SmallRng` and `StdRng` are not (rand may
+//! change their algorithms between versions and platforms), so they suit production nodes
+//! (the QUIC shell seeds a `SmallRng` from the OS) but not reproducible runs. The one
+//! exception is floating point: the Phi Accrual and suspicion timeouts use `exp`, `ln` and
+//! `log10`, whose last bit Rust leaves to the platform's math library.
 //!
 //! # Quick start
 //!
 //! ```
 //! use std::time::Instant;
-//! use rand::{rngs::SmallRng, SeedableRng};
+//! use rand::SeedableRng;
+//! use rand_chacha::ChaCha8Rng;
 //! use rpcnet_cluster::{ClusterConfig, NodeId, Swim, Tags};
 //!
 //! let now = Instant::now();
@@ -24,7 +38,7 @@
 //!     "10.0.0.2:7000".parse().expect("valid address"),
 //!     tags,
 //!     ClusterConfig::lan(),
-//!     SmallRng::seed_from_u64(1),
+//!     ChaCha8Rng::seed_from_u64(1), // one seed, one run
 //!     now,
 //! );
 //! node.join(&["10.0.0.1:7000".parse().expect("valid address")], now);

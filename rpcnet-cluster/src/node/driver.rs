@@ -24,7 +24,7 @@ const MAX_SENDS_IN_FLIGHT: usize = 512;
 const RESOLVE_RETRY: Duration = Duration::from_secs(1);
 
 pub(super) struct Driver {
-    swim: Swim,
+    swim: Swim<SmallRng>,
     addr: SocketAddr,
     seeds: Vec<String>,
     joined: bool,
@@ -112,7 +112,7 @@ impl Driver {
                     },
                     command = commands.recv(), if leaving.is_none() => match command {
                         Some(Command::SetTags(tags, reply)) => {
-                            let _ = reply.send(self.swim.set_tags(tags, Instant::now()));
+                            let _ = reply.send(self.swim.set_tags(tags));
                             self.publish_members();
                         }
                         Some(Command::Subscribe(subscriber)) => self.subscribers.push(subscriber),

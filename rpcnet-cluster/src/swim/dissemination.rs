@@ -1,4 +1,6 @@
-//! The piggyback broadcast queue: which updates ride on the next message.
+//! Dissemination: applying the updates that arrive (membership changes, suspicions, claims
+//! about this node to refute), and the piggyback broadcast queue that spreads them: which
+//! updates ride on the next message.
 //!
 //! At most one update per member waits (a newer one replaces it). Each message takes the
 //! updates sent the fewest times so far, newest first among equals, as many as fit its byte
@@ -29,9 +31,16 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::Instant;
 
-use super::message::{Update, MAX_PIGGYBACK_UPDATES};
-use crate::member::NodeId;
+use rand::Rng;
+
+use super::membership::{is_newer, judge, Suspicion, Verdict};
+use super::message::{header_bound, Body, Message, Update, MAX_PIGGYBACK_UPDATES};
+use super::{Swim, Transmit};
+use crate::event::ClusterEvent;
+use crate::member::{MemberState, NodeId};
 
 /// The smallest an encoded update can be; below this much budget, stop looking.
 const MIN_UPDATE_BYTES: usize = 16;
@@ -177,6 +186,167 @@ fn fill(
         }
     }
     budget - remaining
+}
+
+impl<R: Rng> Swim<R> {
+    pub(super) fn apply_all(&mut self, updates: Vec<Update>, sender: &NodeId, now: Instant) {
+        for u in updates {
+            self.apply_update(u, sender, false, now);
+        }
+    }
+
+    /// Judges one update and applies it: events, suspicion timers, re-dissemination.
+    pub(super) fn apply_update(
+        &mut self,
+        mut u: Update,
+        sender: &NodeId,
+        push_pull: bool,
+        now: Instant,
+    ) {
+        if u.id == self.local.id {
+            self.about_self(&u);
+            return;
+        }
+        if push_pull && u.state == MemberState::Dead {
+            // The peer's verdict is second-hand here: suspect, and let the member refute.
+            u.state = MemberState::Suspect;
+        }
+        if u.state == MemberState::Suspect && (push_pull || u.suspecter.is_none()) {
+            u.suspecter = Some(sender.clone());
+        }
+        let current = self.members.belief(&u.id);
+        let verdict = match current {
+            None if push_pull && u.state == MemberState::Suspect => Verdict::Apply,
+            _ => judge(current, u.state, u.incarnation),
+        };
+        match verdict {
+            Verdict::Ignore => {}
+            Verdict::Confirm => {
+                let confirmed = self.config.lifeguard()
+                    && u.suspecter
+                        .as_ref()
+                        .is_some_and(|who| self.members.confirm(&u.id, who));
+                if confirmed {
+                    self.broadcasts.enqueue(u, Class::Churn);
+                }
+            }
+            Verdict::Apply => {
+                if current.is_none() && !self.members.make_room(self.config.max_members()) {
+                    return;
+                }
+                let event = self.members.apply(&u, now);
+                if u.state == MemberState::Suspect {
+                    self.start_suspicion(&u, now);
+                }
+                if matches!(
+                    event,
+                    Some(ClusterEvent::NodeJoined(_) | ClusterEvent::NodeRecovered(_))
+                ) {
+                    self.rotation.insert(&mut self.rng, u.id.clone());
+                }
+                if u.state != MemberState::Suspect {
+                    u.suspecter = None;
+                }
+                let class = if event.is_some() {
+                    Class::News
+                } else {
+                    Class::Churn
+                };
+                self.broadcasts.enqueue(u, class);
+                self.events.extend(event);
+            }
+        }
+    }
+
+    fn start_suspicion(&mut self, u: &Update, now: Instant) {
+        let n = self.cluster_size();
+        let suspecter = u.suspecter.clone().unwrap_or_else(|| self.local.id.clone());
+        let suspicion = Suspicion::new(
+            now,
+            suspecter,
+            if self.config.lifeguard() {
+                self.config.expected_confirmations(n)
+            } else {
+                0
+            },
+            self.config.suspicion_timeout_min(n),
+            self.config.suspicion_timeout_max(n),
+        );
+        self.members.suspect(&u.id, suspicion);
+    }
+
+    /// Gossip about this node: refute anything but our exact current state at an
+    /// incarnation ours is not newer than, by taking the incarnation above it. Incarnations
+    /// compare as serial numbers ([`is_newer`]), so there always is one above it: a garbage
+    /// `Dead(self, u64::MAX)` is refuted by incarnation 0.
+    fn about_self(&mut self, u: &Update) {
+        if self.leaving || is_newer(self.local.incarnation, u.incarnation) {
+            return;
+        }
+        let accused = u.state != MemberState::Alive;
+        if !accused
+            && u.incarnation == self.local.incarnation
+            && u.addr == self.local.addr
+            && u.tags == self.local.tags
+        {
+            return;
+        }
+        if accused {
+            self.health.raise();
+        }
+        self.local.incarnation = u.incarnation.wrapping_add(1);
+        // Refuting a suspicion is churn; anything else (we were reported failed or left, or
+        // with a stale address or tags) changes what the others see.
+        let class = if u.state == MemberState::Suspect {
+            Class::Churn
+        } else {
+            Class::News
+        };
+        self.broadcasts
+            .enqueue(Update::of(&self.local, true), class);
+    }
+
+    pub(super) fn gossip_round(&mut self) {
+        let targets = self.rotation.sample(
+            &mut self.rng,
+            &self.members,
+            self.config.gossip_fanout(),
+            None,
+        );
+        for target in targets {
+            if self.broadcasts.is_empty() {
+                break;
+            }
+            if let Some(addr) = self.members.get(&target).map(|m| m.addr) {
+                self.send(addr, Body::Gossip, None);
+            }
+        }
+    }
+
+    /// Builds a message with as many piggybacked updates as fit the packet budget.
+    pub(super) fn send(&mut self, to: SocketAddr, body: Body, first: Option<Update>) {
+        let limit = self.config.retransmit_limit(self.cluster_size());
+        let mut budget = self
+            .config
+            .max_packet_bytes()
+            .saturating_sub(header_bound(&self.local.id, &body));
+        let mut updates = Vec::new();
+        if let Some(u) = first {
+            budget = budget.saturating_sub(u.encoded_len());
+            updates.push(u);
+        }
+        if !matches!(body, Body::Nack { .. }) {
+            self.broadcasts.select(budget, limit, &mut updates);
+        }
+        self.transmits.push_back(Transmit {
+            to,
+            msg: Message {
+                from: self.local.id.clone(),
+                body,
+                updates,
+            },
+        });
+    }
 }
 
 #[cfg(test)]

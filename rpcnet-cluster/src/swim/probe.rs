@@ -1,15 +1,19 @@
-//! Probing bookkeeping: the round-robin probe order, the probe in flight, the indirect probes
-//! this node relays for others, and Lifeguard's local health score.
+//! Probing: each probe period's direct probe, the indirect probes when it times out, the
+//! suspicion an unanswered probe raises and the expiry of suspicions; and their bookkeeping:
+//! the round-robin probe order, the probe in flight, the indirect probes this node relays for
+//! others, and Lifeguard's local health score.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::seq::SliceRandom;
 use rand::Rng;
 
 use super::membership::Membership;
-use crate::member::NodeId;
+use super::message::{Body, Update};
+use super::{random_index, Swim};
+use crate::member::{MemberState, NodeId};
 
 /// The most indirect probes this node relays at once; further requests are dropped.
 pub(crate) const MAX_RELAYS: usize = 256;
@@ -100,7 +104,7 @@ impl Rotation {
     pub(crate) fn insert(&mut self, rng: &mut impl Rng, id: NodeId) {
         self.order.push(id);
         let last = self.order.len() - 1;
-        let at = rng.gen_range(self.cursor.min(last)..=last);
+        let at = random_index(rng, self.cursor.min(last)..self.order.len());
         self.order.swap(at, last);
     }
 
@@ -120,7 +124,7 @@ impl Rotation {
             if picked.len() == count {
                 break;
             }
-            let id = &self.order[rng.gen_range(0..self.order.len())];
+            let id = &self.order[random_index(rng, 0..self.order.len())];
             if Some(id) == exclude || picked.contains(id) {
                 continue;
             }
@@ -190,6 +194,148 @@ impl Relays {
 
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.deadlines.first().map(|(at, _)| *at)
+    }
+}
+
+impl<R: Rng> Swim<R> {
+    pub(super) fn next_seq(&mut self) -> u32 {
+        self.next_seq = self.next_seq.wrapping_add(1);
+        self.next_seq
+    }
+
+    /// The direct probe timeout: `min(T_φ, P/2)·(1 + L)`.
+    fn direct_timeout(&self) -> Duration {
+        let base = self
+            .detector
+            .timeout()
+            .unwrap_or(self.config.probe_timeout());
+        base.min(self.config.health_check_interval() / 2) * (1 + self.health.score())
+    }
+
+    pub(super) fn start_probe(&mut self, now: Instant) {
+        let Some(target) = self.rotation.next(&mut self.rng, &self.members) else {
+            return;
+        };
+        let Some(member) = self.members.get(&target) else {
+            return;
+        };
+        let addr = member.addr;
+        // Lifeguard's buddy system: a suspect learns of its suspicion from its prober first.
+        let buddy = (member.state == MemberState::Suspect).then(|| {
+            let mut u = Update::of(member, true);
+            u.suspecter = Some(self.local.id.clone());
+            u
+        });
+        let seq = self.next_seq();
+        self.probe = Some(Probe {
+            target: target.clone(),
+            seq,
+            sent: now,
+            direct_deadline: now + self.direct_timeout(),
+            indirect_sent: false,
+            acked: false,
+            nacks: 0,
+            expected_nacks: 0,
+        });
+        self.send(addr, Body::Ping { seq, target }, buddy);
+    }
+
+    pub(super) fn probe_indirectly(&mut self, now: Instant) {
+        let Some(p) = self.probe.as_ref() else {
+            return;
+        };
+        if p.acked || p.indirect_sent || now < p.direct_deadline {
+            return;
+        }
+        let (seq, target) = (p.seq, p.target.clone());
+        let Some(target_addr) = self.members.get(&target).map(|m| m.addr) else {
+            return;
+        };
+        let helpers = self.rotation.sample(
+            &mut self.rng,
+            &self.members,
+            self.config.indirect_checks(),
+            Some(&target),
+        );
+        for helper in &helpers {
+            if let Some(addr) = self.members.get(helper).map(|m| m.addr) {
+                let body = Body::PingReq {
+                    seq,
+                    target: target.clone(),
+                    target_addr,
+                };
+                self.send(addr, body, None);
+            }
+        }
+        if let Some(p) = self.probe.as_mut() {
+            p.indirect_sent = true;
+            p.expected_nacks = helpers.len();
+        }
+    }
+
+    /// Ends the probe period: an ack lowers the local health score; no ack suspects the
+    /// target, unless this node itself was too late to tell (Lifeguard).
+    pub(super) fn conclude_probe(&mut self, late: bool, now: Instant) {
+        let Some(p) = self.probe.take() else {
+            return;
+        };
+        if p.acked {
+            self.health.lower();
+            return;
+        }
+        if late {
+            self.health.raise();
+            return;
+        }
+        if p.expected_nacks == 0 || p.nacks < p.expected_nacks {
+            self.health.raise();
+        }
+        let Some(member) = self.members.get(&p.target).filter(|m| m.state.is_live()) else {
+            return;
+        };
+        let mut u = Update::of(member, true);
+        u.state = MemberState::Suspect;
+        u.suspecter = Some(self.local.id.clone());
+        let me = self.local.id.clone();
+        self.apply_update(u, &me, false, now);
+    }
+
+    pub(super) fn on_ack(&mut self, seq: u32, sender: &NodeId, now: Instant) {
+        if let Some(p) = self.probe.as_mut().filter(|p| p.seq == seq) {
+            if !p.acked {
+                p.acked = true;
+                if *sender == p.target {
+                    self.detector.record(now.saturating_duration_since(p.sent));
+                }
+            }
+            return;
+        }
+        if let Some(relay) = self.relays.take(seq) {
+            self.send(relay.requester, Body::Ack { seq: relay.seq }, None);
+        }
+    }
+
+    pub(super) fn expire_suspicions(&mut self, now: Instant) {
+        let interval = self.config.health_check_interval();
+        while let Some((id, suspicion)) = self.members.pop_expired(now) {
+            let late = now.saturating_duration_since(suspicion.deadline) > interval;
+            if self.config.lifeguard() && late && !suspicion.graced {
+                self.health.raise();
+                self.members.grace(&id, suspicion, now + interval);
+                continue;
+            }
+            let Some(member) = self
+                .members
+                .get(&id)
+                .filter(|m| m.state == MemberState::Suspect)
+            else {
+                continue;
+            };
+            let mut u = Update::of(member, true);
+            u.state = MemberState::Dead;
+            let me = self.local.id.clone();
+            self.apply_update(u, &me, false, now);
+        }
     }
 }
 

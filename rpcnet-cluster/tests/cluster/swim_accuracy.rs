@@ -1,11 +1,9 @@
 //! Accuracy: healthy members are not declared failed under packet loss.
 
-mod sim;
-
 use std::time::Duration;
 
+use crate::sim::{self, Kind, Sim};
 use rpcnet_cluster::ClusterConfig;
-use sim::{Kind, Sim};
 
 /// Runs a settled cluster of `n` healthy nodes at `loss` for `span`; returns the false
 /// `NodeFailed` events (every one is false: nobody crashes).

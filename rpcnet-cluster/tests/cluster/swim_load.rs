@@ -1,11 +1,9 @@
 //! Load: messages per node per second do not grow with the cluster.
 
-mod sim;
-
 use std::time::Duration;
 
+use crate::sim::{Net, Sim};
 use rpcnet_cluster::ClusterConfig;
-use sim::{Net, Sim};
 
 /// Messages sent per node per second by a settled cluster of `n` over `span`.
 fn rate(seed: u64, n: usize, span: Duration) -> f64 {

@@ -1,11 +1,9 @@
 //! Determinism: one seed, one event log.
 
-mod sim;
-
 use std::time::Duration;
 
+use crate::sim::{self, LogEntry, Net, Sim};
 use rpcnet_cluster::ClusterConfig;
-use sim::{LogEntry, Net, Sim};
 
 /// A busy scenario: loss, a crash, a restart, a partition, a one-way block, stalls, a leave
 /// and tag changes.

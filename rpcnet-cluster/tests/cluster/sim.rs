@@ -8,31 +8,27 @@
 //! stall (no timers or messages processed; what arrives meanwhile is read after the stall,
 //! after the node's overdue timers, as a paused process would). One seed gives one event log.
 
-// Each test binary uses a different part of the simulator, and `pub` here means "shared with
-// the test files", not "public API".
-#![allow(dead_code, unreachable_pub)]
-
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use rpcnet_cluster::{
     ClusterConfig, ClusterEvent, Member, MemberState, Message, NodeId, Swim, Tags,
 };
 
 /// What the network does to each message.
 #[derive(Debug, Clone)]
-pub struct Net {
-    pub latency_min: Duration,
-    pub latency_max: Duration,
-    pub loss: f64,
+pub(crate) struct Net {
+    pub(crate) latency_min: Duration,
+    pub(crate) latency_max: Duration,
+    pub(crate) loss: f64,
 }
 
 impl Net {
-    pub fn lan() -> Self {
+    pub(crate) fn lan() -> Self {
         Self {
             latency_min: Duration::from_micros(500),
             latency_max: Duration::from_millis(5),
@@ -40,7 +36,7 @@ impl Net {
         }
     }
 
-    pub fn with_loss(mut self, loss: f64) -> Self {
+    pub(crate) fn with_loss(mut self, loss: f64) -> Self {
         self.loss = loss;
         self
     }
@@ -48,7 +44,7 @@ impl Net {
 
 /// The kind of a logged event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
+pub(crate) enum Kind {
     Joined,
     Left,
     Failed,
@@ -58,20 +54,20 @@ pub enum Kind {
 
 /// One event as one node emitted it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogEntry {
-    pub at: Duration,
-    pub observer: usize,
+pub(crate) struct LogEntry {
+    pub(crate) at: Duration,
+    pub(crate) observer: usize,
     /// Which life of the observer (1 for its first start, 2 after a restart, …).
-    pub life: u64,
-    pub kind: Kind,
-    pub member: usize,
-    pub incarnation: u64,
+    pub(crate) life: u64,
+    pub(crate) kind: Kind,
+    pub(crate) member: usize,
+    pub(crate) incarnation: u64,
 }
 
 struct Node {
     id: NodeId,
     addr: SocketAddr,
-    swim: Option<Swim>,
+    swim: Option<Swim<ChaCha8Rng>>,
     timer: Option<Duration>,
     stalled_until: Option<Duration>,
     /// During a stall, whether timers still fire (only the receive path is stalled).
@@ -113,38 +109,38 @@ impl Ord for Scheduled {
     }
 }
 
-pub struct Sim {
+pub(crate) struct Sim {
     base: Instant,
     now: Duration,
     seed: u64,
-    rng: SmallRng,
-    pub net: Net,
-    pub config: ClusterConfig,
+    rng: ChaCha8Rng,
+    pub(crate) net: Net,
+    pub(crate) config: ClusterConfig,
     nodes: Vec<Node>,
     queue: BinaryHeap<Reverse<Scheduled>>,
     next_seq: u64,
-    pub log: Vec<LogEntry>,
+    pub(crate) log: Vec<LogEntry>,
     groups: Option<Vec<u32>>,
     blocked: BTreeSet<(usize, usize)>,
     /// Messages sent by each node since the last [`Sim::reset_counters`].
-    pub sent: Vec<u64>,
+    pub(crate) sent: Vec<u64>,
     /// Events processed (timers, deliveries, resumes) since the start.
-    pub steps: u64,
+    pub(crate) steps: u64,
 }
 
-pub fn addr_of(i: usize) -> SocketAddr {
+pub(crate) fn addr_of(i: usize) -> SocketAddr {
     let ip = Ipv4Addr::from(0x0a00_0000u32 + i as u32 + 1);
     SocketAddr::new(ip.into(), 7946)
 }
 
-pub fn index_of(addr: SocketAddr) -> Option<usize> {
+pub(crate) fn index_of(addr: SocketAddr) -> Option<usize> {
     match addr {
         SocketAddr::V4(v4) => (u32::from(*v4.ip()) as usize).checked_sub(0x0a00_0001),
         SocketAddr::V6(_) => None,
     }
 }
 
-pub fn name_of(i: usize) -> String {
+pub(crate) fn name_of(i: usize) -> String {
     format!("n{i:05}")
 }
 
@@ -156,7 +152,7 @@ fn index_of_member(m: &Member) -> usize {
 
 impl Sim {
     /// `n` nodes, none started.
-    pub fn new(seed: u64, n: usize, config: ClusterConfig, net: Net) -> Self {
+    pub(crate) fn new(seed: u64, n: usize, config: ClusterConfig, net: Net) -> Self {
         let nodes = (0..n)
             .map(|i| Node {
                 id: NodeId::new(name_of(i)).expect("valid id"),
@@ -173,7 +169,7 @@ impl Sim {
             base: Instant::now(),
             now: Duration::ZERO,
             seed,
-            rng: SmallRng::seed_from_u64(seed),
+            rng: ChaCha8Rng::seed_from_u64(seed),
             net,
             config,
             nodes,
@@ -188,7 +184,7 @@ impl Sim {
     }
 
     /// The usual starting point: `n` nodes on a LAN, started 10 ms apart, settled for 20 s.
-    pub fn settled_lan(seed: u64, n: usize, config: ClusterConfig) -> Self {
+    pub(crate) fn settled_lan(seed: u64, n: usize, config: ClusterConfig) -> Self {
         Self::bootstrap(
             seed,
             n,
@@ -201,7 +197,7 @@ impl Sim {
 
     /// Starts every node, one every `stagger`, each joining through nodes 0–2, then runs
     /// until `settle` after the last start.
-    pub fn bootstrap(
+    pub(crate) fn bootstrap(
         seed: u64,
         n: usize,
         config: ClusterConfig,
@@ -221,11 +217,11 @@ impl Sim {
         sim
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.nodes.len()
     }
 
-    pub fn now(&self) -> Duration {
+    pub(crate) fn now(&self) -> Duration {
         self.now
     }
 
@@ -234,11 +230,11 @@ impl Sim {
     }
 
     /// Starts (or restarts) node `i` with empty tags and joins through `seeds`.
-    pub fn start(&mut self, i: usize, seeds: &[usize]) {
+    pub(crate) fn start(&mut self, i: usize, seeds: &[usize]) {
         self.start_with_tags(i, seeds, Tags::new());
     }
 
-    pub fn start_with_tags(&mut self, i: usize, seeds: &[usize], tags: Tags) {
+    pub(crate) fn start_with_tags(&mut self, i: usize, seeds: &[usize], tags: Tags) {
         let now = self.instant();
         let node = &mut self.nodes[i];
         node.starts += 1;
@@ -252,7 +248,7 @@ impl Sim {
             node.addr,
             tags,
             self.config.clone(),
-            SmallRng::seed_from_u64(rng_seed),
+            ChaCha8Rng::seed_from_u64(rng_seed),
             now,
         );
         let seeds: Vec<SocketAddr> = seeds.iter().map(|&s| addr_of(s)).collect();
@@ -265,7 +261,7 @@ impl Sim {
     }
 
     /// Node `i` stops abruptly: its state is gone, messages to it are lost.
-    pub fn crash(&mut self, i: usize) {
+    pub(crate) fn crash(&mut self, i: usize) {
         let node = &mut self.nodes[i];
         node.swim = None;
         node.timer = None;
@@ -275,14 +271,14 @@ impl Sim {
 
     /// Node `i` processes nothing for `span` (a paused process): no timers, and what
     /// arrives meanwhile is read after the pause, after its overdue timers.
-    pub fn stall(&mut self, i: usize, span: Duration) {
+    pub(crate) fn stall(&mut self, i: usize, span: Duration) {
         self.stall_with(i, span, false);
     }
 
     /// Node `i`'s receive path stalls for `span` (a CPU-starved or congested node, as in the
     /// Lifeguard paper): its timers keep firing and it keeps sending, but what arrives is read
     /// only when the stall ends.
-    pub fn stall_receive(&mut self, i: usize, span: Duration) {
+    pub(crate) fn stall_receive(&mut self, i: usize, span: Duration) {
         self.stall_with(i, span, true);
     }
 
@@ -296,47 +292,34 @@ impl Sim {
         self.schedule(until, Action::Resume(i));
     }
 
-    pub fn is_stalled(&self, i: usize) -> bool {
-        self.nodes[i].stalled_until.is_some()
-    }
-
-    pub fn is_up(&self, i: usize) -> bool {
+    pub(crate) fn is_up(&self, i: usize) -> bool {
         self.nodes[i].swim.is_some()
     }
 
     /// Splits the network: messages pass only between nodes of the same group.
-    pub fn partition(&mut self, groups: Vec<u32>) {
+    pub(crate) fn partition(&mut self, groups: Vec<u32>) {
         self.groups = Some(groups);
     }
 
-    pub fn heal(&mut self) {
+    pub(crate) fn heal(&mut self) {
         self.groups = None;
         self.blocked.clear();
     }
 
     /// Drops every message from `from` to `to` (not the other way).
-    pub fn block(&mut self, from: usize, to: usize) {
+    pub(crate) fn block(&mut self, from: usize, to: usize) {
         self.blocked.insert((from, to));
     }
 
-    pub fn swim(&self, i: usize) -> Option<&Swim> {
-        self.nodes[i].swim.as_ref()
-    }
-
-    pub fn swim_mut(&mut self, i: usize) -> Option<&mut Swim> {
-        self.nodes[i].swim.as_mut()
-    }
-
     /// Changes node `i`'s tags through the core.
-    pub fn set_tags(&mut self, i: usize, tags: Tags) {
-        let now = self.instant();
+    pub(crate) fn set_tags(&mut self, i: usize, tags: Tags) {
         if let Some(swim) = self.nodes[i].swim.as_mut() {
-            swim.set_tags(tags, now).expect("test tags fit");
+            swim.set_tags(tags).expect("test tags fit");
         }
         self.flush(i);
     }
 
-    pub fn leave(&mut self, i: usize) {
+    pub(crate) fn leave(&mut self, i: usize) {
         let now = self.instant();
         if let Some(swim) = self.nodes[i].swim.as_mut() {
             swim.leave(now);
@@ -345,23 +328,23 @@ impl Sim {
     }
 
     /// What node `observer` believes about node `member`.
-    pub fn state(&self, observer: usize, member: usize) -> Option<&Member> {
+    pub(crate) fn state(&self, observer: usize, member: usize) -> Option<&Member> {
         let swim = self.nodes[observer].swim.as_ref()?;
         swim.member(&self.nodes[member].id)
     }
 
     /// Whether `observer` counts `member` in the cluster (alive or merely suspect).
-    pub fn sees_live(&self, observer: usize, member: usize) -> bool {
+    pub(crate) fn sees_live(&self, observer: usize, member: usize) -> bool {
         self.state(observer, member)
             .is_some_and(|m| matches!(m.state(), MemberState::Alive | MemberState::Suspect))
     }
 
-    pub fn sees_dead(&self, observer: usize, member: usize) -> bool {
+    pub(crate) fn sees_dead(&self, observer: usize, member: usize) -> bool {
         self.state(observer, member)
             .is_some_and(|m| m.state() == MemberState::Dead)
     }
 
-    pub fn reset_counters(&mut self) {
+    pub(crate) fn reset_counters(&mut self) {
         self.sent.iter_mut().for_each(|c| *c = 0);
     }
 
@@ -443,7 +426,7 @@ impl Sim {
     }
 
     /// Processes everything scheduled up to and including `end`, then sets the clock to it.
-    pub fn run_until(&mut self, end: Duration) {
+    pub(crate) fn run_until(&mut self, end: Duration) {
         while let Some(Reverse(next)) = self.queue.peek() {
             if next.at > end {
                 break;
@@ -505,14 +488,14 @@ impl Sim {
         self.now = self.now.max(end);
     }
 
-    pub fn run_for(&mut self, span: Duration) {
+    pub(crate) fn run_for(&mut self, span: Duration) {
         let end = self.now + span;
         self.run_until(end);
     }
 
     /// Runs in steps of `step` until `done(self)` or `limit` has passed; returns the time
     /// it took, or `None`.
-    pub fn run_until_true(
+    pub(crate) fn run_until_true(
         &mut self,
         step: Duration,
         limit: Duration,
@@ -531,7 +514,7 @@ impl Sim {
     }
 
     /// `NodeFailed` events about `member` logged after `since`, by observer.
-    pub fn failures_about(&self, member: usize, since: Duration) -> Vec<&LogEntry> {
+    pub(crate) fn failures_about(&self, member: usize, since: Duration) -> Vec<&LogEntry> {
         self.log
             .iter()
             .filter(|e| e.kind == Kind::Failed && e.member == member && e.at >= since)
@@ -542,7 +525,7 @@ impl Sim {
 /// Checks the event log's order rules for every (observer life, member) pair: each (member,
 /// incarnation, kind) at most once, and kinds only in their valid order. Returns the first
 /// violation. (A restarted observer is a new core and reports the cluster afresh.)
-pub fn check_event_order(log: &[LogEntry]) -> Result<(), String> {
+pub(crate) fn check_event_order(log: &[LogEntry]) -> Result<(), String> {
     use std::collections::BTreeMap;
     #[derive(Clone, Copy, PartialEq)]
     enum Seen {
@@ -577,7 +560,7 @@ pub fn check_event_order(log: &[LogEntry]) -> Result<(), String> {
 }
 
 /// The `q`-quantile (0..=1) of `values` (nearest rank).
-pub fn quantile(values: &[Duration], q: f64) -> Duration {
+pub(crate) fn quantile(values: &[Duration], q: f64) -> Duration {
     let mut v = values.to_vec();
     v.sort();
     if v.is_empty() {

@@ -1,14 +1,12 @@
 //! Detection: a crashed member is marked failed by every other node within
 //! `ClusterConfig::detection_bound(n)`; p50 and p99 over seeds are reported.
 
-mod sim;
-
 use std::time::Duration;
 
-use rand::rngs::SmallRng;
+use crate::sim::{quantile, Net, Sim};
 use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use rpcnet_cluster::ClusterConfig;
-use sim::{quantile, Net, Sim};
 
 /// Crashes one random node of a settled cluster of `n`; returns how long until every other
 /// node had marked it failed, and the bound it must meet.
@@ -23,7 +21,7 @@ fn time_to_detect(seed: u64, n: usize) -> (Duration, Duration) {
         Duration::from_millis(10),
         Duration::from_secs(30),
     );
-    let victim = SmallRng::seed_from_u64(seed).gen_range(0..n);
+    let victim = ChaCha8Rng::seed_from_u64(seed).gen_range(0..n);
     sim.crash(victim);
     let crashed_at = sim.now();
     let took = sim

@@ -9,14 +9,12 @@
 //! that is itself declared failed was unresponsive for longer than the timeouts and is not
 //! counted; the false failures are those of members that never stall (the paper's metric).
 
-mod sim;
-
 use std::time::Duration;
 
-use rand::rngs::SmallRng;
+use crate::sim::{self, Kind, Sim};
 use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use rpcnet_cluster::ClusterConfig;
-use sim::{Kind, Sim};
 
 /// Runs `n` nodes for `span` while 5% of them (chosen by `seed`) repeatedly stall for 1–5 s,
 /// with 1–10 s between stalls; returns the `NodeFailed` events about members that never
@@ -24,7 +22,7 @@ use sim::{Kind, Sim};
 fn false_failures(seed: u64, n: usize, span: Duration, lifeguard: bool) -> usize {
     let config = ClusterConfig::for_tests().with_lifeguard(lifeguard);
     let mut sim = Sim::settled_lan(seed, n, config);
-    let mut rng = SmallRng::seed_from_u64(seed ^ 0x57a11);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x57a11);
     let stalling = (n / 20).max(1);
     let start = sim.now();
     let mut stalls = Vec::new();

@@ -1,12 +1,10 @@
 //! Partitions: a 50/50 split heals by itself within three push-pull intervals, and a one-way
 //! link failure does not get healthy nodes declared dead.
 
-mod sim;
-
 use std::time::Duration;
 
+use crate::sim::{self, Kind, Sim};
 use rpcnet_cluster::{ClusterConfig, MemberState};
-use sim::{Kind, Sim};
 
 fn everyone_sees_everyone_alive(sim: &Sim) -> bool {
     let n = sim.len();

@@ -1,11 +1,9 @@
 //! Simulation speed: 1,000 nodes for 10 simulated minutes (reported, not asserted).
 
-mod sim;
-
 use std::time::{Duration, Instant};
 
+use crate::sim::{Net, Sim};
 use rpcnet_cluster::ClusterConfig;
-use sim::{Net, Sim};
 
 #[test]
 #[ignore = "reports wall-clock speed; run with --release -- --ignored --nocapture"]

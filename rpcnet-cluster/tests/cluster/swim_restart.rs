@@ -1,18 +1,16 @@
 //! Restarts: half of 200 nodes restart on the same addresses; none stays dead, and events
 //! fire exactly once per member and incarnation, in order.
 
-mod sim;
-
 use std::time::Duration;
 
-use rand::rngs::SmallRng;
+use crate::sim::{self, Kind, Sim};
 use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use rpcnet_cluster::{ClusterConfig, Tags};
-use sim::{Kind, Sim};
 
 fn restart_half(seed: u64, n: usize) {
     let mut sim = Sim::settled_lan(seed, n, ClusterConfig::lan());
-    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     // Odd nodes crash at once (seed node 1 among them) and come back one by one over 30 s,
     // some before the others notice, most after, each with new tags.
     let crash_at = sim.now();

@@ -1,12 +1,10 @@
 //! Convergence: a join or a tag change reaches every node within 10 protocol periods without
 //! loss and within 15 at 30% loss.
 
-mod sim;
-
 use std::time::Duration;
 
+use crate::sim::{Net, Sim};
 use rpcnet_cluster::{ClusterConfig, Tags};
-use sim::{Net, Sim};
 
 const STEP: Duration = Duration::from_millis(20);
 

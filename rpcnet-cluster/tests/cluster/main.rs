@@ -1,0 +1,15 @@
+//! The integration tests of rpcnet-cluster, one module per topic, built as one test binary so
+//! the crate links once: the SWIM core in the deterministic simulator (`sim`), and real nodes
+//! over QUIC on loopback (`quic_nodes`, with the `quic` feature).
+
+mod quic_nodes;
+mod sim;
+mod swim_accuracy;
+mod swim_convergence;
+mod swim_detection;
+mod swim_determinism;
+mod swim_lifeguard;
+mod swim_load;
+mod swim_partition;
+mod swim_restart;
+mod swim_speed;
