@@ -1,8 +1,11 @@
 //! The integration tests of rpcnet-cluster, one module per topic, built as one test binary so
 //! the crate links once: the SWIM core in the deterministic simulator (`sim`), and real nodes
-//! over QUIC on loopback (`quic_nodes`, with the `quic` feature).
+//! over QUIC on loopback (`quic_nodes`, and `routing`: the worker registry and cluster client;
+//! both need the `quic` feature).
 
 mod quic_nodes;
+#[cfg(feature = "quic")]
+mod routing;
 mod sim;
 mod swim_accuracy;
 mod swim_convergence;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use rpcnet_cluster::{ClusterClient, LoadBalancingStrategy, RoutingError, TagFilter};
 
-use crate::support::*;
+use super::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_matching_worker_a_call_fails_at_once_or_after_its_bounded_wait() {

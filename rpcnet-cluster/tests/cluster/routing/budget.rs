@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rpcnet_cluster::{ClusterClient, LoadBalancingStrategy, RetryBudget, RoutingError, TagFilter};
 
-use crate::support::*;
+use super::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_retry_budget_spent_calls_fail_fast_instead_of_multiplying() {

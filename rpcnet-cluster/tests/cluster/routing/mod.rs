@@ -1,7 +1,6 @@
 //! Routing over real nodes on loopback QUIC: a director with a `WorkerRegistry` and a
 //! `ClusterClient`, and workers that each run in a runtime of their own, so that killing
 //! one is as abrupt as killing its process.
-#![cfg(feature = "quic")]
 
 mod balance;
 mod budget;

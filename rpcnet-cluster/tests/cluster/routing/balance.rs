@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rpcnet_cluster::{ClusterClient, LoadBalancingStrategy, TagFilter};
 
-use crate::support::*;
+use super::support::*;
 
 fn names(count: usize) -> Vec<String> {
     (0..count).map(|i| format!("worker-{i}")).collect()

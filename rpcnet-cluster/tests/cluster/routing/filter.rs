@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use rpcnet_cluster::{ClusterClient, LoadBalancingStrategy, RoutingError, TagFilter};
 
-use crate::support::*;
+use super::support::*;
 
 async fn served_by(
     client: &ClusterClient,

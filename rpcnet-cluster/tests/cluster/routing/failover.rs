@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rpcnet_cluster::{ClusterClient, LoadBalancingStrategy, PoolEvent, RoutingError, TagFilter};
 
-use crate::support::*;
+use super::support::*;
 
 const NONE: Option<&HashMap<String, String>> = None;
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use rpcnet_cluster::{ClusterClient, LoadBalancingStrategy, TagFilter};
 use rpcnet_runtime::RpcServer;
 
-use crate::support::*;
+use super::support::*;
 
 #[rpcnet::service]
 pub(crate) trait Echo {
