@@ -7,7 +7,9 @@
 //! The length is an unsigned LEB128 varint of one to five bytes (seven bits per byte, low
 //! bits first, the top bit set on every byte but the last) whose value fits in 32 bits: a
 //! small message pays one byte for its length. A writer that reserves the header before it
-//! knows the length may pad the varint to five bytes.
+//! knows the length may pad the varint to five bytes. The varint is written here rather than
+//! taken from a crate: none offers the padded form or a parse that refuses a length above the
+//! limit before the rest of the frame has arrived.
 //!
 //! [`FrameDecoder`] is sans-io: bytes go in with [`FrameDecoder::push`], whole frames come out
 //! of [`FrameDecoder::next_frame`]. It refuses a length above its limit as soon as the header

@@ -260,3 +260,76 @@ async fn read_start(reader: &mut FrameReader) -> Result<RequestHeader, StartErro
         Err(_) => Err(StartError::Ignore),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use bytes::Bytes;
+    use tokio::sync::watch;
+
+    use super::*;
+    use crate::config::RpcConfig;
+    use crate::server::state::{ServerState, Shared};
+    use crate::transport;
+
+    /// Every call allocates its future (boxed, see `serve_connection`); glibc serves
+    /// requests up to about 1 KiB from its per-thread cache and larger ones from its large
+    /// bins, which first consolidate the fast bins. A call's future stays in the cache.
+    const CALL_FUTURE_BUDGET: usize = 1024;
+
+    #[tokio::test]
+    async fn a_calls_future_fits_the_allocators_per_thread_cache() {
+        let config = RpcConfig::new(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../certs/test_cert.pem"),
+            "127.0.0.1:0",
+        )
+        .with_key_path(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../certs/test_key.pem"
+        ))
+        .with_server_name("localhost");
+        let mut server = transport::start_server(&config).expect("server endpoint");
+        let addr = server.local_addr().expect("bound");
+        let client = transport::start_client(&config, addr).expect("client endpoint");
+        let connect = s2n_quic::client::Connect::new(addr).with_server_name("localhost");
+        let mut connection = client.connect(connect).await.expect("connects");
+        let mut opened = connection
+            .open_bidirectional_stream()
+            .await
+            .expect("stream");
+        opened
+            .send(Bytes::from_static(&[STREAM_KIND_RPC]))
+            .await
+            .expect("sent");
+        let mut accepted = server.accept().await.expect("a connection");
+        let stream = accepted
+            .accept_bidirectional_stream()
+            .await
+            .expect("accepts")
+            .expect("a stream");
+
+        let (state, _) = watch::channel(ServerState::Running);
+        let shared = Arc::new(Shared {
+            config,
+            methods: HashMap::default(),
+            inflight: Default::default(),
+            state,
+            grace: Mutex::new(None),
+            one_way: Mutex::default(),
+        });
+        let conn = Arc::new(ConnShared {
+            shared,
+            peer: None,
+            inflight: Default::default(),
+            registry: Default::default(),
+        });
+        let future = serve_stream(stream, CallGuard::new(&conn, false), false);
+        let size = std::mem::size_of_val(&future);
+        assert!(
+            size <= CALL_FUTURE_BUDGET,
+            "a call's future is {size} bytes, over {CALL_FUTURE_BUDGET}"
+        );
+    }
+}
