@@ -11,7 +11,7 @@
 //! taken from a crate: none offers the padded form or a parse that refuses a length above the
 //! limit before the rest of the frame has arrived.
 //!
-//! [`FrameDecoder`] is sans-io: bytes go in with [`FrameDecoder::push`], whole frames come out
+//! [`FrameDecoder`] is sans-io: bytes go in with [`FrameDecoder::push_bytes`], whole frames come out
 //! of [`FrameDecoder::next_frame`]. It refuses a length above its limit as soon as the header
 //! is in, before it buffers or allocates anything for the payload.
 //! `PROTOCOL.md` at the repository root documents every byte.
