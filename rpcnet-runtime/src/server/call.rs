@@ -3,22 +3,24 @@
 //! stream, and ending the stream according to the outcome.
 
 use std::future::{poll_fn, Future};
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
 use futures::future::OptionFuture;
+use futures::FutureExt;
 use s2n_quic::stream::{BidirectionalStream, SendStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, trace, Instrument};
 
-use super::reply::{send_status_alone, write_reply};
+use super::reply::{handler_panicked, send_status_alone, write_reply};
 use super::request::{read_single_request, watch_request};
 use super::state::{CallGuard, ConnShared};
 use crate::context::CallContext;
 use crate::deadline::{with_deadline, with_timeout};
 use crate::error::{Code, ProtocolError, RpcError, Status};
 use crate::frame::{FrameType, STREAM_KIND_RPC};
-use crate::handler::{MethodHandler, RequestBody, RequestMessages};
+use crate::handler::{MethodHandler, Reply, RequestBody, RequestMessages};
 use crate::header::{parse_request_header, RequestHeader};
 use crate::io::FrameReader;
 use crate::transport::app_error;
@@ -86,10 +88,21 @@ async fn serve_call(
         let failure = forward.as_ref().map(|(_, failure)| Arc::clone(failure));
         // The handler's future is made here, so that the reply's future holds it rather
         // than the request body it is made from.
-        let reply = (handler.call)(ctx.clone(), body, limit);
-        let respond = ctx
-            .clone()
-            .scope(async { write_reply(tx, reply.await, limit, failure.as_deref()).await });
+        // A handler that panics, while making its future or while it runs, fails its own
+        // call with `Internal`; the server and the connection's other calls carry on.
+        let reply = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            (handler.call)(ctx.clone(), body, limit)
+        }));
+        let respond = ctx.clone().scope(async {
+            let reply = match reply {
+                Ok(reply) => AssertUnwindSafe(reply)
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| Reply::Single(Err(handler_panicked()))),
+                Err(_) => Reply::Single(Err(handler_panicked())),
+            };
+            write_reply(tx, reply, limit, failure.as_deref()).await
+        });
         // Only a stream of requests is watched while the handler runs (a single request
         // was read through its end already); boxed, as few calls need it.
         let watch = forward.map(|(messages, _)| Box::pin(watch_request(&mut *reader, messages)));

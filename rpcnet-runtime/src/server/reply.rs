@@ -2,6 +2,7 @@
 //! that ends the stream.
 
 use std::future::{poll_fn, Future};
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
@@ -84,13 +85,26 @@ fn fill(
     buffer: &mut Vec<u8>,
     limit: usize,
 ) -> Poll<Fill> {
-    match stream.poll_encode(cx, buffer, buffers::WRITE_CHUNK, limit) {
+    let polled = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        stream.poll_encode(cx, buffer, buffers::WRITE_CHUNK, limit)
+    }));
+    let Ok(polled) = polled else {
+        // The handler's stream panicked: it is not polled again, and the call ends with
+        // `Internal` after the items it produced before.
+        return Poll::Ready(Fill::End(handler_panicked()));
+    };
+    match polled {
         Poll::Ready(Some(Ok(()))) => Poll::Ready(Fill::Flush),
         Poll::Ready(Some(Err(status))) => Poll::Ready(Fill::End(status)),
         Poll::Ready(None) => Poll::Ready(Fill::End(Status::new(Code::Ok, ""))),
         Poll::Pending if buffer.is_empty() => Poll::Pending,
         Poll::Pending => Poll::Ready(Fill::Flush),
     }
+}
+
+/// The status of a call whose handler panicked.
+pub(super) fn handler_panicked() -> Status {
+    Status::new(Code::Internal, "the handler panicked")
 }
 
 /// Appends the frame of the status that ends a call.

@@ -427,3 +427,80 @@ async fn handlers_see_metadata_peer_and_deadline_through_the_context() {
         .expect("call succeeds");
     assert_eq!(&reply[..], b"acme:true:true");
 }
+
+#[tokio::test]
+async fn a_panicking_handler_fails_its_own_call_with_internal_and_the_connection_keeps_serving() {
+    let mut server = RpcServer::new(config("127.0.0.1:0"));
+    server.register_handler(
+        "Boom.while_running",
+        MethodHandler::unary(|n: u32| async move {
+            if n > 0 {
+                panic!("a handler bug");
+            }
+            Ok::<_, ()>(n)
+        }),
+    );
+    server.register("Boom.before_its_future", |_ctx, request: Bytes| {
+        if !request.is_empty() {
+            panic!("a handler bug before any await");
+        }
+        async move { Ok(request) }
+    });
+    server.register_handler(
+        "Boom.mid_stream",
+        MethodHandler::server_streaming(|(): ()| async move {
+            let items = stream::iter(0..3u32).map(|n| {
+                if n == 2 {
+                    panic!("a stream bug");
+                }
+                Ok::<_, ()>(n)
+            });
+            Ok::<_, ()>(items)
+        }),
+    );
+    server.register_handler(
+        "Ping.ping",
+        MethodHandler::unary(|n: u32| async move { Ok::<_, ()>(n + 1) }),
+    );
+    let server = start(server);
+    let client = client(server.addr).await;
+
+    let error = UnaryCall::<_, u32, ()>::new(client.clone(), "Boom.while_running", 1u32)
+        .await
+        .expect_err("the handler panicked");
+    assert_eq!(error.code(), Code::Internal, "{error:?}");
+    assert!(
+        error.to_string().contains("the handler panicked"),
+        "{error}"
+    );
+
+    let error = client
+        .call_raw(
+            "Boom.before_its_future",
+            Bytes::from_static(b"x"),
+            CallOptions::default(),
+        )
+        .await
+        .expect_err("the handler panicked");
+    assert_eq!(error.code(), Code::Internal, "{error:?}");
+
+    let items: Vec<_> =
+        ServerStreamingCall::<_, u32, ()>::new(client.clone(), "Boom.mid_stream", ())
+            .await
+            .expect("the stream starts")
+            .collect()
+            .await;
+    assert_eq!(items.len(), 3, "two items, then the error: {items:?}");
+    assert!(matches!(items[0], Ok(0)) && matches!(items[1], Ok(1)));
+    assert!(
+        matches!(&items[2], Err(e) if e.code() == Code::Internal),
+        "{:?}",
+        items[2]
+    );
+
+    // The same connection serves the next call.
+    let answer = UnaryCall::<_, u32, ()>::new(client, "Ping.ping", 41u32)
+        .await
+        .expect("the server keeps serving");
+    assert_eq!(answer, 42);
+}
