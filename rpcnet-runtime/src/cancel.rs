@@ -91,6 +91,15 @@ impl CancelRegistry {
         }
     }
 
+    /// Cancels every registered call.
+    pub(crate) fn cancel_all(&self) {
+        if let Ok(state) = self.state.lock() {
+            for call in state.active.values() {
+                call.signal().cancel();
+            }
+        }
+    }
+
     #[cfg(test)]
     fn active(&self) -> usize {
         self.state.lock().map(|s| s.active.len()).unwrap_or(0)

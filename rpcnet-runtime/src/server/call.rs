@@ -15,7 +15,7 @@ use tracing::{debug, trace, Instrument};
 
 use super::reply::{handler_panicked, send_status_alone, write_reply};
 use super::request::{read_single_request, watch_request};
-use super::state::{CallGuard, ConnShared};
+use super::state::{CallGuard, ConnShared, ServerState};
 use crate::context::CallContext;
 use crate::deadline::{with_deadline, with_timeout};
 use crate::error::{Code, ProtocolError, RpcError, Status};
@@ -152,9 +152,16 @@ async fn serve_call(
             let _ = send_status_alone(tx, &status).await;
         }
         Outcome::Cancelled => {
-            debug!("cancelled by the client");
             cancel.cancel();
-            let _ = tx.reset(app_error(app_error::CANCELLED));
+            // Cancelled by the client, or by a shutdown whose grace period ran out.
+            let code = if *conn.shared.state.borrow() == ServerState::Running {
+                debug!("cancelled by the client");
+                app_error::CANCELLED
+            } else {
+                debug!("cancelled by the shutdown");
+                app_error::SHUTDOWN
+            };
+            let _ = tx.reset(app_error(code));
         }
         Outcome::Failed(status) => {
             debug!(%status, "failed");
@@ -284,7 +291,7 @@ mod tests {
 
     use super::*;
     use crate::config::RpcConfig;
-    use crate::server::state::{ServerState, Shared};
+    use crate::server::state::Shared;
     use crate::transport;
 
     /// Every call allocates its future (boxed, see `serve_connection`); glibc serves
@@ -331,6 +338,7 @@ mod tests {
             state,
             grace: Mutex::new(None),
             one_way: Mutex::default(),
+            connections: Mutex::default(),
         });
         let conn = Arc::new(ConnShared {
             shared,

@@ -32,6 +32,7 @@ pub(super) async fn serve_connection(connection: s2n_quic::Connection, shared: A
             inflight: Inflight::default(),
             registry: CancelRegistry::default(),
         });
+        shared.add_connection(&conn);
         let mut state = shared.state.subscribe();
         'serving: loop {
             let current = *state.borrow_and_update();

@@ -26,7 +26,7 @@ use tracing::{debug, Instrument};
 
 use self::connection::serve_connection;
 use self::inflight::Inflight;
-use self::state::{ServerState, Shared, DEFAULT_GRACE};
+use self::state::{ServerState, Shared, CANCEL_PATIENCE, DEFAULT_GRACE};
 use crate::config::RpcConfig;
 use crate::context::CallContext;
 use crate::error::{RpcError, Status};
@@ -119,6 +119,7 @@ impl RpcServer {
                 state,
                 grace: Mutex::new(None),
                 one_way: Mutex::default(),
+                connections: Mutex::default(),
             }),
         })
     }
@@ -255,8 +256,17 @@ impl BoundServer {
             {
                 debug!(
                     inflight = shared.inflight.count(),
-                    "grace period over; closing"
+                    "grace period over; cancelling the calls left"
                 );
+                // Their handlers are dropped and their contexts cancelled. A handler that
+                // blocks its thread cannot be stopped: it is not waited for beyond a bound.
+                shared.cancel_calls();
+                if tokio::time::timeout(CANCEL_PATIENCE, shared.inflight.wait_idle())
+                    .await
+                    .is_err()
+                {
+                    debug!(inflight = shared.inflight.count(), "calls still running");
+                }
             }
             shared.state.send_replace(ServerState::Closed);
             // Give connection tasks a moment to send their CONNECTION_CLOSE.

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use rustc_hash::FxBuildHasher;
@@ -17,6 +17,9 @@ use crate::one_way::OneWaySender;
 
 /// How long a shutdown waits for calls in progress when no grace period was given.
 pub(super) const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+/// How long a shutdown waits, after the grace period, for the calls it cancelled to stop.
+pub(super) const CANCEL_PATIENCE: Duration = Duration::from_millis(500);
 
 /// Where a server is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,9 +43,31 @@ pub(super) struct Shared {
     pub(super) grace: Mutex<Option<Duration>>,
     /// Inboxes of one-way messages, by stream kind.
     pub(super) one_way: Mutex<HashMap<u8, OneWaySender, FxBuildHasher>>,
+    /// The connections being served, so that a shutdown can cancel their calls.
+    pub(super) connections: Mutex<Vec<Weak<ConnShared>>>,
 }
 
 impl Shared {
+    /// Keeps track of a new connection (and forgets the ones that have ended).
+    pub(super) fn add_connection(&self, conn: &Arc<ConnShared>) {
+        if let Ok(mut connections) = self.connections.lock() {
+            connections.retain(|c| c.strong_count() > 0);
+            connections.push(Arc::downgrade(conn));
+        }
+    }
+
+    /// Cancels every call in progress that waits (for its handler, its requests or its
+    /// deadline): the end of a shutdown's grace period.
+    pub(super) fn cancel_calls(&self) {
+        let connections: Vec<Arc<ConnShared>> = match self.connections.lock() {
+            Ok(connections) => connections.iter().filter_map(Weak::upgrade).collect(),
+            Err(_) => return,
+        };
+        for conn in connections {
+            conn.registry.cancel_all();
+        }
+    }
+
     /// The inbox for one-way messages of `kind`, if one is open.
     pub(super) fn one_way_inbox(&self, kind: u8) -> Option<OneWaySender> {
         let inboxes = self.one_way.lock().ok()?;

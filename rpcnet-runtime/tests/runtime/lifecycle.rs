@@ -4,7 +4,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::{client, config, start, wait_for, PATIENCE};
+use crate::support::{client, config, start, wait_for, DropCounter, PATIENCE};
+use bytes::Bytes;
 use futures::{stream, StreamExt};
 use rpcnet_runtime::{
     CallError, ClientStreamingCall, Code, MethodHandler, RequestStream, RpcClient, RpcError,
@@ -261,27 +262,44 @@ async fn graceful_shutdown_refuses_new_calls_and_returns_once_the_in_flight_call
 }
 
 #[tokio::test]
-async fn shutdown_waits_out_the_grace_it_was_given_then_closes_calls_that_outlast_it() {
+async fn a_shutdown_cancels_the_handlers_that_outlast_its_grace_and_returns_once_they_stopped() {
     const GRACE: Duration = Duration::from_millis(200);
     let started = Arc::new(AtomicUsize::new(0));
-    let flag = Arc::clone(&started);
+    let cancelled = Arc::new(AtomicUsize::new(0));
+    let dropped = Arc::new(AtomicUsize::new(0));
     let mut server = RpcServer::new(config("127.0.0.1:0"));
-    server.register_handler(
-        "Slow.forever",
-        MethodHandler::unary(move |(): ()| {
-            let flag = Arc::clone(&flag);
-            async move {
-                flag.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_secs(600)).await;
-                Ok::<_, ()>(())
-            }
-        }),
+    let (s, c, d) = (
+        Arc::clone(&started),
+        Arc::clone(&cancelled),
+        Arc::clone(&dropped),
     );
+    server.register("Slow.forever", move |ctx, _request: Bytes| {
+        let (s, c) = (Arc::clone(&s), Arc::clone(&c));
+        let guard = DropCounter(Arc::clone(&d));
+        async move {
+            // Something the handler left running watches its cancellation.
+            let watch = ctx.clone();
+            tokio::spawn(async move {
+                watch.cancelled().await;
+                c.fetch_add(1, Ordering::SeqCst);
+            });
+            s.fetch_add(1, Ordering::SeqCst);
+            // Ignores the grace period: only being dropped ends it.
+            tokio::time::sleep(Duration::from_secs(600)).await;
+            std::mem::forget(guard);
+            Ok(Bytes::new())
+        }
+    });
     let server = start(server);
     let client = client(server.addr).await;
-    let call = tokio::spawn(std::future::IntoFuture::into_future(
-        UnaryCall::<_, (), ()>::new(client, "Slow.forever", ()),
-    ));
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client
+                .call_raw("Slow.forever", Bytes::new(), Default::default())
+                .await
+        }
+    });
     wait_for(
         || started.load(Ordering::SeqCst) == 1,
         "the handler to start",
@@ -291,16 +309,24 @@ async fn shutdown_waits_out_the_grace_it_was_given_then_closes_calls_that_outlas
     server.shutdown.shutdown(GRACE);
     tokio::time::timeout(PATIENCE, server.task)
         .await
-        .expect("serve returns after the grace period")
+        .expect("serve returns")
         .expect("task")
         .expect("clean stop");
     let took = asked.elapsed();
-    // The default grace is 10 s: a shutdown that ignored the one it was given would take
-    // that long.
     assert!(
-        took >= GRACE && took < Duration::from_secs(1),
+        took >= GRACE && took < GRACE + Duration::from_secs(1),
         "serve returned {took:?} after a shutdown with {GRACE:?} of grace"
     );
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        1,
+        "serve returned after the handler was dropped"
+    );
+    wait_for(
+        || cancelled.load(Ordering::SeqCst) == 1,
+        "the handler's cancellation to fire",
+    )
+    .await;
     let error = tokio::time::timeout(PATIENCE, call)
         .await
         .expect("the call ends")
