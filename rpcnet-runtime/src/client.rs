@@ -18,7 +18,7 @@ use tracing::{debug, Instrument};
 use crate::config::RpcConfig;
 use crate::error::RpcError;
 use crate::frame::{put_frame_header, FrameType, MAX_FRAME_HEADER_LEN};
-use crate::io::stream_error;
+use crate::io::{connection_error, stream_error};
 use crate::one_way;
 use crate::transport::{self, app_error};
 
@@ -232,12 +232,7 @@ impl RpcClient {
         let mut handle = Box::pin(self.reconnect(generation)).await?;
         let stream = poll_fn(|cx| poll_open(&mut handle, cx))
             .await
-            .map_err(|e| {
-                RpcError::unavailable(
-                    "could not open a stream on a fresh connection",
-                    Some(Box::new(e)),
-                )
-            })?;
+            .map_err(connection_error)?;
         Ok((stream, handle))
     }
 

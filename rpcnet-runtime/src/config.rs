@@ -63,6 +63,7 @@ pub struct RpcConfig {
     pub(crate) default_deadline: Option<Duration>,
     pub(crate) max_message_size: usize,
     pub(crate) max_concurrent_streams: u64,
+    pub(crate) max_connections: usize,
     pub(crate) stream_window: u64,
     pub(crate) connection_window: u64,
     pub(crate) send_buffer_size: u32,
@@ -75,6 +76,9 @@ pub struct RpcConfig {
 /// and most datacenter networks carry them, and bulk transfers run about twice as fast with
 /// them; paths that do not are found out by the probes (see [`RpcConfig::with_max_mtu`]).
 pub const DEFAULT_MAX_MTU: u16 = 9000;
+
+/// The default number of connections a server serves at once: 4,096.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
 /// The default maximum size of one encoded message: 4 MiB.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
@@ -104,6 +108,7 @@ impl RpcConfig {
             default_deadline: None,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             max_concurrent_streams: 1024,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             stream_window: 4 * 1024 * 1024,
             connection_window: 16 * 1024 * 1024,
             send_buffer_size: 1024 * 1024,
@@ -165,6 +170,16 @@ impl RpcConfig {
     /// announcing a larger frame gets a `ResourceExhausted` status on that call only.
     pub fn with_max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes.min(u32::MAX as usize);
+        self
+    }
+
+    /// The most connections a server serves at once (default
+    /// [`DEFAULT_MAX_CONNECTIONS`]). A connection beyond it is closed as soon as its
+    /// handshake completes, with QUIC application error `0x05`; its client's calls fail
+    /// with [`RpcError::Unavailable`](crate::RpcError::Unavailable) saying so, and the
+    /// connections already served are not disturbed.
+    pub fn with_max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections.max(1);
         self
     }
 

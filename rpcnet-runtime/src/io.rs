@@ -4,6 +4,7 @@ use std::future::poll_fn;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, Bytes};
+use s2n_quic::connection::Error as ConnectionError;
 use s2n_quic::stream::{BidirectionalStream, Error as StreamError, ReceiveStream};
 
 use serde::de::DeserializeOwned;
@@ -22,11 +23,27 @@ pub(crate) fn stream_error(error: StreamError) -> RpcError {
         StreamError::StreamReset { error, .. } if error == app_error(app_error::SHUTDOWN) => {
             RpcError::unavailable("server is shutting down", None)
         }
-        StreamError::ConnectionError { error, .. } => {
-            RpcError::unavailable("connection lost", Some(Box::new(error)))
-        }
+        StreamError::ConnectionError { error, .. } => connection_error(error),
         other => RpcError::Stream(Box::new(other)),
     }
+}
+
+/// Turns the error that ended a connection into the error a call reports.
+pub(crate) fn connection_error(error: ConnectionError) -> RpcError {
+    let message = match error {
+        ConnectionError::Application { error: code, .. }
+            if code == app_error(app_error::TOO_MANY_CONNECTIONS) =>
+        {
+            "the server refused the connection: it serves as many connections as it may"
+        }
+        ConnectionError::Application { error: code, .. }
+            if code == app_error(app_error::SHUTDOWN) =>
+        {
+            "server is shutting down"
+        }
+        _ => "connection lost",
+    };
+    RpcError::unavailable(message, Some(Box::new(error)))
 }
 
 /// What a [`FrameReader`] reads from: a whole stream, when nothing more is sent on it (a

@@ -21,6 +21,8 @@ pub(crate) mod app_error {
     pub(crate) const SHUTDOWN: u32 = 0x03;
     /// The client was dropped.
     pub(crate) const CLIENT_GONE: u32 = 0x04;
+    /// The server already serves as many connections as it is configured for.
+    pub(crate) const TOO_MANY_CONNECTIONS: u32 = 0x05;
 }
 
 pub(crate) fn app_error(code: u32) -> s2n_quic::application::Error {

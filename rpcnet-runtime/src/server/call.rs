@@ -339,6 +339,7 @@ mod tests {
             grace: Mutex::new(None),
             one_way: Mutex::default(),
             connections: Mutex::default(),
+            connection_count: Default::default(),
         });
         let conn = Arc::new(ConnShared {
             shared,

@@ -9,7 +9,7 @@ use tracing::{debug, trace, Instrument};
 
 use super::call::serve_stream;
 use super::inflight::Inflight;
-use super::state::{CallGuard, ConnShared, ServerState, Shared};
+use super::state::{Admitted, CallGuard, ConnShared, ServerState, Shared};
 use crate::cancel::{parse_cancel, CancelRegistry};
 use crate::error::{ProtocolError, RpcError};
 use crate::frame::{FrameType, STREAM_KIND_CANCEL};
@@ -20,7 +20,11 @@ use crate::transport::app_error;
 /// The most bytes of a cancel stream: its kind and a stream id.
 const CANCEL_LEN: usize = 9;
 
-pub(super) async fn serve_connection(connection: s2n_quic::Connection, shared: Arc<Shared>) {
+pub(super) async fn serve_connection(
+    connection: s2n_quic::Connection,
+    shared: Arc<Shared>,
+    admitted: Admitted,
+) {
     let peer = connection.remote_addr().ok();
     let span = tracing::debug_span!("connection", id = connection.id(), peer = ?peer);
     let serve = async move {
@@ -77,6 +81,7 @@ pub(super) async fn serve_connection(connection: s2n_quic::Connection, shared: A
         }
         debug!("closing");
         handle.close(app_error(app_error::SHUTDOWN));
+        drop(admitted);
     };
     // The connection's task is polled for every stream it accepts: without a subscriber
     // that wants the span, entering and leaving it each time is pure cost.

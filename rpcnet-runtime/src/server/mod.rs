@@ -32,7 +32,7 @@ use crate::context::CallContext;
 use crate::error::{RpcError, Status};
 use crate::handler::{MethodHandler, MethodTable, Service};
 use crate::one_way::{self, OneWayInbox};
-use crate::transport;
+use crate::transport::{self, app_error};
 
 /// An rpcnet server under construction: add services and methods, then [`bind`](Self::bind).
 #[derive(Debug)]
@@ -120,6 +120,7 @@ impl RpcServer {
                 grace: Mutex::new(None),
                 one_way: Mutex::default(),
                 connections: Mutex::default(),
+                connection_count: Arc::default(),
             }),
         })
     }
@@ -230,9 +231,22 @@ impl BoundServer {
             loop {
                 tokio::select! {
                     connection = self.endpoint.accept() => match connection {
-                        Some(connection) => {
-                            tokio::spawn(serve_connection(connection, Arc::clone(&shared)));
-                        }
+                        Some(connection) => match shared.admit() {
+                            Some(admitted) => {
+                                tokio::spawn(serve_connection(
+                                    connection,
+                                    Arc::clone(&shared),
+                                    admitted,
+                                ));
+                            }
+                            None => {
+                                debug!(
+                                    peer = ?connection.remote_addr().ok(),
+                                    "connection refused: too many connections"
+                                );
+                                connection.close(app_error(app_error::TOO_MANY_CONNECTIONS));
+                            }
+                        },
                         None => break,
                     },
                     changed = state.changed() => {

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -45,9 +46,32 @@ pub(super) struct Shared {
     pub(super) one_way: Mutex<HashMap<u8, OneWaySender, FxBuildHasher>>,
     /// The connections being served, so that a shutdown can cancel their calls.
     pub(super) connections: Mutex<Vec<Weak<ConnShared>>>,
+    /// How many connections are being served.
+    pub(super) connection_count: Arc<AtomicUsize>,
+}
+
+/// A connection's place among those a server serves; given up when dropped.
+#[derive(Debug)]
+pub(super) struct Admitted(Arc<AtomicUsize>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Shared {
+    /// A place for one more connection, unless the server serves as many as it may.
+    pub(super) fn admit(&self) -> Option<Admitted> {
+        let limit = self.config.max_connections;
+        self.connection_count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Admitted(Arc::clone(&self.connection_count)))
+    }
+
     /// Keeps track of a new connection (and forgets the ones that have ended).
     pub(super) fn add_connection(&self, conn: &Arc<ConnShared>) {
         if let Ok(mut connections) = self.connections.lock() {

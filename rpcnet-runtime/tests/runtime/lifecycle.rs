@@ -435,3 +435,39 @@ async fn while_a_server_is_unreachable_calls_fail_fast_until_the_backoff_has_pas
     }
     drop(silent);
 }
+
+#[tokio::test]
+async fn connections_beyond_the_cap_are_refused_and_those_admitted_keep_working() {
+    let mut server = RpcServer::new(config("127.0.0.1:0").with_max_connections(2));
+    server.register_handler(
+        "Ping.ping",
+        MethodHandler::unary(|n: u32| async move { Ok::<_, ()>(n + 1) }),
+    );
+    let server = start(server);
+    let first = client(server.addr).await;
+    let second = client(server.addr).await;
+    for client in [&first, &second] {
+        let answer = UnaryCall::<_, u32, ()>::new(client.clone(), "Ping.ping", 1u32)
+            .await
+            .expect("an admitted connection is served");
+        assert_eq!(answer, 2);
+    }
+    let third = client(server.addr).await;
+    let refused = UnaryCall::<_, u32, ()>::new(third, "Ping.ping", 1u32)
+        .timeout(PATIENCE)
+        .await
+        .expect_err("a third connection is refused");
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(
+        refused
+            .to_string()
+            .contains("serves as many connections as it may"),
+        "{refused}"
+    );
+    for client in [first, second] {
+        let answer = UnaryCall::<_, u32, ()>::new(client, "Ping.ping", 2u32)
+            .await
+            .expect("the admitted connections keep working");
+        assert_eq!(answer, 3);
+    }
+}
