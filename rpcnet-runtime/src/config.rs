@@ -60,6 +60,7 @@ pub struct RpcConfig {
     pub(crate) keep_alive: bool,
     pub(crate) idle_timeout: Duration,
     pub(crate) connect_timeout: Duration,
+    pub(crate) stall_timeout: Duration,
     pub(crate) default_deadline: Option<Duration>,
     pub(crate) max_message_size: usize,
     pub(crate) max_concurrent_streams: u64,
@@ -105,6 +106,7 @@ impl RpcConfig {
             keep_alive: true,
             idle_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(30),
             default_deadline: None,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             max_concurrent_streams: 1024,
@@ -151,6 +153,17 @@ impl RpcConfig {
     /// How long a connection may be silent before QUIC closes it (default 30 s).
     pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout;
+        self
+    }
+
+    /// The longest a server waits on a client that makes no progress (default 30 s): for
+    /// the start of a call's stream or of a one-way stream, for the rest of a request, for
+    /// the client's end of stream after the reply, and for each write of a response that
+    /// the client does not read (QUIC flow control holds it back). A request that stalls
+    /// longer fails its call with `DeadlineExceeded`; an unread response has its stream
+    /// reset. Steady progress, however slow, is never cut off by this.
+    pub fn with_stall_timeout(mut self, timeout: Duration) -> Self {
+        self.stall_timeout = timeout;
         self
     }
 

@@ -165,6 +165,11 @@ impl FrameReader {
             .decode_data_in_place(|chunk, range| decode_in::<T>(chunk, range).ok())
     }
 
+    /// Whether the peer has finished the stream and every frame of it has been read.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.finished && self.decoder.is_idle()
+    }
+
     /// The stream's last two frames, of types `first` and `second`, taken in one step if
     /// they are all that is left and the stream has ended (see
     /// [`FrameDecoder::take_last_pair`]).

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tracing::{debug, trace, Instrument};
 
 use super::reply::{handler_panicked, send_status_alone, write_reply};
-use super::request::{read_single_request, watch_request};
+use super::request::{read_single_request, request_stalled, watch_request};
 use super::state::{CallGuard, ConnShared, ServerState};
 use crate::context::CallContext;
 use crate::deadline::{with_deadline, with_timeout};
@@ -80,9 +80,22 @@ async fn serve_call(
             });
             (body, Some((messages_tx, failure)))
         } else {
-            match read_single_request(reader).await {
-                Ok(message) => (RequestBody::Single(message), None),
-                Err(error) => return outcome_for(error),
+            match reader.take_last_pair(FrameType::Data, FrameType::End) {
+                // The usual case: the message, its end and the stream's end came with the
+                // header.
+                Some((message, _)) => (RequestBody::Single(message), None),
+                // Otherwise the rest is waited for, bounded by the stall timeout; boxed, so
+                // that the usual case's future does not carry this wait's state.
+                None => match Box::pin(with_timeout(
+                    conn.shared.config.stall_timeout,
+                    read_single_request(reader),
+                ))
+                .await
+                {
+                    Some(Ok(message)) => (RequestBody::Single(message), None),
+                    Some(Err(error)) => return outcome_for(error),
+                    None => return Outcome::Failed(Box::new(request_stalled())),
+                },
             }
         };
         let failure = forward.as_ref().map(|(_, failure)| Arc::clone(failure));
@@ -101,7 +114,8 @@ async fn serve_call(
                     .unwrap_or_else(|_| Reply::Single(Err(handler_panicked()))),
                 Err(_) => Reply::Single(Err(handler_panicked())),
             };
-            write_reply(tx, reply, limit, failure.as_deref()).await
+            let stall = conn.shared.config.stall_timeout;
+            write_reply(tx, reply, limit, stall, failure.as_deref()).await
         });
         // Only a stream of requests is watched while the handler runs (a single request
         // was read through its end already); boxed, as few calls need it.
@@ -142,7 +156,12 @@ async fn serve_call(
             // abandoned side costs a STOP_SENDING frame, while the client's FIN follows the
             // response within a round trip. The QUIC stream counts against the client's
             // stream limit until then anyway, so waiting holds nothing extra.
-            let _ = reader.wait_closed().await;
+            // Bounded by the stall timeout, and boxed (see above) as most clients have
+            // finished by now.
+            if !reader.is_closed() {
+                let stall = conn.shared.config.stall_timeout;
+                let _ = Box::pin(with_timeout(stall, reader.wait_closed())).await;
+            }
         }
         Outcome::DeadlineExceeded => {
             debug!("deadline exceeded");
@@ -192,10 +211,10 @@ async fn start_call<'a>(
     draining: bool,
 ) -> Option<(CallContext, &'a MethodHandler)> {
     let shared = &*conn.shared;
-    // A peer that opens a stream and stalls is dropped after the handshake timeout. The
+    // A peer that opens a stream and stalls is dropped after the stall timeout. The
     // header nearly always arrives with the stream, so the timer is only armed when the
     // first attempt has to wait.
-    let start = with_timeout(shared.config.connect_timeout, read_start(&mut *reader));
+    let start = with_timeout(shared.config.stall_timeout, read_start(&mut *reader));
     let (header, method, handler) = match start.await {
         None => {
             debug!(stream_id, "no request header in time");

@@ -96,7 +96,7 @@ pub(super) async fn serve_connection(
 /// with an open inbox. A stream of any other kind is refused with STOP_SENDING. A peer that
 /// dawdles over its stream is not waited for longer than a handshake may take.
 async fn read_one_way(mut stream: ReceiveStream, conn: Arc<ConnShared>) {
-    let stall = conn.shared.config.connect_timeout;
+    let stall = conn.shared.config.stall_timeout;
     let read = async {
         let mut first = loop {
             match stream.receive().await.map_err(stream_error)? {

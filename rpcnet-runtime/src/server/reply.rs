@@ -6,16 +6,20 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
+use bytes::Bytes;
 use s2n_quic::stream::SendStream;
 
 use crate::buffers;
 use crate::codec::{FrameBuf, Segments};
+use crate::deadline::with_timeout;
 use crate::error::{Code, RpcError, Status};
 use crate::frame::{put_frame_header, FrameType, MAX_FRAME_HEADER_LEN};
 use crate::handler::{EncodeStream, Reply};
 use crate::header::{put_status, status_len};
 use crate::io::stream_error;
+use crate::transport::app_error;
 
 fn take_failure(failure: Option<&Mutex<Option<Status>>>) -> Option<Status> {
     failure.and_then(|slot| slot.lock().ok().and_then(|mut slot| slot.take()))
@@ -27,6 +31,7 @@ pub(super) fn write_reply<'a>(
     tx: &'a mut SendStream,
     reply: Reply,
     limit: usize,
+    stall: Duration,
     failure: Option<&'a Mutex<Option<Status>>>,
 ) -> impl Future<Output = Result<(), RpcError>> + 'a {
     match reply {
@@ -38,9 +43,9 @@ pub(super) fn write_reply<'a>(
             futures::future::Either::Left(send_status(tx, out, &status))
         }
         // Boxed: a single reply, the usual case, then does not carry a stream writer's state.
-        Reply::Stream(stream) => {
-            futures::future::Either::Right(Box::pin(write_stream(tx, stream, limit, failure)))
-        }
+        Reply::Stream(stream) => futures::future::Either::Right(Box::pin(write_stream(
+            tx, stream, limit, stall, failure,
+        ))),
     }
 }
 
@@ -48,6 +53,7 @@ async fn write_stream(
     tx: &mut SendStream,
     mut stream: Pin<Box<dyn EncodeStream>>,
     limit: usize,
+    stall: Duration,
     failure: Option<&Mutex<Option<Status>>>,
 ) -> Result<(), RpcError> {
     // Each write goes out in a pooled buffer, which comes back once QUIC has had it
@@ -57,16 +63,26 @@ async fn write_stream(
         match poll_fn(|cx| fill(cx, stream.as_mut(), &mut buffer, limit)).await {
             Fill::Flush => {
                 let full = std::mem::replace(&mut buffer, buffers::write_buffer());
-                tx.send(buffers::share(full)).await.map_err(stream_error)?;
+                send_or_stall(tx, buffers::share(full), stall).await?;
             }
             Fill::End(status) => {
                 let status = take_failure(failure).unwrap_or(status);
                 put_status_frame(&mut buffer, &status);
-                tx.send(buffers::share(buffer))
-                    .await
-                    .map_err(stream_error)?;
+                send_or_stall(tx, buffers::share(buffer), stall).await?;
                 return tx.finish().map_err(stream_error);
             }
+        }
+    }
+}
+
+/// Sends one write of a response stream; a client that reads none of it for `stall` has
+/// the stream reset (its flow control would otherwise hold the call forever).
+async fn send_or_stall(tx: &mut SendStream, bytes: Bytes, stall: Duration) -> Result<(), RpcError> {
+    match with_timeout(stall, tx.send(bytes)).await {
+        Some(sent) => sent.map_err(stream_error),
+        None => {
+            let _ = tx.reset(app_error(app_error::CANCELLED));
+            Err(RpcError::DeadlineExceeded)
         }
     }
 }

@@ -4,9 +4,18 @@
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::error::{ProtocolError, RpcError};
+use crate::error::{Code, ProtocolError, RpcError, Status};
 use crate::frame::FrameType;
 use crate::io::FrameReader;
+
+/// The status of a call whose client stopped sending its request for longer than the
+/// server's stall timeout.
+pub(super) fn request_stalled() -> Status {
+    Status::new(
+        Code::DeadlineExceeded,
+        "the request stalled: nothing more arrived within the server's stall timeout",
+    )
+}
 
 /// Reads the one message of a unary or server-streaming request, its end frame and the end
 /// of the client's side of the stream.

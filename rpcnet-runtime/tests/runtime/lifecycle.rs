@@ -471,3 +471,45 @@ async fn connections_beyond_the_cap_are_refused_and_those_admitted_keep_working(
         assert_eq!(answer, 3);
     }
 }
+
+#[tokio::test]
+async fn a_response_stream_its_client_stops_reading_is_reset_after_the_stall_timeout() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let stalling = config("127.0.0.1:0")
+        .with_flow_control_windows(64 * 1024, 256 * 1024)
+        .with_send_buffer_size(64 * 1024)
+        .with_stall_timeout(Duration::from_millis(500));
+    let mut server = RpcServer::new(stalling.clone());
+    let gone = Arc::clone(&dropped);
+    server.register_handler(
+        "Bulk.forever",
+        MethodHandler::server_streaming(move |(): ()| {
+            let guard = DropCounter(Arc::clone(&gone));
+            async move {
+                let items = stream::repeat(()).map(move |()| {
+                    let _owned = &guard;
+                    Ok::<_, ()>(Chunk {
+                        bytes: vec![7; 1024],
+                    })
+                });
+                Ok::<_, ()>(items)
+            }
+        }),
+    );
+    let server = start(server);
+    let client = RpcClient::connect(server.addr, stalling)
+        .await
+        .expect("connects");
+    let mut items = ServerStreamingCall::<_, Chunk, ()>::new(client, "Bulk.forever", ())
+        .await
+        .expect("call starts");
+    items.next().await.expect("an item").expect("ok");
+    // The client holds the stream but reads no more: flow control stops the server's
+    // writes, and after the stall timeout the server gives the call up.
+    wait_for(
+        || dropped.load(Ordering::SeqCst) == 1,
+        "the server to drop the unread stream",
+    )
+    .await;
+    drop(items);
+}

@@ -419,3 +419,27 @@ async fn a_one_way_stream_is_its_kind_byte_one_data_frame_and_fin() {
         .expect("inbox open");
     assert_eq!(message.payload, Bytes::from_static(b"ok"));
 }
+
+#[tokio::test]
+async fn a_request_that_stalls_fails_its_call_after_the_stall_timeout() {
+    let mut server =
+        RpcServer::new(config("127.0.0.1:0").with_stall_timeout(Duration::from_millis(300)));
+    server.register(
+        "Echo.echo",
+        |_ctx, request: Bytes| async move { Ok(request) },
+    );
+    let server = start(server);
+    let connection = raw_connection(server.addr).await;
+    let mut stream = connection
+        .handle()
+        .open_bidirectional_stream()
+        .await
+        .expect("stream");
+    // The header and the start of a data frame, and then nothing: no deadline either.
+    let mut request = header("Echo.echo", 0);
+    request.put_slice(&[FrameType::Data.as_u8(), 10, b'h', b'e']);
+    stream.send(request.freeze()).await.expect("sent");
+    let (code, message, _) = read_status(&mut stream).await;
+    assert_eq!(code, Code::DeadlineExceeded, "{message}");
+    assert!(message.contains("the request stalled"), "{message}");
+}
