@@ -61,6 +61,7 @@ pub struct RpcConfig {
     pub(crate) idle_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) stall_timeout: Duration,
+    pub(crate) max_deadline: Duration,
     pub(crate) default_deadline: Option<Duration>,
     pub(crate) max_message_size: usize,
     pub(crate) max_concurrent_streams: u64,
@@ -77,6 +78,9 @@ pub struct RpcConfig {
 /// and most datacenter networks carry them, and bulk transfers run about twice as fast with
 /// them; paths that do not are found out by the probes (see [`RpcConfig::with_max_mtu`]).
 pub const DEFAULT_MAX_MTU: u16 = 9000;
+
+/// The default longest a server lets a call run: one hour.
+pub const DEFAULT_MAX_DEADLINE: Duration = Duration::from_secs(3600);
 
 /// The default number of connections a server serves at once: 4,096.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
@@ -107,6 +111,7 @@ impl RpcConfig {
             idle_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             stall_timeout: Duration::from_secs(30),
+            max_deadline: DEFAULT_MAX_DEADLINE,
             default_deadline: None,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             max_concurrent_streams: 1024,
@@ -164,6 +169,14 @@ impl RpcConfig {
     /// reset. Steady progress, however slow, is never cut off by this.
     pub fn with_stall_timeout(mut self, timeout: Duration) -> Self {
         self.stall_timeout = timeout;
+        self
+    }
+
+    /// The longest a server lets a call run (default [`DEFAULT_MAX_DEADLINE`]): a call
+    /// whose client sets no deadline, or a longer one, gets this one on the server, enforced
+    /// like any deadline (`DeadlineExceeded`) and inherited by the calls its handler makes.
+    pub fn with_max_deadline(mut self, deadline: Duration) -> Self {
+        self.max_deadline = deadline;
         self
     }
 

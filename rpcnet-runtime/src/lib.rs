@@ -39,7 +39,10 @@ pub use call::{
     UnaryCall,
 };
 pub use client::{ClientEndpoint, FromClient, RpcClient};
-pub use config::{RpcConfig, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_MTU};
+pub use config::{
+    RpcConfig, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_DEADLINE, DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_MAX_MTU,
+};
 pub use context::CallContext;
 pub use error::{BoxError, CallError, Code, CodecError, Never, ProtocolError, RpcError, Status};
 pub use handler::{MethodHandler, MethodKind, MethodTable, RequestStream, Service};

@@ -248,7 +248,9 @@ async fn start_call<'a>(
         let _ = send_status_alone(tx, &status).await;
         return None;
     }
-    let deadline = header.deadline.map(|d| Instant::now() + d);
+    // Every call ends by the server's maximum deadline, whatever the client asked for.
+    let max = shared.config.max_deadline;
+    let deadline = Some(Instant::now() + header.deadline.map_or(max, |d| d.min(max)));
     let ctx = CallContext::new(method, conn.peer, deadline, header.metadata);
     Some((ctx, handler))
 }

@@ -504,3 +504,52 @@ async fn a_panicking_handler_fails_its_own_call_with_internal_and_the_connection
         .expect("the server keeps serving");
     assert_eq!(answer, 42);
 }
+
+#[tokio::test]
+async fn the_servers_maximum_deadline_bounds_calls_that_set_none_or_a_longer_one() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let mut server =
+        RpcServer::new(config("127.0.0.1:0").with_max_deadline(Duration::from_millis(300)));
+    let counter = Arc::clone(&dropped);
+    server.register("Slow.forever", move |_ctx, _request: Bytes| {
+        let guard = DropCounter(Arc::clone(&counter));
+        async move {
+            tokio::time::sleep(Duration::from_secs(600)).await;
+            std::mem::forget(guard);
+            Ok(Bytes::new())
+        }
+    });
+    server.register("Ctx.remaining", |ctx: CallContext, _req| async move {
+        let micros = ctx.remaining().map_or(0, |r| r.as_micros() as u64);
+        Ok(Bytes::from(micros.to_be_bytes().to_vec()))
+    });
+    let server = start(server);
+    let client = client(server.addr).await;
+    // No deadline from the client: the server's ends the call.
+    let error = client
+        .call_raw("Slow.forever", Bytes::new(), CallOptions::default())
+        .await
+        .expect_err("the server's maximum deadline passes");
+    assert!(matches!(error, RpcError::DeadlineExceeded), "{error:?}");
+    wait_for(
+        || dropped.load(Ordering::SeqCst) == 1,
+        "the handler to be dropped",
+    )
+    .await;
+    // A longer deadline from the client is cut to the server's.
+    let reply = client
+        .call_raw(
+            "Ctx.remaining",
+            Bytes::new(),
+            CallOptions::default().timeout(Duration::from_secs(60)),
+        )
+        .await
+        .expect("call succeeds");
+    let remaining = Duration::from_micros(u64::from_be_bytes(
+        reply[..].try_into().expect("eight bytes"),
+    ));
+    assert!(
+        remaining <= Duration::from_millis(300),
+        "the handler sees the server's maximum: {remaining:?} left"
+    );
+}
