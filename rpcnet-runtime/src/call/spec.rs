@@ -57,8 +57,10 @@ impl CallSpec {
         }
     }
 
-    pub(crate) fn deadline(&self) -> Option<Deadline> {
-        self.options.deadline(&self.client)
+    /// The call's parts, and its deadline as of now.
+    pub(crate) fn start(self) -> (RpcClient, &'static str, CallOptions, Option<Deadline>) {
+        let deadline = self.options.deadline(&self.client);
+        (self.client, self.method, self.options, deadline)
     }
 }
 

@@ -55,12 +55,7 @@ where
 
     fn into_future(self) -> Self::IntoFuture {
         let ServerStreamingCall { spec, request, .. } = self;
-        let deadline = spec.deadline();
-        let CallSpec {
-            client,
-            method,
-            options,
-        } = spec;
+        let (client, method, options, deadline) = spec.start();
         let call = async move {
             let request =
                 start_single_request(&client, method, deadline, &options, |out, limit| {
@@ -113,12 +108,7 @@ where
 
     fn into_future(self) -> Self::IntoFuture {
         let ClientStreamingCall { spec, requests, .. } = self;
-        let deadline = spec.deadline();
-        let CallSpec {
-            client,
-            method,
-            options,
-        } = spec;
+        let (client, method, options, deadline) = spec.start();
         let call = async move {
             let (mut reader, pump, mut cancel) =
                 open_streaming_call(&client, method, deadline, &options, requests).await?;
@@ -167,12 +157,7 @@ where
 
     fn into_future(self) -> Self::IntoFuture {
         let BidiStreamingCall { spec, requests, .. } = self;
-        let deadline = spec.deadline();
-        let CallSpec {
-            client,
-            method,
-            options,
-        } = spec;
+        let (client, method, options, deadline) = spec.start();
         let call = async move {
             let (reader, pump, cancel) =
                 open_streaming_call(&client, method, deadline, &options, requests).await?;

@@ -64,12 +64,7 @@ where
 
     fn into_future(self) -> Self::IntoFuture {
         let UnaryCall { spec, request, .. } = self;
-        let deadline = spec.deadline();
-        let CallSpec {
-            client,
-            method,
-            options,
-        } = spec;
+        let (client, method, options, deadline) = spec.start();
         let call = async move {
             let request =
                 start_single_request(&client, method, deadline, &options, |out, limit| {
