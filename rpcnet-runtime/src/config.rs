@@ -42,6 +42,11 @@ impl PemSource {
 /// (or CA) it trusts and the server name to verify. The same value can serve both sides of
 /// a test: the bundled development certificate is self-signed for `localhost`.
 ///
+/// With a certificate authority ([`with_ca_path`](Self::with_ca_path)) clients trust the
+/// CA instead of the certificate itself, and with [`with_mutual_tls`](Self::with_mutual_tls)
+/// every connection is authenticated both ways: servers accept only clients that present a
+/// certificate signed by the CA, and clients present the configured certificate and key.
+///
 /// ```
 /// use std::time::Duration;
 /// let config = rpcnet_runtime::RpcConfig::new("certs/test_cert.pem", "127.0.0.1:0")
@@ -55,6 +60,8 @@ impl PemSource {
 pub struct RpcConfig {
     pub(crate) cert: PemSource,
     pub(crate) key: Option<PemSource>,
+    pub(crate) ca: Option<PemSource>,
+    pub(crate) mutual_tls: bool,
     pub(crate) bind_addr: String,
     pub(crate) server_name: String,
     pub(crate) keep_alive: bool,
@@ -105,6 +112,8 @@ impl RpcConfig {
         RpcConfig {
             cert,
             key: None,
+            ca: None,
+            mutual_tls: false,
             bind_addr,
             server_name: "localhost".to_owned(),
             keep_alive: true,
@@ -135,6 +144,36 @@ impl RpcConfig {
     pub fn with_key_pem(mut self, key_pem: impl Into<String>) -> Self {
         self.key = Some(PemSource::Pem(key_pem.into()));
         self
+    }
+
+    /// The certificate authority (a PEM file) that signs the certificates of this
+    /// deployment: clients verify servers against it, and with mutual TLS servers verify
+    /// clients against it. Without one, clients trust exactly the configured certificate.
+    pub fn with_ca_path(mut self, ca_path: impl Into<PathBuf>) -> Self {
+        self.ca = Some(PemSource::Path(ca_path.into()));
+        self
+    }
+
+    /// The certificate authority given as PEM text (see [`with_ca_path`](Self::with_ca_path)).
+    pub fn with_ca_pem(mut self, ca_pem: impl Into<String>) -> Self {
+        self.ca = Some(PemSource::Pem(ca_pem.into()));
+        self
+    }
+
+    /// Mutual TLS (default off). A server then refuses, in the handshake, every client that
+    /// does not present a certificate signed by the certificate authority (or, without
+    /// one, the configured certificate), so that nobody else can call it or send it one-way
+    /// messages such as a cluster's gossip; a client presents its configured certificate
+    /// and key. Both sides need a key ([`with_key_path`](Self::with_key_path)).
+    pub fn with_mutual_tls(mut self, enabled: bool) -> Self {
+        self.mutual_tls = enabled;
+        self
+    }
+
+    /// The certificates this side trusts to sign its peer's: the CA, or else the
+    /// configured certificate itself.
+    pub(crate) fn trust_anchor(&self) -> &PemSource {
+        self.ca.as_ref().unwrap_or(&self.cert)
     }
 
     /// The name a client expects in the server's certificate (default `localhost`).

@@ -11,6 +11,17 @@ use crate::error::{BoxError, RpcError};
 /// The ALPN protocol id of this wire format version.
 pub const ALPN: &[u8] = b"rpcnet/1";
 
+/// Admits a client certificate whatever names it carries: with mutual TLS a client is
+/// admitted by the certificate authority's signature, which TLS has verified already.
+#[derive(Debug)]
+struct AnyClientName;
+
+impl tls::default::callbacks::VerifyHostNameCallback for AnyClientName {
+    fn verify_host_name(&self, _host_name: &str) -> bool {
+        true
+    }
+}
+
 /// QUIC application error codes rpcnet uses to reset streams and close connections.
 pub(crate) mod app_error {
     /// The call was cancelled by the side that reset the stream.
@@ -76,12 +87,23 @@ pub(crate) fn start_server(config: &RpcConfig) -> Result<s2n_quic::Server, RpcEr
         .load("private key")?;
     // The system trust store is only needed to verify peers we do not configure; loading
     // it parses hundreds of certificates per endpoint, so start from an empty one.
-    let tls = tls::default::Server::builder()
+    let mut tls = tls::default::Server::builder()
         .with_empty_trust_store()
         .and_then(|b| b.with_certificate(cert.as_str(), key.as_str()))
         .and_then(|b| b.with_application_protocols([ALPN]))
-        .and_then(|b| b.build())
         .map_err(|e| RpcError::config("invalid certificate or key", e))?;
+    if config.mutual_tls {
+        let anchor = config.trust_anchor().load("certificate authority")?;
+        tls = tls
+            .with_trusted_certificate(anchor.as_str())
+            .and_then(|b| b.with_client_authentication())
+            // The CA's signature is what admits a client; its names are not checked.
+            .and_then(|b| b.with_verify_host_name_callback(AnyClientName))
+            .map_err(|e| RpcError::config("invalid certificate authority", e))?;
+    }
+    let tls = tls
+        .build()
+        .map_err(|e| RpcError::config("invalid TLS configuration", e))?;
     let io = io_provider(config, addr)?;
     s2n_quic::Server::builder()
         .with_tls(tls)
@@ -110,15 +132,32 @@ pub(crate) fn start_client(
     } else {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
-    let cert = config.cert.load("certificate")?;
-    // Trust exactly the configured certificate (or CA), not the system store: rpcnet
+    let anchor = config.trust_anchor().load("trusted certificate")?;
+    // Trust exactly the configured CA (or certificate), not the system store: rpcnet
     // endpoints authenticate each other with certificates the deployment chooses.
-    let tls = tls::default::Client::builder()
+    let mut tls = tls::default::Client::builder()
         .with_empty_trust_store()
-        .and_then(|b| b.with_certificate(cert.as_str()))
+        .and_then(|b| b.with_certificate(anchor.as_str()))
         .and_then(|b| b.with_application_protocols([ALPN]))
-        .and_then(|b| b.build())
         .map_err(|e| RpcError::config("invalid trusted certificate", e))?;
+    if config.mutual_tls {
+        let cert = config.cert.load("certificate")?;
+        let key = config
+            .key
+            .as_ref()
+            .ok_or_else(|| RpcError::Config {
+                message: "mutual TLS needs the client's private key: use RpcConfig::with_key_path"
+                    .into(),
+                source: None,
+            })?
+            .load("private key")?;
+        tls = tls
+            .with_client_identity(cert.as_str(), key.as_str())
+            .map_err(|e| RpcError::config("invalid client certificate or key", e))?;
+    }
+    let tls = tls
+        .build()
+        .map_err(|e| RpcError::config("invalid TLS configuration", e))?;
     let io = io_provider(config, local)?;
     s2n_quic::Client::builder()
         .with_tls(tls)

@@ -7,4 +7,5 @@ mod certificate;
 mod lifecycle;
 mod one_way;
 mod support;
+mod tls;
 mod wire;
