@@ -1,18 +1,18 @@
 //! The node task: owns the SWIM core, feeds it gossip, timers and commands, and carries
 //! out what it asks for (send messages, emit events).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
-use rpcnet_runtime::{ClientEndpoint, OneWayInbox, OneWayMessage, RpcClient, RpcConfig};
+use rpcnet_runtime::{ClientEndpoint, OneWayInbox, OneWayMessage, RpcConfig};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tracing::{debug, trace, Instrument};
 
 use super::envelope::{self, GOSSIP_STREAM_KIND};
+use super::peers::PeerClients;
 use super::{ClusterError, Command, NodeConfig};
 use crate::member::Member;
 use crate::swim::{Swim, Transmit};
@@ -20,6 +20,8 @@ use crate::ClusterEvent;
 
 /// Gossip sends in flight at once; beyond this, messages are dropped (SWIM tolerates loss).
 const MAX_SENDS_IN_FLIGHT: usize = 512;
+/// Peer clients kept beyond one per member: room for the seeds.
+const MAX_SEEDS: usize = 64;
 /// How often unresolvable seeds are looked up again.
 const RESOLVE_RETRY: Duration = Duration::from_secs(1);
 
@@ -30,7 +32,7 @@ pub(super) struct Driver {
     joined: bool,
     peer_config: RpcConfig,
     endpoint: ClientEndpoint,
-    peers: HashMap<SocketAddr, RpcClient>,
+    peers: PeerClients,
     subscribers: Vec<mpsc::UnboundedSender<ClusterEvent>>,
     members: watch::Sender<Arc<Vec<Member>>>,
     sends: Arc<Semaphore>,
@@ -57,6 +59,7 @@ impl Driver {
                 Duration::from_millis(100),
                 period.max(Duration::from_secs(1)),
             );
+        let peer_capacity = config.cluster.max_members() + MAX_SEEDS;
         let swim = Swim::try_new(
             config.id,
             addr,
@@ -72,7 +75,7 @@ impl Driver {
             joined: false,
             peer_config,
             endpoint,
-            peers: HashMap::new(),
+            peers: PeerClients::new(peer_capacity),
             subscribers: Vec::new(),
             members,
             sends: Arc::new(Semaphore::new(MAX_SENDS_IN_FLIGHT)),
@@ -210,14 +213,14 @@ impl Driver {
             trace!(to = %transmit.to, "too many gossip sends in flight; dropped");
             return;
         };
-        let payload = envelope::seal(self.addr, &transmit.msg);
-        let client = self
+        let Some(client) = self
             .peers
-            .entry(transmit.to)
-            .or_insert_with(|| {
-                RpcClient::lazy(&self.endpoint, transmit.to, self.peer_config.clone())
-            })
-            .clone();
+            .get(transmit.to, &self.endpoint, &self.peer_config)
+        else {
+            trace!(to = %transmit.to, "not a dialable address; dropped");
+            return;
+        };
+        let payload = envelope::seal(self.addr, &transmit.msg);
         let timeout = self.send_timeout;
         tokio::spawn(async move {
             match tokio::time::timeout(timeout, client.send_one_way(GOSSIP_STREAM_KIND, payload))

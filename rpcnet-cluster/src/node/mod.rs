@@ -14,6 +14,7 @@
 mod driver;
 mod envelope;
 mod events;
+mod peers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
