@@ -38,21 +38,23 @@ static POOL: Mutex<Pool> = Mutex::new(Pool {
 /// An empty buffer with room for `len` bytes: the smallest idle one that fits without
 /// wasting more than half of itself, or a new one.
 pub(crate) fn take(len: usize) -> Vec<u8> {
-    if let Ok(mut pool) = POOL.lock() {
-        let best = pool
-            .idle
-            .iter()
-            .enumerate()
-            .filter(|(_, buf)| buf.capacity() >= len && buf.capacity() / 2 <= len)
-            .min_by_key(|(_, buf)| buf.capacity())
-            .map(|(at, _)| at);
-        if let Some(at) = best {
-            let buf = pool.idle.swap_remove(at);
-            pool.bytes -= buf.capacity();
-            return buf;
-        }
-    }
-    Vec::with_capacity(len)
+    take_idle(len).unwrap_or_else(|| Vec::with_capacity(len))
+}
+
+/// The smallest idle buffer with room for `len` bytes that wastes at most half of itself,
+/// if the pool has one.
+pub(crate) fn take_idle(len: usize) -> Option<Vec<u8>> {
+    let mut pool = POOL.lock().ok()?;
+    let best = pool
+        .idle
+        .iter()
+        .enumerate()
+        .filter(|(_, buf)| buf.capacity() >= len && buf.capacity() / 2 <= len)
+        .min_by_key(|(_, buf)| buf.capacity())
+        .map(|(at, _)| at)?;
+    let buf = pool.idle.swap_remove(best);
+    pool.bytes -= buf.capacity();
+    Some(buf)
 }
 
 /// An empty buffer for a stream's next write: room for a full write plus the small item

@@ -196,11 +196,20 @@ struct Assembly {
 }
 
 impl Assembly {
-    /// Moves up to `want` bytes from the front of `current` into the frame.
-    fn take_from(&mut self, current: &mut Bytes, want: usize) {
+    /// Moves up to `want` bytes from the front of `current` into the frame, which is
+    /// `frame_len` bytes long in all.
+    fn take_from(&mut self, current: &mut Bytes, want: usize, frame_len: usize) {
         let take = want.min(current.len());
         match &mut self.large {
-            Some(large) => large.extend_from_slice(&current[..take]),
+            Some(large) => {
+                // Grows by doubling, as a `Vec` does, but never past the frame's length.
+                let needed = large.len() + take;
+                if needed > large.capacity() {
+                    let grown = (large.capacity() * 2).clamp(needed, frame_len.max(needed));
+                    large.reserve_exact(grown - large.len());
+                }
+                large.extend_from_slice(&current[..take]);
+            }
             None => self.partial.extend_from_slice(&current[..take]),
         }
         current.advance(take);
@@ -365,13 +374,18 @@ impl FrameDecoder {
                     if self.current.is_empty() {
                         return Ok(None);
                     }
-                    assembly.take_from(&mut self.current, 1);
+                    assembly.take_from(&mut self.current, 1, MAX_FRAME_HEADER_LEN);
                 };
                 assembly.partial.clear();
-                // Reserve only what the announced (and already checked) frame needs; a
-                // large frame goes to a reused buffer (see `crate::buffers`).
+                // A large frame goes to a reused buffer (see `crate::buffers`) if one is
+                // idle; otherwise its buffer grows as its bytes arrive, not to the length
+                // the peer announced, so a peer that announces large frames and sends
+                // little of them holds little memory.
                 if len >= buffers::POOLED_FROM {
-                    assembly.large = Some(buffers::take(len));
+                    assembly.large = Some(
+                        buffers::take_idle(len)
+                            .unwrap_or_else(|| Vec::with_capacity(buffers::POOLED_FROM)),
+                    );
                 } else {
                     assembly.partial.reserve(len);
                 }
@@ -379,7 +393,7 @@ impl FrameDecoder {
                 (kind, len)
             }
         };
-        assembly.take_from(&mut self.current, len - assembly.len());
+        assembly.take_from(&mut self.current, len - assembly.len(), len);
         if assembly.len() < len {
             return Ok(None);
         }

@@ -366,3 +366,32 @@ proptest! {
         prop_assert!(by_frame.is_idle() && one_step.is_idle());
     }
 }
+
+#[test]
+fn a_large_frame_holds_memory_for_the_bytes_that_arrived_not_for_its_announced_length() {
+    // A length no other test uses, so that no idle pooled buffer fits it.
+    const ANNOUNCED: usize = 3_333_333;
+    let mut decoder = FrameDecoder::new(4 * 1024 * 1024);
+    let mut wire = BytesMut::new();
+    put_frame_header(&mut wire, FrameType::Data, ANNOUNCED);
+    wire.extend_from_slice(&[5u8; 1000]);
+    decoder.push(&wire);
+    assert_eq!(decoder.next_frame(), Ok(None), "the frame is not all there");
+    let held = decoder
+        .assembly
+        .as_ref()
+        .and_then(|a| a.large.as_ref())
+        .map_or(0, Vec::capacity);
+    assert!(
+        held < 256 * 1024,
+        "{held} bytes held for 1,000 received of {ANNOUNCED} announced"
+    );
+    // The rest arrives in pieces; the frame comes out whole, in a buffer no larger than it.
+    let rest = vec![5u8; ANNOUNCED - 1000];
+    for piece in rest.chunks(100_000) {
+        decoder.push(piece);
+    }
+    let frame = decoder.next_frame().expect("valid").expect("complete");
+    assert_eq!(frame.payload.len(), ANNOUNCED);
+    assert!(frame.payload.iter().all(|&b| b == 5));
+}
