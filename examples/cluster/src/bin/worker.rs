@@ -7,11 +7,11 @@
 //!     cargo run --manifest-path examples/cluster/Cargo.toml --bin worker
 //! ```
 //!
-//! A simulated failure leaves the cluster gracefully and then closes the worker's port:
-//! the director drops it from the pool at once (it does not wait for failure detection),
-//! open streams end with `InferenceError::WorkerFailed`, and nothing answers on the port
-//! until the worker recovers, binds again and rejoins. A silent crash is what `kill -9`
-//! shows; see the example's README.
+//! A simulated failure is announced: the worker ends its open streams with
+//! `InferenceError::WorkerFailed`, refuses every call, and leaves the routing pool
+//! gracefully by re-tagging itself `role=failed-worker`, so the director drops it at once
+//! instead of after failure detection; on recovery it tags itself `role=worker` again. A
+//! silent crash is what `kill -9` shows; the example's README says why both.
 
 // The binaries own their console output: these lines are the scenario's user interface.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -39,9 +39,6 @@ use tokio::task::JoinHandle;
 
 /// How often a `generate` stream produces a token.
 const TOKEN_INTERVAL: Duration = Duration::from_millis(200);
-
-/// How long the worker keeps trying to bind its port again after a simulated failure.
-const REBIND_PATIENCE: Duration = Duration::from_secs(10);
 
 /// The worker's model: streams `token-<n>` every [`TOKEN_INTERVAL`] until the worker fails.
 struct Model {
@@ -115,7 +112,7 @@ fn settings() -> Result<Settings, Box<dyn std::error::Error>> {
     })
 }
 
-/// One life of the worker between failures: its server and its cluster node.
+/// The running worker: its server and its cluster node.
 struct Life {
     cluster: Cluster,
     shutdown: ShutdownHandle,
@@ -124,17 +121,14 @@ struct Life {
 }
 
 impl Life {
-    /// Binds the worker's port (retrying for a while when `patient`: the previous life's
-    /// socket may still be closing) and joins the cluster through the director.
+    /// Binds the worker's port and joins the cluster through the director.
     async fn start(
         settings: &Settings,
         failed: &watch::Receiver<bool>,
-        patient: bool,
     ) -> Result<Life, String> {
         let label = settings.label.clone();
         let config = rpc_config(settings.addr);
-        let give_up = tokio::time::Instant::now() + REBIND_PATIENCE;
-        let bound = loop {
+        let bound = {
             let mut server = RpcServer::new(config.clone());
             server.add_service(InferenceServer::new(Model {
                 label: label.clone(),
@@ -149,21 +143,11 @@ impl Life {
                 };
                 async move { answer }
             });
-            match server.bind() {
-                Ok(bound) => break bound,
-                Err(error) if patient && tokio::time::Instant::now() < give_up => {
-                    tracing::debug!(error = %one_line(&error), "port not free yet");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(error) => {
-                    return Err(format!("cannot serve on {}: {}", settings.addr, one_line(&error)))
-                }
-            }
+            server.bind().map_err(|error| {
+                format!("cannot serve on {}: {}", settings.addr, one_line(&error))
+            })?
         };
-        let tags = Tags::new()
-            .with("role", "worker")
-            .and_then(|t| t.with("label", label.clone()))
-            .map_err(|e| format!("tags: {e}"))?;
+        let tags = tags(&label, false)?;
         let node = NodeConfig::new(NodeId::new(label.clone()).map_err(|e| e.to_string())?)
             .with_tags(tags)
             .with_seeds([settings.director.to_string()])
@@ -241,6 +225,16 @@ async fn unless_interrupted<F: Future>(future: F) -> Option<F::Output> {
     }
 }
 
+/// The worker's tags: `role=worker,label=<label>` while serving, `role=failed-worker` while
+/// failed (the registry's pool takes members tagged `role=worker` only).
+fn tags(label: &str, failed: bool) -> Result<Tags, String> {
+    let role = if failed { "failed-worker" } else { "worker" };
+    Tags::new()
+        .with("role", role)
+        .and_then(|t| t.with("label", label))
+        .map_err(|e| format!("tags: {e}"))
+}
+
 async fn run(settings: Settings) -> Result<(), String> {
     let label = settings.label.clone();
     println!(
@@ -250,21 +244,16 @@ async fn run(settings: Settings) -> Result<(), String> {
         if settings.failure.is_some() { "on" } else { "off" }
     );
     let (failed_tx, failed) = watch::channel(false);
-    let mut recovering = false;
+    let life = Life::start(&settings, &failed).await?;
+    if unless_interrupted(life.wait_for_director(&settings)).await.is_none() {
+        return stop(&label, life).await;
+    }
+    println!("✅ Worker '{label}' joined cluster with role=worker, label={label}");
+    let Some(cycle) = settings.failure else {
+        let _ = tokio::signal::ctrl_c().await;
+        return stop(&label, life).await;
+    };
     loop {
-        let life = Life::start(&settings, &failed, recovering).await?;
-        if unless_interrupted(life.wait_for_director(&settings)).await.is_none() {
-            return stop(&label, life).await;
-        }
-        if recovering {
-            println!("✅ [{label}] Worker recovered and ready to serve!");
-        } else {
-            println!("✅ Worker '{label}' joined cluster with role=worker, label={label}");
-        }
-        let Some(cycle) = settings.failure else {
-            let _ = tokio::signal::ctrl_c().await;
-            return stop(&label, life).await;
-        };
         if unless_interrupted(tokio::time::sleep(cycle.serve)).await.is_none() {
             return stop(&label, life).await;
         }
@@ -276,16 +265,25 @@ async fn run(settings: Settings) -> Result<(), String> {
             return stop(&label, life).await;
         }
         println!("💥 [{label}] Worker failed!");
+        // Streams end with an error and calls are refused from now on; the new tags take
+        // the worker out of every registry's pool (calls in flight there fail at once).
         failed_tx.send_replace(true);
-        life.end().await;
+        set_tags(&life, &label, true).await?;
         if unless_interrupted(tokio::time::sleep(cycle.down)).await.is_none() {
-            println!("👋 [{label}] stopped");
-            return Ok(());
+            return stop(&label, life).await;
         }
         println!("🔄 [{label}] Worker recovering...");
         failed_tx.send_replace(false);
-        recovering = true;
+        set_tags(&life, &label, false).await?;
+        println!("✅ [{label}] Worker recovered and ready to serve!");
     }
+}
+
+async fn set_tags(life: &Life, label: &str, failed: bool) -> Result<(), String> {
+    life.cluster
+        .set_tags(tags(label, failed)?)
+        .await
+        .map_err(|e| format!("cannot change the worker's tags: {}", one_line(&e)))
 }
 
 async fn stop(label: &str, life: Life) -> Result<(), String> {
