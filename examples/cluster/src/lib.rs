@@ -7,5 +7,6 @@
 //! configuration ([`settings`]) and console set-up ([`console`]).
 
 pub mod console;
+pub mod processes;
 pub mod services;
 pub mod settings;
