@@ -220,8 +220,8 @@ fn summary(cast: &Cast) -> bool {
     });
     let _ = &cast.worker_b_killed;
     println!();
-    println!("┌──────────────────────────────┬──────────────────────────────────────────┐");
-    let row = |k: &str, v: String| println!("│ {k:<28} │ {v:<40} │");
+    println!("┌──────────────────────────────┬────────────────────────────────────────────────┐");
+    let row = |k: &str, v: String| println!("│ {k:<28} │ {v:<46} │");
     row("tokens received", format!("{} ({})", tokens.len(), if contiguous { "sequence 1..n, none repeated or skipped" } else { "SEQUENCE BROKEN" }));
     row("failovers", failovers.to_string());
     row("longest gap without tokens", format!("{:.1}s", longest_gap.as_secs_f64()));
@@ -230,7 +230,7 @@ fn summary(cast: &Cast) -> bool {
         row(&format!("calls routed to {worker}"), format!("{assigned} assignments, {computed} compute calls"));
     }
     row("worker-b killed and rejoined", (cast.killed_at.is_some() && rejoined).to_string());
-    println!("└──────────────────────────────┴──────────────────────────────────────────┘");
+    println!("└──────────────────────────────┴────────────────────────────────────────────────┘");
     let mut problems = Vec::new();
     if tokens.is_empty() {
         problems.push("no tokens received".to_owned());
