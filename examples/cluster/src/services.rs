@@ -112,5 +112,8 @@ pub trait Inference {
     async fn generate(
         &self,
         request: Pin<Box<dyn Stream<Item = InferenceRequest> + Send>>,
-    ) -> Result<Pin<Box<dyn Stream<Item = Result<InferenceResponse, InferenceError>> + Send>>, InferenceError>;
+    ) -> Result<
+        Pin<Box<dyn Stream<Item = Result<InferenceResponse, InferenceError>> + Send>>,
+        InferenceError,
+    >;
 }

@@ -16,11 +16,19 @@ fn exits_with_one_error_line(binary: &str, env: &[(&str, String)], says: &str) {
         if let Some(status) = process.try_wait() {
             break status;
         }
-        assert!(Instant::now() < deadline, "{binary} did not exit{}", logs(&[&process]));
+        assert!(
+            Instant::now() < deadline,
+            "{binary} did not exit{}",
+            logs(&[&process])
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     std::thread::sleep(Duration::from_millis(200));
-    assert!(!status.success(), "{binary} exited successfully{}", logs(&[&process]));
+    assert!(
+        !status.success(),
+        "{binary} exited successfully{}",
+        logs(&[&process])
+    );
     let errors: Vec<String> = process
         .lines()
         .into_iter()
@@ -81,7 +89,8 @@ fn a_client_and_a_worker_wait_for_a_director_that_is_not_up_saying_so() {
     );
     assert!(
         worker
-            .wait_for(start, PATIENCE, |l| l.starts_with("⏳ [worker-a] waiting for the director"))
+            .wait_for(start, PATIENCE, |l| l
+                .starts_with("⏳ [worker-a] waiting for the director"))
             .is_some(),
         "{}",
         logs(&[&worker])

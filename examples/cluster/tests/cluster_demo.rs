@@ -49,7 +49,10 @@ fn the_demo_runs_the_scenario_and_its_summary_says_it_held() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     assert!(tokens > 20, "{tokens} tokens:\n{log}");
-    assert!(row("tokens received").contains("none repeated or skipped"), "{log}");
+    assert!(
+        row("tokens received").contains("none repeated or skipped"),
+        "{log}"
+    );
     let failovers: u64 = row("failovers").parse().unwrap_or(0);
     assert!(failovers >= 2, "{failovers} failovers:\n{log}");
     assert_eq!(row("workers seen"), "worker-a, worker-b", "{log}");

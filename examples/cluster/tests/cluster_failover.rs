@@ -24,7 +24,9 @@ fn a_killed_worker_is_replaced_for_the_client_and_gets_work_again_after_its_rest
     for (label, _, _) in &workers {
         let added = format!("➕ pool: {label} added");
         assert!(
-            director.wait_for(start, PATIENCE, |l| l.starts_with(&added)).is_some(),
+            director
+                .wait_for(start, PATIENCE, |l| l.starts_with(&added))
+                .is_some(),
             "{label} never joined the pool{}",
             logs(&[&director])
         );
@@ -61,7 +63,12 @@ fn a_killed_worker_is_replaced_for_the_client_and_gets_work_again_after_its_rest
     let removed = format!("➖ pool: {victim} removed");
     let removed_at = director
         .wait_for(killed, PATIENCE, |l| l.starts_with(&removed))
-        .unwrap_or_else(|| panic!("the director kept {victim} in its pool{}", logs(&[&director])))
+        .unwrap_or_else(|| {
+            panic!(
+                "the director kept {victim} in its pool{}",
+                logs(&[&director])
+            )
+        })
         .at;
     // The director keeps routing, to the survivor only.
     let survivor_compute = format!("🧮 compute answered by {survivor}");
@@ -91,13 +98,16 @@ fn a_killed_worker_is_replaced_for_the_client_and_gets_work_again_after_its_rest
     let added = format!("➕ pool: {victim} added");
     assert!(
         director
-            .wait_for(restarted, Duration::from_secs(10), |l| l.starts_with(&added))
+            .wait_for(restarted, Duration::from_secs(10), |l| l
+                .starts_with(&added))
             .is_some(),
         "the director did not list the restarted {victim} within 10s{}",
         logs(&[&director])
     );
     assert!(
-        director.wait_for(restarted, PATIENCE, routed_to_victim).is_some(),
+        director
+            .wait_for(restarted, PATIENCE, routed_to_victim)
+            .is_some(),
         "the director never routed to the restarted {victim}{}",
         logs(&[&director])
     );

@@ -16,9 +16,15 @@ fn down_windows(worker: &Process, label: &str) -> Vec<(Instant, Instant)> {
     let mut windows = Vec::new();
     let mut failed_at = None;
     for line in worker.lines() {
-        if line.text.starts_with(&format!("💥 [{label}] Worker failed!")) {
+        if line
+            .text
+            .starts_with(&format!("💥 [{label}] Worker failed!"))
+        {
             failed_at = Some(line.at);
-        } else if line.text.starts_with(&format!("✅ [{label}] Worker recovered")) {
+        } else if line
+            .text
+            .starts_with(&format!("✅ [{label}] Worker recovered"))
+        {
             if let Some(from) = failed_at.take() {
                 windows.push((from, line.at));
             }
@@ -41,7 +47,9 @@ fn the_client_is_never_without_tokens_longer_than_a_failure_window_while_a_worke
     let director = director(d);
     let worker_a = worker("worker-a", a, d, Some(CYCLE));
     let a_joined = worker_a
-        .wait_for(start, PATIENCE, |l| l.starts_with("✅ Worker 'worker-a' joined"))
+        .wait_for(start, PATIENCE, |l| {
+            l.starts_with("✅ Worker 'worker-a' joined")
+        })
         .unwrap_or_else(|| panic!("worker-a never joined{}", logs(&[&director, &worker_a])))
         .at;
     let client = client(d);
@@ -62,7 +70,11 @@ fn the_client_is_never_without_tokens_longer_than_a_failure_window_while_a_worke
             .count()
             < 2
         {
-            assert!(Instant::now() < deadline, "{label} did not cycle twice{}", logs(&all));
+            assert!(
+                Instant::now() < deadline,
+                "{label} did not cycle twice{}",
+                logs(&all)
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }

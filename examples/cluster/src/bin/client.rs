@@ -22,9 +22,7 @@ use rpcnet_cluster_example::services::{
     AssignRequest, DirectorClient, DirectorError, InferenceClient, InferenceRequest,
     WorkerAssignment,
 };
-use rpcnet_cluster_example::settings::{
-    addr_var, rpc_config, secs_var, DEFAULT_DIRECTOR_ADDR,
-};
+use rpcnet_cluster_example::settings::{addr_var, rpc_config, secs_var, DEFAULT_DIRECTOR_ADDR};
 
 /// How long the client waits before asking the director again.
 const RETRY: Duration = Duration::from_secs(1);
@@ -87,7 +85,11 @@ async fn assignment(
 }
 
 /// Streams tokens from `worker` until the stream fails; returns why it did.
-async fn stream_tokens(worker: &WorkerAssignment, progress: &mut Progress, stall: Duration) -> String {
+async fn stream_tokens(
+    worker: &WorkerAssignment,
+    progress: &mut Progress,
+    stall: Duration,
+) -> String {
     let addr: SocketAddr = match worker.addr.parse() {
         Ok(addr) => addr,
         Err(_) => return format!("the director gave an unusable address {:?}", worker.addr),
@@ -106,7 +108,9 @@ async fn stream_tokens(worker: &WorkerAssignment, progress: &mut Progress, stall
     let started = tokio::time::timeout(Duration::from_secs(3), client.generate(requests)).await;
     let mut tokens = match started {
         Ok(Ok(tokens)) => tokens,
-        Ok(Err(error)) => return format!("{} refused the stream: {}", worker.label, one_line(&error)),
+        Ok(Err(error)) => {
+            return format!("{} refused the stream: {}", worker.label, one_line(&error))
+        }
         Err(_) => return format!("{} did not start the stream within 3s", worker.label),
     };
     println!(
@@ -132,7 +136,13 @@ async fn stream_tokens(worker: &WorkerAssignment, progress: &mut Progress, stall
             }
             Ok(Some(Err(error))) => return one_line(&error),
             Ok(None) => return format!("{} ended the stream", worker.label),
-            Err(_) => return format!("no token from {} for {}s", worker.label, stall.as_secs_f64()),
+            Err(_) => {
+                return format!(
+                    "no token from {} for {}s",
+                    worker.label,
+                    stall.as_secs_f64()
+                )
+            }
         }
     }
 }
@@ -142,10 +152,7 @@ async fn run() -> Result<(), String> {
     let stall = secs_var("CLIENT_STALL_SECS", 2.0).map_err(|e| e.to_string())?;
     println!("🧑‍💻 Starting Client; director at {director}");
     let mut director_client = None;
-    let mut progress = Progress {
-        next: 1,
-        total: 0,
-    };
+    let mut progress = Progress { next: 1, total: 0 };
     let mut avoid = None;
     loop {
         let worker = assignment(director, &mut director_client, avoid.take()).await;

@@ -30,7 +30,11 @@ fn duration() -> Result<Duration, String> {
         let value = match arg.split_once('=') {
             Some(("--duration", value)) => value.to_owned(),
             None if arg == "--duration" => args.next().ok_or("--duration needs seconds")?,
-            _ => return Err(format!("unknown argument {arg:?}; usage: demo [--duration SECS]")),
+            _ => {
+                return Err(format!(
+                    "unknown argument {arg:?}; usage: demo [--duration SECS]"
+                ))
+            }
         };
         let secs: u64 = value
             .parse()
@@ -59,8 +63,6 @@ struct Cast {
     worker_a: Process,
     worker_b: Option<Process>,
     client: Process,
-    /// Lines of worker-b's first life, kept after it is killed.
-    worker_b_killed: Vec<String>,
     killed_at: Option<Instant>,
     restarted_at: Option<Instant>,
 }
@@ -80,7 +82,12 @@ fn worker(name: &str, color: u8, port: u16, director: u16) -> std::io::Result<Pr
     )
 }
 
-fn wait(process: &Process, since: Instant, what: &str, wanted: impl Fn(&str) -> bool) -> Result<Instant, String> {
+fn wait(
+    process: &Process,
+    since: Instant,
+    what: &str,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<Instant, String> {
     process
         .wait_for(since, Duration::from_secs(30), wanted)
         .map(|line| line.at)
@@ -89,7 +96,11 @@ fn wait(process: &Process, since: Instant, what: &str, wanted: impl Fn(&str) -> 
 
 async fn run(duration: Duration, cycle: FailureCycle) -> Result<Cast, String> {
     let io = |e: std::io::Error| e.to_string();
-    let (director_port, a_port, b_port) = (free_port().map_err(io)?, free_port().map_err(io)?, free_port().map_err(io)?);
+    let (director_port, a_port, b_port) = (
+        free_port().map_err(io)?,
+        free_port().map_err(io)?,
+        free_port().map_err(io)?,
+    );
     let start = Instant::now();
     say(&format!(
         "running the cluster scenario for {}s: failure cycle {}s serving + {}s warning + {}s failed",
@@ -106,9 +117,13 @@ async fn run(duration: Duration, cycle: FailureCycle) -> Result<Cast, String> {
         Some(prefix("director", 36)),
     )
     .map_err(io)?;
-    wait(&director, start, "ready", |l| l.starts_with("✅ Director ready"))?;
+    wait(&director, start, "ready", |l| {
+        l.starts_with("✅ Director ready")
+    })?;
     let worker_a = worker("worker-a", 32, a_port, director_port).map_err(io)?;
-    let a_joined = wait(&worker_a, start, "joining", |l| l.starts_with("✅ Worker 'worker-a' joined"))?;
+    let a_joined = wait(&worker_a, start, "joining", |l| {
+        l.starts_with("✅ Worker 'worker-a' joined")
+    })?;
     let client = Process::start(
         "client",
         &sibling("client").map_err(io)?,
@@ -122,7 +137,6 @@ async fn run(duration: Duration, cycle: FailureCycle) -> Result<Cast, String> {
         worker_a,
         worker_b: None,
         client,
-        worker_b_killed: Vec::new(),
         killed_at: None,
         restarted_at: None,
     };
@@ -156,9 +170,11 @@ async fn run(duration: Duration, cycle: FailureCycle) -> Result<Cast, String> {
         if let (Some(at), None) = (kill_at, cast.killed_at) {
             if now >= at {
                 if let Some(mut b) = cast.worker_b.take() {
-                    say(&format!("💀 killing worker-b (pid {}) with SIGKILL", b.id()));
+                    say(&format!(
+                        "💀 killing worker-b (pid {}) with SIGKILL",
+                        b.id()
+                    ));
                     b.kill();
-                    cast.worker_b_killed = b.lines().into_iter().map(|l| l.text).collect();
                 }
                 cast.killed_at = Some(now);
             }
@@ -170,9 +186,14 @@ async fn run(duration: Duration, cycle: FailureCycle) -> Result<Cast, String> {
                 cast.restarted_at = Some(now);
             }
         }
-        for process in [Some(&mut cast.director), Some(&mut cast.worker_a), Some(&mut cast.client), cast.worker_b.as_mut()]
-            .into_iter()
-            .flatten()
+        for process in [
+            Some(&mut cast.director),
+            Some(&mut cast.worker_a),
+            Some(&mut cast.client),
+            cast.worker_b.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
         {
             if let Some(status) = process.try_wait() {
                 return Err(format!("{} exited unexpectedly ({status})", process.name()));
@@ -215,21 +236,45 @@ fn summary(cast: &Cast) -> bool {
     }
     let rejoined = cast.restarted_at.is_some_and(|restarted| {
         cast.director
-            .wait_for(restarted, Duration::ZERO, |l| l.starts_with("➕ pool: worker-b added"))
+            .wait_for(restarted, Duration::ZERO, |l| {
+                l.starts_with("➕ pool: worker-b added")
+            })
             .is_some()
     });
-    let _ = &cast.worker_b_killed;
     println!();
     println!("┌──────────────────────────────┬────────────────────────────────────────────────┐");
     let row = |k: &str, v: String| println!("│ {k:<28} │ {v:<46} │");
-    row("tokens received", format!("{} ({})", tokens.len(), if contiguous { "sequence 1..n, none repeated or skipped" } else { "SEQUENCE BROKEN" }));
+    row(
+        "tokens received",
+        format!(
+            "{} ({})",
+            tokens.len(),
+            if contiguous {
+                "sequence 1..n, none repeated or skipped"
+            } else {
+                "SEQUENCE BROKEN"
+            }
+        ),
+    );
     row("failovers", failovers.to_string());
-    row("longest gap without tokens", format!("{:.1}s", longest_gap.as_secs_f64()));
-    row("workers seen", seen.iter().copied().collect::<Vec<_>>().join(", "));
+    row(
+        "longest gap without tokens",
+        format!("{:.1}s", longest_gap.as_secs_f64()),
+    );
+    row(
+        "workers seen",
+        seen.iter().copied().collect::<Vec<_>>().join(", "),
+    );
     for (worker, (assigned, computed)) in &routed {
-        row(&format!("calls routed to {worker}"), format!("{assigned} assignments, {computed} compute calls"));
+        row(
+            &format!("calls routed to {worker}"),
+            format!("{assigned} assignments, {computed} compute calls"),
+        );
     }
-    row("worker-b killed and rejoined", (cast.killed_at.is_some() && rejoined).to_string());
+    row(
+        "worker-b killed and rejoined",
+        (cast.killed_at.is_some() && rejoined).to_string(),
+    );
     println!("└──────────────────────────────┴────────────────────────────────────────────────┘");
     let mut problems = Vec::new();
     if tokens.is_empty() {
@@ -242,7 +287,10 @@ fn summary(cast: &Cast) -> bool {
         problems.push("no failover happened (run longer)".to_owned());
     }
     if longest_gap > MAX_GAP {
-        problems.push(format!("the client went {:.1}s without tokens", longest_gap.as_secs_f64()));
+        problems.push(format!(
+            "the client went {:.1}s without tokens",
+            longest_gap.as_secs_f64()
+        ));
     }
     if seen.len() < 2 {
         problems.push("tokens came from fewer than two workers".to_owned());

@@ -23,7 +23,9 @@ use rpcnet_cluster_example::console::{init_tracing, one_line};
 use rpcnet_cluster_example::services::{
     AssignRequest, Director, DirectorError, DirectorServer, WorkerAssignment, COMPUTE_METHOD,
 };
-use rpcnet_cluster_example::settings::{addr_var, cluster_config, rpc_config, DEFAULT_DIRECTOR_ADDR};
+use rpcnet_cluster_example::settings::{
+    addr_var, cluster_config, rpc_config, DEFAULT_DIRECTOR_ADDR,
+};
 
 /// How often the director prints the pool when nothing changes.
 const STATUS_INTERVAL: Duration = Duration::from_secs(5);
@@ -79,7 +81,10 @@ impl Director for Assignments {
             label: label(&info),
             addr: info.addr().to_string(),
         };
-        println!("📨 assigned {} ({}) to a client", assignment.label, assignment.addr);
+        println!(
+            "📨 assigned {} ({}) to a client",
+            assignment.label, assignment.addr
+        );
         Ok(assignment)
     }
 }

@@ -27,8 +27,7 @@ use rpcnet::cluster::{Cluster, ClusterEvent, NodeConfig, NodeId, Tags};
 use rpcnet::{Code, RpcServer, ShutdownHandle, Status};
 use rpcnet_cluster_example::console::{init_tracing, one_line};
 use rpcnet_cluster_example::services::{
-    Inference, InferenceError, InferenceRequest, InferenceResponse, InferenceServer,
-    COMPUTE_METHOD,
+    Inference, InferenceError, InferenceRequest, InferenceResponse, InferenceServer, COMPUTE_METHOD,
 };
 use rpcnet_cluster_example::settings::{
     addr_var, bool_var, cluster_config, rpc_config, var_or, FailureCycle, DEFAULT_DIRECTOR_ADDR,
@@ -122,10 +121,7 @@ struct Life {
 
 impl Life {
     /// Binds the worker's port and joins the cluster through the director.
-    async fn start(
-        settings: &Settings,
-        failed: &watch::Receiver<bool>,
-    ) -> Result<Life, String> {
+    async fn start(settings: &Settings, failed: &watch::Receiver<bool>) -> Result<Life, String> {
         let label = settings.label.clone();
         let config = rpc_config(settings.addr);
         let bound = {
@@ -139,7 +135,9 @@ impl Life {
                 let answer = if *compute_failed.borrow() {
                     Err(Status::new(Code::Unavailable, "the worker is failed"))
                 } else {
-                    Ok(format!("{compute_label}:{}", request.len()).into_bytes().into())
+                    Ok(format!("{compute_label}:{}", request.len())
+                        .into_bytes()
+                        .into())
                 };
                 async move { answer }
             });
@@ -174,8 +172,16 @@ impl Life {
     async fn wait_for_director(&self, settings: &Settings) {
         let mut waited = Duration::ZERO;
         let step = Duration::from_secs(5);
-        while !self.cluster.live_members().iter().any(|m| m.tags().get("role") == Some("director")) {
-            if tokio::time::timeout(step, self.cluster.changed()).await.is_err() {
+        while !self
+            .cluster
+            .live_members()
+            .iter()
+            .any(|m| m.tags().get("role") == Some("director"))
+        {
+            if tokio::time::timeout(step, self.cluster.changed())
+                .await
+                .is_err()
+            {
                 waited += step;
                 println!(
                     "⏳ [{}] waiting for the director at {} ({}s; is it running?)",
@@ -211,7 +217,9 @@ async fn log_events(label: String, cluster: Cluster) {
             ClusterEvent::NodeLeft(_) => println!("🚪 [{label}] cluster: {id} left"),
             ClusterEvent::NodeFailed(_) => println!("💀 [{label}] cluster: {id} failed"),
             ClusterEvent::NodeRecovered(_) => println!("💚 [{label}] cluster: {id} recovered"),
-            ClusterEvent::TagsChanged(_) => println!("🏷️  [{label}] cluster: {id} changed its tags"),
+            ClusterEvent::TagsChanged(_) => {
+                println!("🏷️  [{label}] cluster: {id} changed its tags")
+            }
             _ => println!("ℹ️  [{label}] cluster: {event:?}"),
         }
     }
@@ -241,11 +249,18 @@ async fn run(settings: Settings) -> Result<(), String> {
         "👷 Starting Worker '{label}' at {} (director {}, failure simulation {})",
         settings.addr,
         settings.director,
-        if settings.failure.is_some() { "on" } else { "off" }
+        if settings.failure.is_some() {
+            "on"
+        } else {
+            "off"
+        }
     );
     let (failed_tx, failed) = watch::channel(false);
     let life = Life::start(&settings, &failed).await?;
-    if unless_interrupted(life.wait_for_director(&settings)).await.is_none() {
+    if unless_interrupted(life.wait_for_director(&settings))
+        .await
+        .is_none()
+    {
         return stop(&label, life).await;
     }
     println!("✅ Worker '{label}' joined cluster with role=worker, label={label}");
@@ -254,14 +269,20 @@ async fn run(settings: Settings) -> Result<(), String> {
         return stop(&label, life).await;
     };
     loop {
-        if unless_interrupted(tokio::time::sleep(cycle.serve)).await.is_none() {
+        if unless_interrupted(tokio::time::sleep(cycle.serve))
+            .await
+            .is_none()
+        {
             return stop(&label, life).await;
         }
         println!(
             "⚠️  [{label}] Simulating worker failure in {} seconds...",
             cycle.warning.as_secs_f64()
         );
-        if unless_interrupted(tokio::time::sleep(cycle.warning)).await.is_none() {
+        if unless_interrupted(tokio::time::sleep(cycle.warning))
+            .await
+            .is_none()
+        {
             return stop(&label, life).await;
         }
         println!("💥 [{label}] Worker failed!");
@@ -269,7 +290,10 @@ async fn run(settings: Settings) -> Result<(), String> {
         // the worker out of every registry's pool (calls in flight there fail at once).
         failed_tx.send_replace(true);
         set_tags(&life, &label, true).await?;
-        if unless_interrupted(tokio::time::sleep(cycle.down)).await.is_none() {
+        if unless_interrupted(tokio::time::sleep(cycle.down))
+            .await
+            .is_none()
+        {
             return stop(&label, life).await;
         }
         println!("🔄 [{label}] Worker recovering...");

@@ -38,8 +38,14 @@ pub fn worker(label: &str, port: u16, director: u16, failure: Option<Cycle>) -> 
         env.push(("WORKER_FAILURE_WARNING_SECS", warning.to_string()));
         env.push(("WORKER_FAILURE_DOWN_SECS", down.to_string()));
     }
-    Process::start(label, Path::new(env!("CARGO_BIN_EXE_worker")), &env, &[], None)
-        .expect("the worker starts")
+    Process::start(
+        label,
+        Path::new(env!("CARGO_BIN_EXE_worker")),
+        &env,
+        &[],
+        None,
+    )
+    .expect("the worker starts")
 }
 
 pub fn client(director: u16) -> Process {
@@ -75,7 +81,12 @@ pub fn logs(processes: &[&Process]) -> String {
         }
         let tokens = tokens(p);
         if let (Some(first), Some(last)) = (tokens.first(), tokens.last()) {
-            out.push_str(&format!("(tokens {}..={}, {} lines)\n", first.1, last.1, tokens.len()));
+            out.push_str(&format!(
+                "(tokens {}..={}, {} lines)\n",
+                first.1,
+                last.1,
+                tokens.len()
+            ));
         }
     }
     out
