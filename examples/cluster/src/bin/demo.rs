@@ -201,9 +201,25 @@ async fn run(duration: Duration, cycle: FailureCycle) -> Result<Cast, String> {
         }
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(100)) => {}
-            _ = tokio::signal::ctrl_c() => return Err("interrupted".to_owned()),
+            () = interrupted() => return Err("interrupted".to_owned()),
         }
     }
+}
+
+/// Resolves on Ctrl+C, or on SIGTERM on Unix, so the children are cleaned up either way.
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Checks the run and prints the summary; whether the scenario held.
