@@ -112,16 +112,16 @@ fn settings() -> Result<Settings, Box<dyn std::error::Error>> {
 }
 
 /// The running worker: its server and its cluster node.
-struct Life {
+struct Running {
     cluster: Cluster,
     shutdown: ShutdownHandle,
     serving: JoinHandle<()>,
     events: JoinHandle<()>,
 }
 
-impl Life {
+impl Running {
     /// Binds the worker's port and joins the cluster through the director.
-    async fn start(settings: &Settings, failed: &watch::Receiver<bool>) -> Result<Life, String> {
+    async fn start(settings: &Settings, failed: &watch::Receiver<bool>) -> Result<Running, String> {
         let label = settings.label.clone();
         let config = rpc_config(settings.addr);
         let bound = {
@@ -159,7 +159,7 @@ impl Life {
                 eprintln!("❌ [{label}] server stopped: {}", one_line(&error));
             }
         });
-        Ok(Life {
+        Ok(Running {
             cluster,
             shutdown,
             serving,
@@ -178,22 +178,22 @@ impl Life {
             .iter()
             .any(|m| m.tags().get("role") == Some("director"))
         {
-            if tokio::time::timeout(step, self.cluster.changed())
-                .await
-                .is_err()
-            {
-                waited += step;
-                println!(
-                    "⏳ [{}] waiting for the director at {} ({}s; is it running?)",
-                    settings.label,
-                    settings.director,
-                    waited.as_secs()
-                );
+            match tokio::time::timeout(step, self.cluster.changed()).await {
+                Ok(Ok(())) => continue,
+                // The node has stopped: nothing more will change.
+                Ok(Err(_)) => return,
+                Err(_) => waited += step,
             }
+            println!(
+                "⏳ [{}] waiting for the director at {} ({}s; is it running?)",
+                settings.label,
+                settings.director,
+                waited.as_secs()
+            );
         }
     }
 
-    /// Leaves the cluster gracefully, then closes the port.
+    /// Leaves the cluster gracefully, then closes the port (on Ctrl+C).
     async fn end(self) {
         self.cluster.leave().await;
         self.shutdown.shutdown(Duration::from_millis(500));
@@ -256,24 +256,24 @@ async fn run(settings: Settings) -> Result<(), String> {
         }
     );
     let (failed_tx, failed) = watch::channel(false);
-    let life = Life::start(&settings, &failed).await?;
-    if unless_interrupted(life.wait_for_director(&settings))
+    let running = Running::start(&settings, &failed).await?;
+    if unless_interrupted(running.wait_for_director(&settings))
         .await
         .is_none()
     {
-        return stop(&label, life).await;
+        return stop(&label, running).await;
     }
     println!("✅ Worker '{label}' joined cluster with role=worker, label={label}");
     let Some(cycle) = settings.failure else {
         let _ = tokio::signal::ctrl_c().await;
-        return stop(&label, life).await;
+        return stop(&label, running).await;
     };
     loop {
         if unless_interrupted(tokio::time::sleep(cycle.serve))
             .await
             .is_none()
         {
-            return stop(&label, life).await;
+            return stop(&label, running).await;
         }
         println!(
             "⚠️  [{label}] Simulating worker failure in {} seconds...",
@@ -283,36 +283,37 @@ async fn run(settings: Settings) -> Result<(), String> {
             .await
             .is_none()
         {
-            return stop(&label, life).await;
+            return stop(&label, running).await;
         }
         println!("💥 [{label}] Worker failed!");
         // Streams end with an error and calls are refused from now on; the new tags take
         // the worker out of every registry's pool (calls in flight there fail at once).
         failed_tx.send_replace(true);
-        set_tags(&life, &label, true).await?;
+        set_tags(&running, &label, true).await?;
         if unless_interrupted(tokio::time::sleep(cycle.down))
             .await
             .is_none()
         {
-            return stop(&label, life).await;
+            return stop(&label, running).await;
         }
         println!("🔄 [{label}] Worker recovering...");
         failed_tx.send_replace(false);
-        set_tags(&life, &label, false).await?;
+        set_tags(&running, &label, false).await?;
         println!("✅ [{label}] Worker recovered and ready to serve!");
     }
 }
 
-async fn set_tags(life: &Life, label: &str, failed: bool) -> Result<(), String> {
-    life.cluster
+async fn set_tags(running: &Running, label: &str, failed: bool) -> Result<(), String> {
+    running
+        .cluster
         .set_tags(tags(label, failed)?)
         .await
         .map_err(|e| format!("cannot change the worker's tags: {}", one_line(&e)))
 }
 
-async fn stop(label: &str, life: Life) -> Result<(), String> {
+async fn stop(label: &str, running: Running) -> Result<(), String> {
     println!("👋 [{label}] leaving the cluster and stopping");
-    life.end().await;
+    running.end().await;
     Ok(())
 }
 
