@@ -187,7 +187,8 @@ async fn run() -> Result<(), String> {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {
             println!("👋 director stopping");
-            cluster.leave().await;
+            // With no worker left to tell, `leave` would wait for its own 30 s bound.
+            let _ = tokio::time::timeout(Duration::from_secs(2), cluster.leave()).await;
             shutdown.shutdown(Duration::from_millis(500));
             let _ = serving.await;
             Ok(())

@@ -195,7 +195,9 @@ impl Running {
 
     /// Leaves the cluster gracefully, then closes the port (on Ctrl+C).
     async fn end(self) {
-        self.cluster.leave().await;
+        // A node with nobody left to tell waits for `leave`'s own 30 s bound; two seconds
+        // are plenty for the goodbye to reach a live director.
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.cluster.leave()).await;
         self.shutdown.shutdown(Duration::from_millis(500));
         let _ = self.serving.await;
         self.events.abort();
