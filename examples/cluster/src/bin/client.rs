@@ -1,0 +1,183 @@
+//! The client: asks the director for a worker, connects to it directly and streams tokens
+//! (`Inference::generate`). When the stream fails (an error, or no token for
+//! `CLIENT_STALL_SECS`, 2 s by default) it goes back to the director for another worker and
+//! continues the sequence there: the request carries the next sequence number, so no token
+//! number is repeated or skipped.
+//!
+//! ```text
+//! DIRECTOR_ADDR=127.0.0.1:61000 cargo run --manifest-path examples/cluster/Cargo.toml --bin client
+//! ```
+
+// The binaries own their console output: these lines are the scenario's user interface.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use futures::StreamExt;
+use rpcnet::CallError;
+use rpcnet_cluster_example::console::{init_tracing, one_line};
+use rpcnet_cluster_example::services::{
+    AssignRequest, DirectorClient, DirectorError, InferenceClient, InferenceRequest,
+    WorkerAssignment,
+};
+use rpcnet_cluster_example::settings::{addr_var, rpc_config, secs_var, DEFAULT_DIRECTOR_ADDR};
+
+/// How long the client waits before asking the director again.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// Where the client is in its sequence.
+#[derive(Debug, Default)]
+struct Progress {
+    /// The sequence number of the next token it expects.
+    next: u64,
+    /// Tokens received so far.
+    total: u64,
+}
+
+/// Asks the director for a worker until it gets one, saying why while it does not.
+async fn assignment(
+    director: SocketAddr,
+    client: &mut Option<DirectorClient>,
+    mut avoid: Option<String>,
+) -> WorkerAssignment {
+    let config = rpc_config(([127, 0, 0, 1], 0).into());
+    loop {
+        let connected = match client {
+            Some(client) => client.clone(),
+            None => match DirectorClient::connect(director, config.clone()).await {
+                Ok(connected) => client.insert(connected).clone(),
+                Err(error) => {
+                    println!(
+                        "⏳ director at {director} not reachable yet ({}); retrying in {}s",
+                        one_line(&error),
+                        RETRY.as_secs()
+                    );
+                    tokio::time::sleep(RETRY).await;
+                    continue;
+                }
+            },
+        };
+        let request = AssignRequest {
+            avoid: avoid.take(),
+        };
+        match connected
+            .assign_worker(request)
+            .timeout(Duration::from_secs(3))
+            .await
+        {
+            Ok(assignment) => return assignment,
+            Err(CallError::Application(DirectorError::NoWorkersAvailable)) => {
+                println!(
+                    "⏳ the director has no worker available; asking again in {}s",
+                    RETRY.as_secs()
+                );
+            }
+            Err(error) => println!(
+                "⏳ the director did not answer ({}); retrying in {}s",
+                one_line(&error),
+                RETRY.as_secs()
+            ),
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+}
+
+/// Streams tokens from `worker` until the stream fails; returns why it did.
+async fn stream_tokens(
+    worker: &WorkerAssignment,
+    progress: &mut Progress,
+    stall: Duration,
+) -> String {
+    let addr: SocketAddr = match worker.addr.parse() {
+        Ok(addr) => addr,
+        Err(_) => return format!("the director gave an unusable address {:?}", worker.addr),
+    };
+    let config = rpc_config(([127, 0, 0, 1], 0).into());
+    let client = match InferenceClient::connect(addr, config).await {
+        Ok(client) => client,
+        Err(error) => return format!("cannot connect to {}: {}", worker.label, one_line(&error)),
+    };
+    let request = InferenceRequest {
+        prompt: "tell me about clusters".to_owned(),
+        next_sequence: progress.next,
+    };
+    // One request, then the request side stays open for as long as the stream runs.
+    let requests = futures::stream::iter([request]).chain(futures::stream::pending());
+    let started = tokio::time::timeout(Duration::from_secs(3), client.generate(requests)).await;
+    let mut tokens = match started {
+        Ok(Ok(tokens)) => tokens,
+        Ok(Err(error)) => {
+            return format!("{} refused the stream: {}", worker.label, one_line(&error))
+        }
+        Err(_) => return format!("{} did not start the stream within 3s", worker.label),
+    };
+    println!(
+        "🔗 connected to {} at {}, streaming from sequence={}",
+        worker.label, worker.addr, progress.next
+    );
+    loop {
+        match tokio::time::timeout(stall, tokens.next()).await {
+            Ok(Some(Ok(token))) => {
+                if token.sequence != progress.next {
+                    println!(
+                        "❗ unexpected token sequence={} (expected {}) from {}; ignored",
+                        token.sequence, progress.next, token.worker
+                    );
+                    continue;
+                }
+                progress.next += 1;
+                progress.total += 1;
+                println!(
+                    "📦 received token (sequence={}, text={:?}, total={}, worker={})",
+                    token.sequence, token.text, progress.total, token.worker
+                );
+            }
+            Ok(Some(Err(error))) => return one_line(&error),
+            Ok(None) => return format!("{} ended the stream", worker.label),
+            Err(_) => {
+                return format!(
+                    "no token from {} for {}s",
+                    worker.label,
+                    stall.as_secs_f64()
+                )
+            }
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let director = addr_var("DIRECTOR_ADDR", DEFAULT_DIRECTOR_ADDR).map_err(|e| e.to_string())?;
+    let stall = secs_var("CLIENT_STALL_SECS", 2.0).map_err(|e| e.to_string())?;
+    println!("🧑‍💻 Starting Client; director at {director}");
+    let mut director_client = None;
+    let mut progress = Progress { next: 1, total: 0 };
+    let mut avoid = None;
+    loop {
+        let worker = assignment(director, &mut director_client, avoid.take()).await;
+        println!("📋 director assigned {} at {}", worker.label, worker.addr);
+        let why = stream_tokens(&worker, &mut progress, stall).await;
+        println!("⚠️  worker failed - will request new worker from director ({why})");
+        println!("🔄 returning to director for new worker assignment");
+        avoid = Some(worker.label);
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    init_tracing();
+    tokio::select! {
+        outcome = run() => match outcome {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("❌ client: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        _ = tokio::signal::ctrl_c() => {
+            println!("👋 client stopping");
+            ExitCode::SUCCESS
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! A worker: serves `compute` and `Inference::generate`, joins the cluster through the
+//! director tagged `role=worker,label=<label>`, logs the cluster events it sees and, with
+//! `WORKER_FAILURE_ENABLED=true`, fails and recovers on a cycle.
+//!
+//! ```text
+//! WORKER_LABEL=worker-a WORKER_ADDR=127.0.0.1:62001 DIRECTOR_ADDR=127.0.0.1:61000 \
+//!     cargo run --manifest-path examples/cluster/Cargo.toml --bin worker
+//! ```
+//!
+//! A simulated failure is announced: the worker ends its open streams with
+//! `InferenceError::WorkerFailed`, refuses every call, and leaves the routing pool
+//! gracefully by re-tagging itself `role=failed-worker`, so the director drops it at once
+//! instead of after failure detection; on recovery it tags itself `role=worker` again. A
+//! silent crash is what `kill -9` shows; the example's README says why both.
+
+// The binaries own their console output: these lines are the scenario's user interface.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use rpcnet::cluster::{Cluster, ClusterEvent, NodeConfig, NodeId, Tags};
+use rpcnet::{Code, RpcServer, ShutdownHandle, Status};
+use rpcnet_cluster_example::console::{init_tracing, one_line};
+use rpcnet_cluster_example::services::{
+    Inference, InferenceError, InferenceRequest, InferenceResponse, InferenceServer, COMPUTE_METHOD,
+};
+use rpcnet_cluster_example::settings::{
+    addr_var, bool_var, cluster_config, rpc_config, var_or, FailureCycle, DEFAULT_DIRECTOR_ADDR,
+    DEFAULT_WORKER_ADDR, DEFAULT_WORKER_LABEL,
+};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How often a `generate` stream produces a token.
+const TOKEN_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The worker's model: streams `token-<n>` every [`TOKEN_INTERVAL`] until the worker fails.
+struct Model {
+    label: String,
+    /// `true` while the worker is failed.
+    failed: watch::Receiver<bool>,
+}
+
+impl Inference for Model {
+    async fn generate(
+        &self,
+        mut request: Pin<Box<dyn Stream<Item = InferenceRequest> + Send>>,
+    ) -> Result<
+        Pin<Box<dyn Stream<Item = Result<InferenceResponse, InferenceError>> + Send>>,
+        InferenceError,
+    > {
+        let label = self.label.clone();
+        if *self.failed.borrow() {
+            return Err(InferenceError::Unavailable { worker: label });
+        }
+        let first = request.next().await.ok_or(InferenceError::NoRequest)?;
+        let start = first.next_sequence.max(1);
+        println!("🎬 [{label}] streaming tokens from sequence={start}");
+        let state = (start, self.failed.clone(), false);
+        let tokens = futures::stream::unfold(state, move |(sequence, mut failed, done)| {
+            let label = label.clone();
+            async move {
+                if done {
+                    return None;
+                }
+                let worker_failed = tokio::select! {
+                    () = tokio::time::sleep(TOKEN_INTERVAL) => false,
+                    _ = failed.wait_for(|failed| *failed) => true,
+                };
+                if worker_failed {
+                    let failure = InferenceError::WorkerFailed { worker: label };
+                    return Some((Err(failure), (sequence, failed, true)));
+                }
+                let token = InferenceResponse {
+                    sequence,
+                    text: format!("token-{sequence}"),
+                    worker: label,
+                };
+                Some((Ok(token), (sequence + 1, failed, false)))
+            }
+        });
+        Ok(Box::pin(tokens))
+    }
+}
+
+/// What the worker is configured with.
+struct Settings {
+    label: String,
+    addr: SocketAddr,
+    director: SocketAddr,
+    failure: Option<FailureCycle>,
+}
+
+fn settings() -> Result<Settings, Box<dyn std::error::Error>> {
+    let label = var_or("WORKER_LABEL", DEFAULT_WORKER_LABEL);
+    NodeId::new(label.clone()).map_err(|e| format!("WORKER_LABEL={label:?}: {e}"))?;
+    Ok(Settings {
+        addr: addr_var("WORKER_ADDR", DEFAULT_WORKER_ADDR)?,
+        director: addr_var("DIRECTOR_ADDR", DEFAULT_DIRECTOR_ADDR)?,
+        failure: if bool_var("WORKER_FAILURE_ENABLED", false)? {
+            Some(FailureCycle::from_env()?)
+        } else {
+            None
+        },
+        label,
+    })
+}
+
+/// The running worker: its server and its cluster node.
+struct Running {
+    cluster: Cluster,
+    shutdown: ShutdownHandle,
+    serving: JoinHandle<()>,
+    events: JoinHandle<()>,
+}
+
+impl Running {
+    /// Binds the worker's port and joins the cluster through the director.
+    async fn start(settings: &Settings, failed: &watch::Receiver<bool>) -> Result<Running, String> {
+        let label = settings.label.clone();
+        let config = rpc_config(settings.addr);
+        let bound = {
+            let mut server = RpcServer::new(config.clone());
+            server.add_service(InferenceServer::new(Model {
+                label: label.clone(),
+                failed: failed.clone(),
+            }));
+            let (compute_label, compute_failed) = (label.clone(), failed.clone());
+            server.register(COMPUTE_METHOD, move |_ctx, request| {
+                let answer = if *compute_failed.borrow() {
+                    Err(Status::new(Code::Unavailable, "the worker is failed"))
+                } else {
+                    Ok(format!("{compute_label}:{}", request.len())
+                        .into_bytes()
+                        .into())
+                };
+                async move { answer }
+            });
+            server.bind().map_err(|error| {
+                format!("cannot serve on {}: {}", settings.addr, one_line(&error))
+            })?
+        };
+        let tags = tags(&label, false)?;
+        let node = NodeConfig::new(NodeId::new(label.clone()).map_err(|e| e.to_string())?)
+            .with_tags(tags)
+            .with_seeds([settings.director.to_string()])
+            .with_cluster_config(cluster_config());
+        let cluster = Cluster::start(&bound, &config, node)
+            .map_err(|e| format!("cannot start the cluster node: {}", one_line(&e)))?;
+        let events = tokio::spawn(log_events(label.clone(), cluster.clone()));
+        let shutdown = bound.shutdown_handle();
+        let serving = tokio::spawn(async move {
+            if let Err(error) = bound.serve().await {
+                eprintln!("❌ [{label}] server stopped: {}", one_line(&error));
+            }
+        });
+        Ok(Running {
+            cluster,
+            shutdown,
+            serving,
+            events,
+        })
+    }
+
+    /// Waits until the director is a live member of this node's view, saying so every few
+    /// seconds while it is not.
+    async fn wait_for_director(&self, settings: &Settings) {
+        let mut waited = Duration::ZERO;
+        let step = Duration::from_secs(5);
+        while !self
+            .cluster
+            .live_members()
+            .iter()
+            .any(|m| m.tags().get("role") == Some("director"))
+        {
+            match tokio::time::timeout(step, self.cluster.changed()).await {
+                Ok(Ok(())) => continue,
+                // The node has stopped: nothing more will change.
+                Ok(Err(_)) => return,
+                Err(_) => waited += step,
+            }
+            println!(
+                "⏳ [{}] waiting for the director at {} ({}s; is it running?)",
+                settings.label,
+                settings.director,
+                waited.as_secs()
+            );
+        }
+    }
+
+    /// Leaves the cluster gracefully, then closes the port (on Ctrl+C).
+    async fn end(self) {
+        // A node with nobody left to tell waits for `leave`'s own 30 s bound; two seconds
+        // are plenty for the goodbye to reach a live director.
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.cluster.leave()).await;
+        self.shutdown.shutdown(Duration::from_millis(500));
+        let _ = self.serving.await;
+        self.events.abort();
+    }
+}
+
+/// Logs every membership change this node sees.
+async fn log_events(label: String, cluster: Cluster) {
+    let mut events = cluster.subscribe();
+    drop(cluster);
+    while let Some(event) = events.recv().await {
+        let member = event.member();
+        let (id, addr) = (member.id(), member.addr());
+        let role = member.tags().get("role").unwrap_or("?");
+        match &event {
+            ClusterEvent::NodeJoined(_) => {
+                println!("👋 [{label}] cluster: {id} joined ({addr}, role={role})")
+            }
+            ClusterEvent::NodeLeft(_) => println!("🚪 [{label}] cluster: {id} left"),
+            ClusterEvent::NodeFailed(_) => println!("💀 [{label}] cluster: {id} failed"),
+            ClusterEvent::NodeRecovered(_) => println!("💚 [{label}] cluster: {id} recovered"),
+            ClusterEvent::TagsChanged(_) => {
+                println!("🏷️  [{label}] cluster: {id} changed its tags")
+            }
+            _ => println!("ℹ️  [{label}] cluster: {event:?}"),
+        }
+    }
+}
+
+/// Runs `future` unless Ctrl+C comes first (then `None`).
+async fn unless_interrupted<F: Future>(future: F) -> Option<F::Output> {
+    tokio::select! {
+        output = future => Some(output),
+        _ = tokio::signal::ctrl_c() => None,
+    }
+}
+
+/// The worker's tags: `role=worker,label=<label>` while serving, `role=failed-worker` while
+/// failed (the registry's pool takes members tagged `role=worker` only).
+fn tags(label: &str, failed: bool) -> Result<Tags, String> {
+    let role = if failed { "failed-worker" } else { "worker" };
+    Tags::new()
+        .with("role", role)
+        .and_then(|t| t.with("label", label))
+        .map_err(|e| format!("tags: {e}"))
+}
+
+async fn run(settings: Settings) -> Result<(), String> {
+    let label = settings.label.clone();
+    println!(
+        "👷 Starting Worker '{label}' at {} (director {}, failure simulation {})",
+        settings.addr,
+        settings.director,
+        if settings.failure.is_some() {
+            "on"
+        } else {
+            "off"
+        }
+    );
+    let (failed_tx, failed) = watch::channel(false);
+    let running = Running::start(&settings, &failed).await?;
+    if unless_interrupted(running.wait_for_director(&settings))
+        .await
+        .is_none()
+    {
+        return stop(&label, running).await;
+    }
+    println!("✅ Worker '{label}' joined cluster with role=worker, label={label}");
+    let Some(cycle) = settings.failure else {
+        let _ = tokio::signal::ctrl_c().await;
+        return stop(&label, running).await;
+    };
+    loop {
+        if unless_interrupted(tokio::time::sleep(cycle.serve))
+            .await
+            .is_none()
+        {
+            return stop(&label, running).await;
+        }
+        println!(
+            "⚠️  [{label}] Simulating worker failure in {} seconds...",
+            cycle.warning.as_secs_f64()
+        );
+        if unless_interrupted(tokio::time::sleep(cycle.warning))
+            .await
+            .is_none()
+        {
+            return stop(&label, running).await;
+        }
+        println!("💥 [{label}] Worker failed!");
+        // Streams end with an error and calls are refused from now on; the new tags take
+        // the worker out of every registry's pool (calls in flight there fail at once).
+        failed_tx.send_replace(true);
+        set_tags(&running, &label, true).await?;
+        if unless_interrupted(tokio::time::sleep(cycle.down))
+            .await
+            .is_none()
+        {
+            return stop(&label, running).await;
+        }
+        println!("🔄 [{label}] Worker recovering...");
+        failed_tx.send_replace(false);
+        set_tags(&running, &label, false).await?;
+        println!("✅ [{label}] Worker recovered and ready to serve!");
+    }
+}
+
+async fn set_tags(running: &Running, label: &str, failed: bool) -> Result<(), String> {
+    running
+        .cluster
+        .set_tags(tags(label, failed)?)
+        .await
+        .map_err(|e| format!("cannot change the worker's tags: {}", one_line(&e)))
+}
+
+async fn stop(label: &str, running: Running) -> Result<(), String> {
+    println!("👋 [{label}] leaving the cluster and stopping");
+    running.end().await;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    init_tracing();
+    let settings = match settings() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("❌ worker: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let label = settings.label.clone();
+    match run(settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("❌ [{label}] {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! The cluster scenario rpcnet is built for: a director that keeps the pool of workers and
+//! hands them out, workers that serve `compute` and stream tokens (`Inference::generate`),
+//! and a client that streams tokens and moves to another worker when its worker fails,
+//! continuing its sequence. `README.md` next to this file walks through it.
+//!
+//! The library part holds what the binaries share: the service traits ([`services`]), the
+//! configuration ([`settings`]) and console set-up ([`console`]).
+
+pub mod console;
+pub mod processes;
+pub mod services;
+pub mod settings;
