@@ -2,17 +2,15 @@
 //! 127.0.0.1 with the bundled certificates. Every [`Process`] is killed when dropped, so a
 //! failing test leaves nothing running.
 
-#![allow(dead_code, unreachable_pub)]
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-pub use rpcnet_cluster_example::processes::{free_port, token, Process};
+pub(crate) use rpcnet_cluster_example::processes::{free_port, token, Process};
 
 /// How long a test waits for something that normally takes a second or two.
-pub const PATIENCE: Duration = Duration::from_secs(30);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
 
-pub fn director(port: u16) -> Process {
+pub(crate) fn director(port: u16) -> Process {
     Process::start(
         "director",
         Path::new(env!("CARGO_BIN_EXE_director")),
@@ -24,9 +22,9 @@ pub fn director(port: u16) -> Process {
 }
 
 /// A failure cycle in seconds: serving, warning, failed.
-pub type Cycle = (f64, f64, f64);
+pub(crate) type Cycle = (f64, f64, f64);
 
-pub fn worker(label: &str, port: u16, director: u16, failure: Option<Cycle>) -> Process {
+pub(crate) fn worker(label: &str, port: u16, director: u16, failure: Option<Cycle>) -> Process {
     let mut env = vec![
         ("WORKER_LABEL", label.to_owned()),
         ("WORKER_ADDR", format!("127.0.0.1:{port}")),
@@ -48,7 +46,7 @@ pub fn worker(label: &str, port: u16, director: u16, failure: Option<Cycle>) -> 
     .expect("the worker starts")
 }
 
-pub fn client(director: u16) -> Process {
+pub(crate) fn client(director: u16) -> Process {
     Process::start(
         "client",
         Path::new(env!("CARGO_BIN_EXE_client")),
@@ -60,7 +58,7 @@ pub fn client(director: u16) -> Process {
 }
 
 /// The client's tokens so far: when each arrived, its sequence number and its worker.
-pub fn tokens(client: &Process) -> Vec<(Instant, u64, String)> {
+pub(crate) fn tokens(client: &Process) -> Vec<(Instant, u64, String)> {
     client
         .lines()
         .iter()
@@ -69,7 +67,7 @@ pub fn tokens(client: &Process) -> Vec<(Instant, u64, String)> {
 }
 
 /// Every line of these processes, for a failed assertion's message.
-pub fn logs(processes: &[&Process]) -> String {
+pub(crate) fn logs(processes: &[&Process]) -> String {
     let mut out = String::new();
     for p in processes {
         out.push_str(&format!("\n===== {} =====\n", p.name()));
@@ -93,7 +91,7 @@ pub fn logs(processes: &[&Process]) -> String {
 }
 
 /// Asserts the tokens are numbered 1, 2, 3, … with none repeated or skipped.
-pub fn assert_contiguous(client: &Process) {
+pub(crate) fn assert_contiguous(client: &Process) {
     for (i, (_, sequence, worker)) in tokens(client).iter().enumerate() {
         assert_eq!(
             *sequence,
@@ -108,4 +106,13 @@ pub fn assert_contiguous(client: &Process) {
         "the client saw an unexpected token{}",
         logs(&[client])
     );
+}
+
+/// Runs the scenario tests one at a time: each starts a whole cluster of processes, and
+/// two at once on a small machine would measure each other's load rather than failover.
+pub(crate) fn one_scenario_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static SCENARIO: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SCENARIO
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

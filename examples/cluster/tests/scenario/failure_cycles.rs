@@ -2,11 +2,9 @@
 //! client always has a worker that is up, and is never without tokens for longer than one
 //! failure window.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 /// Shorter than the scenario's 10 s + 3 s + 5 s, to keep the test short: 8 s cycles.
 const CYCLE: Cycle = (4.0, 1.0, 3.0);
@@ -38,6 +36,7 @@ fn down_windows(worker: &Process, label: &str) -> Vec<(Instant, Instant)> {
 
 #[test]
 fn the_client_is_never_without_tokens_longer_than_a_failure_window_while_a_worker_is_up() {
+    let _one_at_a_time = one_scenario_at_a_time();
     let (d, a, b) = (
         free_port().expect("port"),
         free_port().expect("port"),

@@ -1,13 +1,11 @@
 //! Bad configuration gives one clear line and a non-zero exit; a director that is not up
 //! yet gives a retry with a message, never a silent hang.
 
-mod support;
-
 use std::net::UdpSocket;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 fn exits_with_one_error_line(binary: &str, env: &[(&str, String)], says: &str) {
     let mut process = Process::start(binary, Path::new(binary), env, &[], None).expect("starts");

@@ -5,8 +5,11 @@ use std::time::{Duration, Instant};
 
 use rpcnet_cluster_example::processes::Process;
 
+use crate::support::one_scenario_at_a_time;
+
 #[test]
 fn the_demo_runs_the_scenario_and_its_summary_says_it_held() {
+    let _one_at_a_time = one_scenario_at_a_time();
     let mut demo = Process::start(
         "demo",
         Path::new(env!("CARGO_BIN_EXE_demo")),

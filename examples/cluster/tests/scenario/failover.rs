@@ -2,14 +2,13 @@
 //! director stops routing to the dead one, and the same command run again brings it back
 //! into the pool and to work.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 #[test]
 fn a_killed_worker_is_replaced_for_the_client_and_gets_work_again_after_its_restart() {
+    let _one_at_a_time = one_scenario_at_a_time();
     let (d, a, b) = (
         free_port().expect("port"),
         free_port().expect("port"),
