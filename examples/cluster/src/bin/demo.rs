@@ -325,6 +325,45 @@ fn summary(cast: &Cast) -> bool {
     }
 }
 
+/// Under `cargo run`, builds the director, worker and client binaries next to this one
+/// (with the same profile), so that the demo never starts a missing or stale one: `cargo run
+/// --bin demo` builds the demo alone. Outside cargo the binaries must be there already.
+fn build_the_cast() -> Result<(), String> {
+    let Some(cargo) = std::env::var_os("CARGO") else {
+        return Ok(());
+    };
+    let me = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let release = me
+        .parent()
+        .and_then(|dir| dir.file_name())
+        .is_some_and(|name| name == "release");
+    let mut build = std::process::Command::new(cargo);
+    build.args([
+        "build",
+        "--quiet",
+        "--manifest-path",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
+        "--bin",
+        "director",
+        "--bin",
+        "worker",
+        "--bin",
+        "client",
+    ]);
+    if release {
+        build.arg("--release");
+    }
+    println!("     demo │ building the director, worker and client binaries");
+    let status = build
+        .status()
+        .map_err(|e| format!("cannot run cargo to build the binaries: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("building the binaries failed ({status})"))
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let (duration, cycle) = match (duration(), FailureCycle::from_env()) {
@@ -338,6 +377,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(error) = build_the_cast() {
+        eprintln!("❌ demo: {error}");
+        return ExitCode::FAILURE;
+    }
     match run(duration, cycle).await {
         Ok(cast) => {
             let held = summary(&cast);
