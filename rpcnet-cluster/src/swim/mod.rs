@@ -213,7 +213,9 @@ impl<R: Rng> Swim<R> {
 
     /// Leaves gracefully: the others will report this node as left (`NodeLeft`), not
     /// failed. The node stops probing and joining, gossips its departure right away, and
-    /// keeps gossiping it until [`poll_timeout`](Self::poll_timeout) returns `None`.
+    /// keeps gossiping it until [`poll_timeout`](Self::poll_timeout) returns `None`: once
+    /// the departure has been sent often enough, or at once when no live member is left to
+    /// tell.
     pub fn leave(&mut self, now: Instant) {
         if self.leaving {
             return;
@@ -351,7 +353,9 @@ impl<R: Rng> Swim<R> {
     /// leave has been fully gossiped.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.leaving {
-            return (!self.broadcasts.is_empty()).then_some(self.next_gossip);
+            // With nobody live left to tell, the departure is over at once.
+            let audience = self.members.live() > 0;
+            return (audience && !self.broadcasts.is_empty()).then_some(self.next_gossip);
         }
         let mut at = self.next_probe.min(self.next_push_pull).min(self.next_reap);
         let mut consider = |t: Option<Instant>| {

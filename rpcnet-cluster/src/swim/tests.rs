@@ -242,6 +242,24 @@ fn a_graceful_leave_is_reported_as_left_not_failed() {
 }
 
 #[test]
+fn a_leave_with_no_live_member_to_tell_is_over_at_once() {
+    let now = Instant::now();
+    let c = ClusterConfig::for_tests();
+    // Alone, never joined.
+    let mut alone = node(1, c.clone(), now);
+    alone.leave(now);
+    assert_eq!(alone.poll_timeout(), None);
+    // In a cluster whose other member has failed.
+    let mut nodes: Vec<Swim<ChaCha8Rng>> = (1..=2).map(|i| node(i, c.clone(), now)).collect();
+    nodes[1].join(&[addr(1)], now);
+    let now = run(&mut nodes, &[], now, Duration::from_secs(2));
+    let now = run(&mut nodes, &[1], now, Duration::from_secs(60));
+    assert!(matches!(state_of(&nodes[0], 2), Some(MemberState::Dead)));
+    nodes[0].leave(now);
+    assert_eq!(nodes[0].poll_timeout(), None);
+}
+
+#[test]
 fn set_tags_rejects_oversized_tags_and_gossips_accepted_ones_at_a_new_incarnation() {
     let now = Instant::now();
     let c = ClusterConfig::for_tests().with_max_tags_bytes(32);
