@@ -333,6 +333,12 @@ impl Sim {
         swim.member(&self.nodes[member].id)
     }
 
+    /// Whether `observer` holds `member` as `Alive` (not merely suspect).
+    pub(crate) fn sees_alive(&self, observer: usize, member: usize) -> bool {
+        self.state(observer, member)
+            .is_some_and(|m| m.state() == MemberState::Alive)
+    }
+
     /// Whether `observer` counts `member` in the cluster (alive or merely suspect).
     pub(crate) fn sees_live(&self, observer: usize, member: usize) -> bool {
         self.state(observer, member)

@@ -1,18 +1,35 @@
-//! Accuracy: healthy members are not declared failed under packet loss.
+//! Accuracy: healthy members are not declared failed under packet loss, counting every
+//! suspicion begun in the lossy span until it has resolved.
 
 use std::time::Duration;
 
 use crate::sim::{self, Kind, Sim};
 use rpcnet_cluster::ClusterConfig;
 
-/// Runs a settled cluster of `n` healthy nodes at `loss` for `span`; returns the false
-/// `NodeFailed` events (every one is false: nobody crashes).
+/// Runs a settled cluster of `n` healthy nodes at `loss` for `span`, then without loss for the
+/// longest suspicion timeout plus five probe periods, so every suspicion begun in the lossy
+/// span has either been refuted or ended in a `NodeFailed`; returns the `NodeFailed` events
+/// from the start of the lossy span (every one is false: nobody crashes), after asserting that
+/// at the end every node holds every other as `Alive`.
 fn false_failures(seed: u64, n: usize, loss: f64, span: Duration) -> usize {
-    let mut sim = Sim::settled_lan(seed, n, ClusterConfig::lan());
+    let config = ClusterConfig::lan();
+    let settle = config.suspicion_timeout_max(n) + config.health_check_interval() * 5;
+    let mut sim = Sim::settled_lan(seed, n, config);
     sim.net.loss = loss;
     let from = sim.now();
     sim.run_for(span);
+    sim.net.loss = 0.0;
+    sim.run_for(settle);
     sim::check_event_order(&sim.log).expect("events in order");
+    for i in 0..n {
+        for j in (0..n).filter(|&j| j != i) {
+            assert!(
+                sim.sees_alive(i, j),
+                "seed {seed}: after the lossy span and {settle:?} more, node {i} holds {j} as {:?}",
+                sim.state(i, j).map(|m| m.state())
+            );
+        }
+    }
     sim.log
         .iter()
         .filter(|e| e.kind == Kind::Failed && e.at >= from)

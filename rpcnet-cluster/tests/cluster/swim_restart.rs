@@ -1,5 +1,7 @@
-//! Restarts: half of 200 nodes restart on the same addresses; none stays dead, and events
-//! fire exactly once per member and incarnation, in order.
+//! Restarts: half of 200 nodes restart on the same addresses with new tags; after 60 s every
+//! node holds every other as Alive with its current tags, each survivor reports each restart
+//! exactly once (failed then recovered, or one tag change), and each restarted node reports
+//! every other node joined exactly once.
 
 use std::time::Duration;
 
@@ -35,28 +37,52 @@ fn restart_half(seed: u64, n: usize) {
     }
     sim.run_for(Duration::from_secs(60));
     for i in 0..n {
-        for j in 0..n {
+        for j in (0..n).filter(|&j| j != i) {
+            let m = sim.state(i, j);
             assert!(
-                i == j || sim.sees_live(i, j),
+                sim.sees_alive(i, j),
                 "seed {seed}: node {i} sees node {j} as {:?}",
-                sim.state(i, j).map(|m| m.state())
+                m.map(|m| m.state())
+            );
+            // Every node carries each restarted node's new tags.
+            let generation = m.and_then(|m| m.tags().get("generation").map(str::to_owned));
+            let expected = (j % 2 == 1).then(|| "2".to_owned());
+            assert_eq!(generation, expected, "seed {seed}: node {i}'s tags of node {j}");
+        }
+    }
+    sim::check_event_order(&sim.log).expect("events at most once per incarnation, in order");
+    // Each surviving node reports each restart exactly once: failed then recovered if it
+    // noticed the crash, otherwise one tag change (the new life's tags at a new incarnation),
+    // and the last event carries the incarnation it now holds.
+    for &j in &restarting {
+        for i in (0..n).filter(|&i| i % 2 == 0) {
+            let about: Vec<_> = sim
+                .log
+                .iter()
+                .filter(|e| e.observer == i && e.member == j && e.at >= crash_at)
+                .collect();
+            let kinds: Vec<Kind> = about.iter().map(|e| e.kind).collect();
+            assert!(
+                kinds == [Kind::Failed, Kind::Recovered] || kinds == [Kind::TagsChanged],
+                "seed {seed}: node {i} about restarted node {j}: {about:?}"
+            );
+            let held = sim.state(i, j).map(|m| m.incarnation());
+            assert_eq!(
+                about.last().map(|e| e.incarnation),
+                held,
+                "seed {seed}: node {i} about {j}"
             );
         }
     }
-    sim::check_event_order(&sim.log).expect("events once per incarnation, in order");
-    // Every node that reported a restarted node failed also reported its return.
-    for &j in &restarting {
-        for i in (0..n).filter(|&i| i % 2 == 0) {
-            let about = |k: Kind| {
-                sim.log
-                    .iter()
-                    .filter(|e| e.observer == i && e.member == j && e.kind == k)
-                    .count()
-            };
-            assert!(
-                about(Kind::Failed) <= about(Kind::Recovered),
-                "seed {seed}: {i} about {j}"
-            );
+    // Each restarted node, in its new life, reports every other node joined exactly once.
+    for &i in &restarting {
+        for j in (0..n).filter(|&j| j != i) {
+            let joined = sim
+                .log
+                .iter()
+                .filter(|e| e.observer == i && e.life == 2 && e.member == j && e.kind == Kind::Joined)
+                .count();
+            assert_eq!(joined, 1, "seed {seed}: restarted node {i} about {j}");
         }
     }
 }
