@@ -3,6 +3,7 @@
 //! over QUIC on loopback (`quic_nodes`, and `routing`: the worker registry and cluster client;
 //! both need the `quic` feature).
 
+mod quic_membership;
 mod quic_nodes;
 #[cfg(feature = "quic")]
 mod routing;
