@@ -9,6 +9,7 @@ mod quic_nodes;
 mod routing;
 mod sim;
 mod swim_accuracy;
+mod swim_combined;
 mod swim_convergence;
 mod swim_detection;
 mod swim_determinism;
