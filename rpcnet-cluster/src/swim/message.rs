@@ -424,7 +424,10 @@ mod tests {
         );
         match Message::decode(&push_pull(MAX_PUSH_PULL_MEMBERS + 1).encode()) {
             Err(DecodeError::TooManyMembers { count, max }) => {
-                assert_eq!((count, max), (MAX_PUSH_PULL_MEMBERS + 1, MAX_PUSH_PULL_MEMBERS));
+                assert_eq!(
+                    (count, max),
+                    (MAX_PUSH_PULL_MEMBERS + 1, MAX_PUSH_PULL_MEMBERS)
+                );
             }
             other => panic!("expected TooManyMembers, got {other:?}"),
         }

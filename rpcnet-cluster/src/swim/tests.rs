@@ -358,7 +358,11 @@ fn gossip_about_unknown_members_cannot_grow_the_table_past_max_members_nor_evict
     let now = run(&mut nodes, &[], now, Duration::from_secs(2));
     let n = &mut nodes[0];
     for i in 2..=4 {
-        assert_eq!(state_of(n, i), Some(MemberState::Alive), "n{i} known before");
+        assert_eq!(
+            state_of(n, i),
+            Some(MemberState::Alive),
+            "n{i} known before"
+        );
     }
     for batch in 0..100u32 {
         let updates = (0..MAX_PIGGYBACK_UPDATES as u32)

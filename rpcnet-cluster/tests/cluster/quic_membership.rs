@@ -5,8 +5,8 @@
 //! is seen at its new incarnation and then stays alive (its peers reach the new process).
 #![cfg(feature = "quic")]
 
-use std::collections::BTreeSet;
 use rpcnet_cluster::{ClusterEvent, Tags};
+use std::collections::BTreeSet;
 
 use crate::quic_nodes::{
     cluster_config, eventually, form, live_names, next_event_about, start_node, start_node_with,

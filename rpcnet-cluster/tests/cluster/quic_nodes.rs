@@ -60,7 +60,12 @@ impl Node {
 }
 
 pub(crate) fn start_node(name: &str, bind: &str, seeds: &[SocketAddr]) -> Node {
-    start_node_with(name, bind, seeds, Tags::new().with("label", name).expect("small tags"))
+    start_node_with(
+        name,
+        bind,
+        seeds,
+        Tags::new().with("label", name).expect("small tags"),
+    )
 }
 
 pub(crate) fn start_node_with(name: &str, bind: &str, seeds: &[SocketAddr], tags: Tags) -> Node {
@@ -217,7 +222,10 @@ async fn five_nodes_form_a_cluster_detect_a_crash_and_see_the_restart() {
     for (node, before) in nodes.iter_mut().zip(&before) {
         let event = next_event_about(node, "node-3", back_by).await;
         let ClusterEvent::NodeRecovered(member) = &event else {
-            panic!("{}: after NodeFailed, {event:?} instead of NodeRecovered", node.name);
+            panic!(
+                "{}: after NodeFailed, {event:?} instead of NodeRecovered",
+                node.name
+            );
         };
         assert!(
             member.incarnation() > *before,

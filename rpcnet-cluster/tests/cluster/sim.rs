@@ -513,8 +513,7 @@ impl Sim {
         self.sent[i] += 1;
         let to = index_of(to_addr).filter(|&to| to < self.nodes.len());
         let reachable = to.is_some_and(|to| {
-            !self.blocked.contains(&(i, to))
-                && self.groups.as_ref().is_none_or(|g| g[i] == g[to])
+            !self.blocked.contains(&(i, to)) && self.groups.as_ref().is_none_or(|g| g[i] == g[to])
         });
         let latency = self
             .rng

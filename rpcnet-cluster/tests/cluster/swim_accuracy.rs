@@ -12,12 +12,22 @@ use rpcnet_cluster::ClusterConfig;
 /// from the start of the lossy span (every one is false: nobody crashes), after asserting that
 /// at the end every node holds every other as `Alive`.
 fn false_failures(seed: u64, n: usize, loss: f64, span: Duration) -> usize {
-    false_failures_in(Sim::settled_lan(seed, n, ClusterConfig::lan()), seed, loss, span)
+    false_failures_in(
+        Sim::settled_lan(seed, n, ClusterConfig::lan()),
+        seed,
+        loss,
+        span,
+    )
 }
 
 /// [`false_failures`] with loss as QUIC retransmission ([`Sim::settled_quic`]).
 fn false_failures_over_quic(seed: u64, n: usize, loss: f64, span: Duration) -> usize {
-    false_failures_in(Sim::settled_quic(seed, n, ClusterConfig::lan(), 0.0), seed, loss, span)
+    false_failures_in(
+        Sim::settled_quic(seed, n, ClusterConfig::lan(), 0.0),
+        seed,
+        loss,
+        span,
+    )
 }
 
 fn false_failures_in(mut sim: Sim, seed: u64, loss: f64, span: Duration) -> usize {

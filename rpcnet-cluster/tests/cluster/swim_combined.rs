@@ -55,7 +55,11 @@ fn a_partition_at_10_percent_loss_fails_only_the_other_side_and_heals_within_thr
         let took = sim.run_until_true(Duration::from_millis(250), interval * 3, |s| {
             (0..n).all(|i| (0..n).all(|j| i == j || s.sees_alive(i, j)))
         });
-        assert!(took.is_some(), "seed {seed}: not healed within {:?}", interval * 3);
+        assert!(
+            took.is_some(),
+            "seed {seed}: not healed within {:?}",
+            interval * 3
+        );
         sim::check_event_order(&sim.log).expect("events in order");
         assert_eq!(sim.rejected, 0);
     }

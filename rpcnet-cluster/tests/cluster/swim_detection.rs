@@ -90,12 +90,14 @@ fn sweep(
 }
 
 #[test]
-fn a_crashed_member_is_marked_failed_by_all_100_nodes_within_the_bound_and_p99_within_the_confirmed_path() {
+fn a_crashed_member_is_marked_failed_by_all_100_nodes_within_the_bound_and_p99_within_the_confirmed_path(
+) {
     sweep(0..20, 100, None);
 }
 
 #[test]
-fn a_crashed_member_is_detected_within_the_confirmed_path_at_10_percent_loss_as_quic_retransmission() {
+fn a_crashed_member_is_detected_within_the_confirmed_path_at_10_percent_loss_as_quic_retransmission(
+) {
     sweep(0..10, 100, Some(0.1));
 }
 

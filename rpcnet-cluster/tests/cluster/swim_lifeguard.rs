@@ -75,7 +75,10 @@ fn compare(
     {
         eprintln!(
             "lifeguard, {n} nodes, {span:?}, {}: {on} false failures with Lifeguard, {off} without",
-            quic_loss.map_or("no loss".to_owned(), |l| format!("{:.0}% loss as QUIC retransmission", l * 100.0))
+            quic_loss.map_or("no loss".to_owned(), |l| format!(
+                "{:.0}% loss as QUIC retransmission",
+                l * 100.0
+            ))
         );
     }
     (on, off)

@@ -25,8 +25,14 @@ fn rate(seed: u64, n: usize, span: Duration, loss: f64) -> (f64, f64) {
     sim.net.loss = loss;
     sim.reset_counters();
     sim.run_for(span);
-    assert_eq!(sim.rejected, 0, "the decoder rejected a message the core sent");
-    assert_eq!(sim.dropped_in_flight, 0, "sends dropped at the in-flight cap");
+    assert_eq!(
+        sim.rejected, 0,
+        "the decoder rejected a message the core sent"
+    );
+    assert_eq!(
+        sim.dropped_in_flight, 0,
+        "sends dropped at the in-flight cap"
+    );
     let per = |total: u64| total as f64 / n as f64 / span.as_secs_f64();
     (per(sim.sent.iter().sum()), per(sim.sent_bytes.iter().sum()))
 }

@@ -51,7 +51,10 @@ fn restart_half(seed: u64, n: usize) {
             // Every node carries each restarted node's new tags.
             let generation = m.and_then(|m| m.tags().get("generation").map(str::to_owned));
             let expected = (j % 2 == 1).then(|| "2".to_owned());
-            assert_eq!(generation, expected, "seed {seed}: node {i}'s tags of node {j}");
+            assert_eq!(
+                generation, expected,
+                "seed {seed}: node {i}'s tags of node {j}"
+            );
         }
     }
     sim::check_event_order(&sim.log).expect("events at most once per incarnation, in order");
@@ -86,7 +89,9 @@ fn restart_half(seed: u64, n: usize) {
             let joined = sim
                 .log
                 .iter()
-                .filter(|e| e.observer == i && e.life == 2 && e.member == j && e.kind == Kind::Joined)
+                .filter(|e| {
+                    e.observer == i && e.life == 2 && e.member == j && e.kind == Kind::Joined
+                })
                 .count();
             assert_eq!(joined, 1, "seed {seed}: restarted node {i} about {j}");
         }
