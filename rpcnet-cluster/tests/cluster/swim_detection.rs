@@ -102,10 +102,17 @@ fn a_crashed_member_is_detected_within_the_confirmed_path_at_10_percent_loss_as_
 }
 
 #[test]
-#[ignore = "sweep: 100 seeds at 100 nodes and 50 at 1,000; run with --release -- --ignored"]
-fn detection_at_100_and_1000_nodes_stays_within_the_bound_and_p99_within_the_confirmed_path() {
+#[ignore = "sweep: 100 seeds at 100 nodes, without loss and at 10% loss as QUIC retransmission; run with --release -- --ignored"]
+fn detection_at_100_nodes_over_100_seeds_stays_within_the_bound_and_p99_within_the_confirmed_path()
+{
     sweep(0..100, 100, None);
-    sweep(0..50, 1000, None);
     sweep(0..100, 100, Some(0.1));
-    sweep(0..50, 1000, Some(0.1));
+}
+
+#[test]
+#[ignore = "sweep: 20 seeds at 1,000 nodes, without loss and at 10% loss as QUIC retransmission; run with --release -- --ignored"]
+fn detection_at_1000_nodes_over_20_seeds_stays_within_the_bound_and_p99_within_the_confirmed_path()
+{
+    sweep(0..20, 1000, None);
+    sweep(0..20, 1000, Some(0.1));
 }
