@@ -69,7 +69,12 @@
 //! - **Lifeguard**: with 5% of 100 nodes stalling their receive path for 1–5 s at a time
 //!   ([`ClusterConfig::for_tests`] timers, 5 simulated minutes, 2 seeds), 4 false failures
 //!   with Lifeguard and 2,692 without; at 10% loss as retransmission, 4 and 2,742.
-//! - **Load**: LOAD
+//! - **Load** of a settled cluster (seed 1, 300 s): 2.07 messages per node per second at
+//!   100 and at 1,000 nodes, without loss and at 10% loss as retransmission; bytes per node
+//!   per second (retransmitted copies included) 285 at 100 nodes and 2,118 at 1,000 without
+//!   loss, 316 and 2,358 at 10% loss. Bytes grow with the cluster because a push-pull
+//!   carries the whole membership; no message was rejected by the decoder and no send was
+//!   dropped at the in-flight cap.
 //!
 //! Commands: `cargo test --release -p rpcnet-cluster --test cluster -- --ignored
 //! --nocapture swim_detection swim_accuracy swim_lifeguard swim_load` (the default
