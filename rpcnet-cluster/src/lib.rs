@@ -85,8 +85,8 @@
 //!   dropped at the in-flight cap.
 //!
 //! Commands: `cargo test --release -p rpcnet-cluster --test cluster -- --ignored
-//! --nocapture swim_` (the default
-//! `cargo test` runs smaller versions of each).
+//! --nocapture swim_detection` (likewise `swim_accuracy`, `swim_restart`, `swim_lifeguard`,
+//! `swim_load`); the default `cargo test` runs smaller versions of each.
 //!
 //! # Routing
 //!
