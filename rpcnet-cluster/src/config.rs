@@ -346,14 +346,78 @@ mod tests {
 
     #[test]
     fn setters_change_only_their_knob() {
-        let c = ClusterConfig::default()
-            .with_gossip_interval(Duration::from_millis(100))
-            .with_health_check_interval(Duration::from_millis(700));
-        assert_eq!(c.gossip_interval(), Duration::from_millis(100));
-        assert_eq!(c.health_check_interval(), Duration::from_millis(700));
-        assert_eq!(
-            c.push_pull_interval(),
-            ClusterConfig::lan().push_pull_interval()
+        let base = ClusterConfig::lan();
+        // Each setter, given a value unlike the preset's, equals the preset with exactly that
+        // field replaced (`PartialEq` compares every field).
+        macro_rules! only {
+            ($setter:ident, $field:ident, $value:expr) => {{
+                let value = $value;
+                assert_ne!(
+                    base.$field,
+                    value,
+                    "{}: pick a value unlike the preset's",
+                    stringify!($field)
+                );
+                assert_eq!(
+                    base.clone().$setter(value),
+                    ClusterConfig {
+                        $field: value,
+                        ..base.clone()
+                    },
+                    "{} changed more than {}",
+                    stringify!($setter),
+                    stringify!($field)
+                );
+            }};
+        }
+        only!(
+            with_health_check_interval,
+            probe_interval,
+            Duration::from_millis(700)
         );
+        only!(
+            with_probe_timeout,
+            probe_timeout,
+            Duration::from_millis(123)
+        );
+        only!(
+            with_gossip_interval,
+            gossip_interval,
+            Duration::from_millis(100)
+        );
+        only!(with_gossip_fanout, gossip_fanout, 7);
+        only!(with_indirect_checks, indirect_checks, 5);
+        only!(with_suspicion_mult, suspicion_mult, 9);
+        only!(with_suspicion_max_mult, suspicion_max_mult, 11);
+        only!(with_phi_threshold, phi_threshold, 3.5);
+        only!(
+            with_phi_min_std_dev,
+            phi_min_std_dev,
+            Duration::from_millis(77)
+        );
+        only!(
+            with_phi_acceptable_pause,
+            phi_acceptable_pause,
+            Duration::from_millis(333)
+        );
+        only!(with_phi_window, phi_window, 17);
+        only!(
+            with_push_pull_interval,
+            push_pull_interval,
+            Duration::from_secs(91)
+        );
+        only!(with_retransmit_mult, retransmit_mult, 2);
+        only!(with_lifeguard, lifeguard, false);
+        only!(with_max_local_health, max_local_health, 3);
+        only!(with_max_tags_bytes, max_tags_bytes, 100);
+        only!(with_join_backoff, join_backoff, Duration::from_millis(250));
+        only!(
+            with_join_backoff_max,
+            join_backoff_max,
+            Duration::from_secs(7)
+        );
+        only!(with_max_members, max_members, 99);
+        only!(with_tombstone_ttl, tombstone_ttl, Duration::from_secs(5));
+        only!(with_max_packet_bytes, max_packet_bytes, 1400);
     }
 }

@@ -48,6 +48,46 @@
 //! let _wake_at = node.poll_timeout();
 //! ```
 //!
+//! # Measured behaviour
+//!
+//! The simulator in `tests/cluster/sim.rs` runs many cores on one virtual clock. Every
+//! message is encoded, decoded by [`Message::decode`] with its limits and counted in bytes
+//! (with the shell's gossip envelope). Loss is either a silent drop or, as over QUIC,
+//! retransmission: a lost copy is sent again after a probe timeout (six one-way latencies
+//! plus a 25 ms ack delay) that doubles with each loss, the message arrives late, and it is
+//! lost only when it misses the shell's send timeout (`max(P, 500 ms)`); each node holds at
+//! most 512 sends in flight, as the shell does, and drops the rest. Latency is 0.5–5 ms.
+//! With [`ClusterConfig::lan`] (`P` = 1 s), in release builds:
+//!
+//! - **Detection** of a crashed member by all other nodes, 100 nodes, 100 seeds: p50 10 s,
+//!   p99 12.6 s without loss, and the same at 10% loss as retransmission; 1,000 nodes,
+//!   20 seeds, without loss: p50 14.3 s, p99 16.7 s. The tests assert p99 within the
+//!   confirmed-suspicion path (`suspicion_timeout_min(n) + 6·P`: 14 s at 100 nodes, 18 s at
+//!   1,000) and every run within [`ClusterConfig::detection_bound`] (61.8 s and 87 s).
+//! - **Accuracy**: no healthy node declared failed at 50% loss for 30 s at 100 nodes over 20
+//!   seeds, with loss as retransmission and with loss as silent drop, counting until every
+//!   suspicion begun in the lossy span has resolved (and every node then holds every other
+//!   `Alive`).
+//! - **Restarts**: half of 200 nodes restarting with new tags over 30 s, 10 seeds: after
+//!   60 s every node holds every other `Alive` with its new tags, and each survivor reported
+//!   each restart exactly once.
+//! - **Combined faults** at 10% loss as retransmission (a partition, restarts) and one-way
+//!   links during churn, 2 seeds each: no member that stays healthy is reported failed, and
+//!   the split heals within three push-pull intervals.
+//! - **Lifeguard**: with 5% of 100 nodes stalling their receive path for 1–5 s at a time
+//!   ([`ClusterConfig::for_tests`] timers, 5 simulated minutes, 2 seeds), 4 false failures
+//!   with Lifeguard and 2,692 without; at 10% loss as retransmission, 4 and 2,742.
+//! - **Load** of a settled cluster (seed 1, 300 s): 2.07 messages per node per second at
+//!   100 and at 1,000 nodes, without loss and at 10% loss as retransmission; bytes per node
+//!   per second (retransmitted copies included) 285 at 100 nodes and 2,118 at 1,000 without
+//!   loss, 316 and 2,358 at 10% loss. Bytes grow with the cluster because a push-pull
+//!   carries the whole membership; no message was rejected by the decoder and no send was
+//!   dropped at the in-flight cap.
+//!
+//! Commands: `cargo test --release -p rpcnet-cluster --test cluster -- --ignored
+//! --nocapture swim_detection` (likewise `swim_accuracy`, `swim_restart`, `swim_lifeguard`,
+//! `swim_load`); the default `cargo test` runs smaller versions of each.
+//!
 //! # Routing
 //!
 //! With the `quic` feature, [`WorkerRegistry`] turns membership into a pool of live workers

@@ -105,14 +105,10 @@ impl Driver {
                     .map(tokio::time::Instant::from_std)
                     .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
                 let must_join = !self.joined && leaving.is_none();
+                // Commands first: a subscription taken by `Cluster::subscribe` is in place
+                // before any gossip or timer that arrives after the call is handled.
                 tokio::select! {
-                    message = inbox.recv() => match message {
-                        Some(message) => self.on_gossip(message),
-                        None => {
-                            debug!("server stopped; node stops");
-                            break;
-                        }
-                    },
+                    biased;
                     command = commands.recv(), if leaving.is_none() => match command {
                         Some(Command::SetTags(tags, reply)) => {
                             let _ = reply.send(self.swim.set_tags(tags));
@@ -126,6 +122,13 @@ impl Driver {
                         }
                         None => {
                             debug!("every handle dropped; node stops");
+                            break;
+                        }
+                    },
+                    message = inbox.recv() => match message {
+                        Some(message) => self.on_gossip(message),
+                        None => {
+                            debug!("server stopped; node stops");
                             break;
                         }
                     },

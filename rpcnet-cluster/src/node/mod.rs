@@ -225,7 +225,9 @@ impl Cluster {
         self.inner.members.clone()
     }
 
-    /// Subscribes to membership events from now on. Each subscriber gets every event,
+    /// Subscribes to membership events from now on: the node task takes the subscription
+    /// before it handles any further gossip or timer (events of an input it is handling at
+    /// the moment of the call may come before it). Each subscriber gets every event,
     /// exactly once, in order; events are not dropped for a slow subscriber, so keep
     /// reading (membership changes are rare) or drop the subscription.
     pub fn subscribe(&self) -> ClusterEvents {

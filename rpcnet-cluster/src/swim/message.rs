@@ -408,7 +408,33 @@ mod tests {
     }
 
     #[test]
-    fn forged_huge_lengths_fail_without_allocating() {
+    fn a_push_pull_state_over_max_push_pull_members_is_rejected_and_one_at_the_limit_accepted() {
+        let push_pull = |count: usize| Message {
+            from: id("n1"),
+            body: Body::PushPull {
+                reply: false,
+                state: (0..count).map(|i| update(&format!("m{i}"))).collect(),
+            },
+            updates: vec![],
+        };
+        let at_limit = push_pull(MAX_PUSH_PULL_MEMBERS);
+        assert_eq!(
+            Message::decode(&at_limit.encode()).expect("a state at the limit decodes"),
+            at_limit
+        );
+        match Message::decode(&push_pull(MAX_PUSH_PULL_MEMBERS + 1).encode()) {
+            Err(DecodeError::TooManyMembers { count, max }) => {
+                assert_eq!(
+                    (count, max),
+                    (MAX_PUSH_PULL_MEMBERS + 1, MAX_PUSH_PULL_MEMBERS)
+                );
+            }
+            other => panic!("expected TooManyMembers, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn forged_huge_lengths_are_rejected_as_errors() {
         // fixarray(3), then a str32 header claiming 4 GiB of node id.
         let mut bytes = vec![PROTOCOL_VERSION, 0x93, 0xdb, 0xff, 0xff, 0xff, 0xff];
         bytes.extend_from_slice(b"abc");

@@ -163,7 +163,21 @@ fn a_crashed_member_is_suspected_then_failed_and_reported_once() {
         events(n);
     }
     let bound = c.detection_bound(4);
-    run(&mut nodes, &[3], now, bound);
+    // Step through detection, noting who held node 4 as Suspect before it was Dead.
+    let mut suspected = [false; 3];
+    let mut now = now;
+    let end = now + bound;
+    while now < end {
+        now = run(&mut nodes, &[3], now, Duration::from_millis(10));
+        for (seen, n) in suspected.iter_mut().zip(&nodes[..3]) {
+            match state_of(n, 4) {
+                Some(MemberState::Suspect) => *seen = true,
+                Some(MemberState::Dead) => assert!(*seen, "Dead without Suspect first"),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(suspected, [true; 3], "every observer went through Suspect");
     for n in &mut nodes[..3] {
         assert_eq!(state_of(n, 4), Some(MemberState::Dead));
         let failed: Vec<_> = events(n)
@@ -352,9 +366,22 @@ fn a_garbage_huge_incarnation_cannot_permanently_kill_a_live_node() {
 }
 
 #[test]
-fn gossip_about_unknown_members_cannot_grow_the_table_past_max_members() {
+fn gossip_about_unknown_members_cannot_grow_the_table_past_max_members_nor_evict_live_ones() {
     let now = Instant::now();
-    let mut n = node(1, ClusterConfig::for_tests().with_max_members(50), now);
+    let config = ClusterConfig::for_tests().with_max_members(50);
+    let mut nodes: Vec<Swim<ChaCha8Rng>> = (1..=4).map(|i| node(i, config.clone(), now)).collect();
+    for n in &mut nodes[1..] {
+        n.join(&[addr(1)], now);
+    }
+    let now = run(&mut nodes, &[], now, Duration::from_secs(2));
+    let n = &mut nodes[0];
+    for i in 2..=4 {
+        assert_eq!(
+            state_of(n, i),
+            Some(MemberState::Alive),
+            "n{i} known before"
+        );
+    }
     for batch in 0..100u32 {
         let updates = (0..MAX_PIGGYBACK_UPDATES as u32)
             .map(|i| Update {
@@ -374,6 +401,16 @@ fn gossip_about_unknown_members_cannot_grow_the_table_past_max_members() {
         n.handle_message(addr(9), msg, now);
     }
     assert_eq!(n.members().count(), 50);
+    // The real members are still there, alive, at their own incarnation.
+    for i in 2..=4 {
+        let real = n
+            .members()
+            .find(|m| m.addr() == addr(i))
+            .unwrap_or_else(|| panic!("n{i} evicted by bogus gossip"));
+        assert_eq!(real.state(), MemberState::Alive, "n{i}");
+        assert_eq!(real.id().as_str(), format!("n{i}"));
+    }
+    assert_eq!(n.local().addr(), addr(1));
 }
 
 #[test]

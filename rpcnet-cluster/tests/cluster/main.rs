@@ -1,13 +1,15 @@
 //! The integration tests of rpcnet-cluster, one module per topic, built as one test binary so
 //! the crate links once: the SWIM core in the deterministic simulator (`sim`), and real nodes
-//! over QUIC on loopback (`quic_nodes`, and `routing`: the worker registry and cluster client;
-//! both need the `quic` feature).
+//! over QUIC on loopback (`quic_nodes`, `quic_membership`, and `routing`: the worker registry
+//! and cluster client; these need the `quic` feature).
 
+mod quic_membership;
 mod quic_nodes;
 #[cfg(feature = "quic")]
 mod routing;
 mod sim;
 mod swim_accuracy;
+mod swim_combined;
 mod swim_convergence;
 mod swim_detection;
 mod swim_determinism;

@@ -1,6 +1,7 @@
 //! Real nodes over QUIC on loopback: a cluster forms from one seed, a node that stops
-//! abruptly is reported failed by every other node, comes back on the same port and is
-//! seen again, and garbage sent to a node does not disturb membership.
+//! abruptly is reported failed by every other node within twice the detection bound, comes
+//! back on the same port at a higher incarnation, and garbage sent to a node does not disturb
+//! membership. The helpers here serve `quic_membership` too.
 #![cfg(feature = "quic")]
 
 use std::collections::BTreeSet;
@@ -12,9 +13,11 @@ use rpcnet_cluster::{
 };
 use rpcnet_runtime::{RpcClient, RpcConfig, RpcServer, ShutdownHandle};
 
-const PATIENCE: Duration = Duration::from_secs(60);
+/// The deadline for outcomes with no protocol bound (a cluster forming, a restarted node
+/// being seen): generous, since it only decides how long a failing run waits.
+pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
 
-fn rpc_config(bind: &str) -> RpcConfig {
+pub(crate) fn rpc_config(bind: &str) -> RpcConfig {
     RpcConfig::new(
         concat!(env!("CARGO_MANIFEST_DIR"), "/../certs/test_cert.pem"),
         bind,
@@ -27,26 +30,59 @@ fn rpc_config(bind: &str) -> RpcConfig {
 }
 
 /// Test timers, with Phi Accrual margins wide enough for a loaded CI machine.
-fn cluster_config() -> ClusterConfig {
+pub(crate) fn cluster_config() -> ClusterConfig {
     ClusterConfig::for_tests()
         .with_phi_min_std_dev(Duration::from_millis(50))
         .with_phi_acceptable_pause(Duration::from_millis(300))
 }
 
-struct Node {
-    name: String,
-    addr: SocketAddr,
-    cluster: Cluster,
-    events: ClusterEvents,
-    shutdown: ShutdownHandle,
+pub(crate) struct Node {
+    pub(crate) name: String,
+    pub(crate) addr: SocketAddr,
+    pub(crate) cluster: Cluster,
+    pub(crate) events: ClusterEvents,
+    pub(crate) shutdown: ShutdownHandle,
+    pub(crate) served: tokio::task::JoinHandle<Result<(), rpcnet_runtime::RpcError>>,
 }
 
-fn start_node(name: &str, bind: &str, seeds: &[SocketAddr]) -> Node {
+impl Node {
+    /// Replaces the subscription with a fresh one: nothing that happened before this call
+    /// (formation, earlier flaps) can satisfy a later check.
+    pub(crate) fn resubscribe(&mut self) {
+        self.events = self.cluster.subscribe();
+    }
+
+    /// Stops the node abruptly (no leave): its server stops at once, and the node with it.
+    pub(crate) async fn crash(self) {
+        self.shutdown.shutdown(Duration::ZERO);
+        let _ = self.served.await;
+    }
+}
+
+pub(crate) fn start_node(name: &str, bind: &str, seeds: &[SocketAddr]) -> Node {
+    start_node_with(
+        name,
+        bind,
+        seeds,
+        Tags::new().with("label", name).expect("small tags"),
+    )
+}
+
+pub(crate) fn start_node_with(name: &str, bind: &str, seeds: &[SocketAddr], tags: Tags) -> Node {
     let rpc = rpc_config(bind);
-    let server = RpcServer::new(rpc.clone());
-    let bound = server.bind().expect("binds");
+    // A node restarted on its port binds once the stopped one's endpoint has closed its socket.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let bound = loop {
+        match RpcServer::new(rpc.clone()).bind() {
+            Ok(bound) => break bound,
+            Err(error) if std::time::Instant::now() < deadline => {
+                let _ = error;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(error) => panic!("{name} cannot bind {bind}: {error:?}"),
+        }
+    };
     let addr = bound.local_addr();
-    let tags = Tags::new().with("label", name).expect("small tags");
     let config = NodeConfig::new(NodeId::new(name).expect("valid id"))
         .with_tags(tags)
         .with_seeds(seeds.iter().map(ToString::to_string))
@@ -54,17 +90,18 @@ fn start_node(name: &str, bind: &str, seeds: &[SocketAddr]) -> Node {
     let cluster = Cluster::start(&bound, &rpc, config).expect("node starts");
     let events = cluster.subscribe();
     let shutdown = bound.shutdown_handle();
-    tokio::spawn(bound.serve());
+    let served = tokio::spawn(bound.serve());
     Node {
         name: name.to_owned(),
         addr,
         cluster,
         events,
         shutdown,
+        served,
     }
 }
 
-async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+pub(crate) async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while !condition() {
         assert!(
@@ -75,7 +112,7 @@ async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
-fn live_names(cluster: &Cluster) -> BTreeSet<String> {
+pub(crate) fn live_names(cluster: &Cluster) -> BTreeSet<String> {
     cluster
         .live_members()
         .iter()
@@ -83,23 +120,42 @@ fn live_names(cluster: &Cluster) -> BTreeSet<String> {
         .collect()
 }
 
-/// Waits for an event about `name` that `matches` on `node`'s subscription.
-async fn expect_event(
+/// Waits until `deadline` for the next event about `name` on `node`'s subscription, skipping
+/// events about other members; panics if none comes.
+pub(crate) async fn next_event_about(
     node: &mut Node,
     name: &str,
-    what: &str,
-    matches: impl Fn(&ClusterEvent) -> bool,
-) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
+    deadline: tokio::time::Instant,
+) -> ClusterEvent {
     loop {
         let event = tokio::time::timeout_at(deadline, node.events.recv())
             .await
-            .unwrap_or_else(|_| panic!("{} never saw {what} for {name}", node.name))
+            .unwrap_or_else(|_| panic!("{} saw no event about {name} in time", node.name))
             .expect("node running");
-        if event.member().id().as_str() == name && matches(&event) {
-            return;
+        if event.member().id().as_str() == name {
+            return event;
         }
     }
+}
+
+/// Forms a cluster of `names`, the first the seed of the others, and waits until every node
+/// sees every other alive.
+pub(crate) async fn form(names: &[&str]) -> Vec<Node> {
+    let mut nodes = vec![start_node(names[0], "127.0.0.1:0", &[])];
+    let seed = nodes[0].addr;
+    for name in &names[1..] {
+        nodes.push(start_node(name, "127.0.0.1:0", &[seed]));
+    }
+    let all: BTreeSet<String> = names.iter().map(|n| n.to_string()).collect();
+    for node in &nodes {
+        let mut others = all.clone();
+        others.remove(&node.name);
+        eventually(&format!("{} to see every other node", node.name), || {
+            live_names(&node.cluster) == others
+        })
+        .await;
+    }
+    nodes
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,18 +187,27 @@ async fn five_nodes_form_a_cluster_detect_a_crash_and_see_the_restart() {
         assert_eq!(member.tags().get("label"), Some(member.id().as_str()));
     }
 
+    // Fresh subscriptions after formation, and node-3's incarnation as each node holds it:
+    // nothing from formation can satisfy the checks below.
+    let mut before = Vec::new();
+    for node in &mut nodes {
+        node.resubscribe();
+        before.push(node.cluster.member("node-3").map_or(0, |m| m.incarnation()));
+    }
     // Stop node-3 abruptly: no leave, its endpoint and node task simply go away.
     let victim = nodes.remove(3);
+    before.remove(3);
     let victim_addr = victim.addr;
-    victim.shutdown.shutdown(Duration::ZERO);
-    drop(victim);
+    victim.crash().await;
+    let bound = cluster_config().detection_bound(5) * 2;
+    let detect_by = tokio::time::Instant::now() + bound;
     for node in &mut nodes {
-        expect_event(node, "node-3", "NodeFailed", |e| {
-            matches!(e, ClusterEvent::NodeFailed(_))
-        })
-        .await;
-    }
-    for node in &nodes {
+        let event = next_event_about(node, "node-3", detect_by).await;
+        assert!(
+            matches!(event, ClusterEvent::NodeFailed(_)),
+            "{}: first event about node-3 after the crash was {event:?}, not NodeFailed within {bound:?}",
+            node.name
+        );
         assert!(
             !node.cluster.is_alive("node-3"),
             "{} still sees node-3 alive",
@@ -150,25 +215,30 @@ async fn five_nodes_form_a_cluster_detect_a_crash_and_see_the_restart() {
         );
     }
 
-    // It restarts on the same port and every node sees it come back.
+    // It restarts on the same port and every node sees it come back at a higher incarnation.
     let restarted = start_node("node-3", &victim_addr.to_string(), &[seed_addr]);
     assert_eq!(restarted.addr, victim_addr);
-    for node in &mut nodes {
-        expect_event(node, "node-3", "its return", |e| {
-            matches!(
-                e,
-                ClusterEvent::NodeRecovered(_) | ClusterEvent::NodeJoined(_)
-            )
-        })
-        .await;
+    let back_by = tokio::time::Instant::now() + PATIENCE;
+    for (node, before) in nodes.iter_mut().zip(&before) {
+        let event = next_event_about(node, "node-3", back_by).await;
+        let ClusterEvent::NodeRecovered(member) = &event else {
+            panic!(
+                "{}: after NodeFailed, {event:?} instead of NodeRecovered",
+                node.name
+            );
+        };
+        assert!(
+            member.incarnation() > *before,
+            "{}: node-3 returned at incarnation {}, it held {before} before the crash",
+            node.name,
+            member.incarnation()
+        );
     }
     let others: BTreeSet<String> = all.iter().filter(|n| **n != "node-3").cloned().collect();
     eventually("the restarted node to see everyone", || {
         live_names(&restarted.cluster) == others
     })
     .await;
-    let member = nodes[0].cluster.member("node-3").expect("known");
-    assert!(member.incarnation() > 0, "the return is a new incarnation");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,6 +254,8 @@ async fn garbage_sent_to_a_node_does_not_disturb_membership() {
         .await;
     }
 
+    // From here on, nothing may be reported failed.
+    let mut events = a.cluster.subscribe();
     // Raw UDP garbage at the port.
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await
@@ -212,7 +284,6 @@ async fn garbage_sent_to_a_node_does_not_disturb_membership() {
     }
 
     // a still sees everyone, and still takes part: a tag change from c reaches it.
-    let mut events = a.cluster.subscribe();
     c.cluster
         .set_tags(Tags::new().with("zone", "eu").expect("small tags"))
         .await

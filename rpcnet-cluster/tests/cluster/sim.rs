@@ -3,7 +3,19 @@
 //! Many [`Swim`] cores run on one virtual clock: a fixed base `Instant` plus a virtual
 //! offset, and a priority queue of timer expiries, message deliveries and stall ends ordered
 //! by (time, insertion order). The network draws latency and loss from one seeded RNG and
-//! drops messages across partitions (symmetric groups) and blocked links (one-way). Nodes can
+//! drops messages across partitions (symmetric groups) and blocked links (one-way).
+//!
+//! Every message is encoded, counted in bytes (with the QUIC shell's gossip envelope) and
+//! decoded with the real decoder and its limits before delivery; a message the decoder
+//! rejects is not delivered and is counted in [`Sim::rejected`].
+//!
+//! Loss is either a silent drop ([`LossModel::Drop`], datagrams) or, as over QUIC,
+//! retransmission ([`LossModel::Retransmit`]): each lost copy is sent again after a probe
+//! timeout that doubles with every loss of the same message, and a message is delivered with
+//! the delay of its copies — unless it has not arrived by the shell's send timeout, when the
+//! shell gives up on it. Each node, like the shell, holds at most `max_in_flight` sends in
+//! flight (from the send until the acknowledgement returns, or until the send timeout for one
+//! that never arrives — to a crashed or unreachable node) and drops sends beyond that. Nodes can
 //! crash (state dropped, messages to them lost), restart on the same address and id, and
 //! stall (no timers or messages processed; what arrives meanwhile is read after the stall,
 //! after the node's overdue timers, as a paused process would). One seed gives one event log.
@@ -19,12 +31,30 @@ use rpcnet_cluster::{
     ClusterConfig, ClusterEvent, Member, MemberState, Message, NodeId, Swim, Tags,
 };
 
+/// What a lost packet becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LossModel {
+    /// The message is gone (unreliable datagrams).
+    Drop,
+    /// The message is late (QUIC retransmits it), or gone if it misses the send timeout.
+    Retransmit,
+}
+
 /// What the network does to each message.
 #[derive(Debug, Clone)]
 pub(crate) struct Net {
     pub(crate) latency_min: Duration,
     pub(crate) latency_max: Duration,
     pub(crate) loss: f64,
+    pub(crate) model: LossModel,
+    /// QUIC's peer ack delay, part of its probe timeout (quinn's default: 25 ms).
+    pub(crate) max_ack_delay: Duration,
+    /// How long the shell waits for a send before giving up: `max(P, 500 ms)`, as
+    /// `src/node/driver.rs` sets it.
+    pub(crate) send_timeout: Duration,
+    /// Sends a node holds in flight at once; more are dropped (`MAX_SENDS_IN_FLIGHT` of the
+    /// shell).
+    pub(crate) max_in_flight: usize,
 }
 
 impl Net {
@@ -33,6 +63,22 @@ impl Net {
             latency_min: Duration::from_micros(500),
             latency_max: Duration::from_millis(5),
             loss: 0.0,
+            model: LossModel::Drop,
+            max_ack_delay: Duration::from_millis(25),
+            send_timeout: Duration::from_secs(1),
+            max_in_flight: 512,
+        }
+    }
+
+    /// The network as the QUIC shell sees it with `config`'s timers: loss is
+    /// retransmission, sends time out as the shell's do.
+    pub(crate) fn quic(config: &ClusterConfig) -> Self {
+        Self {
+            model: LossModel::Retransmit,
+            send_timeout: config
+                .health_check_interval()
+                .max(Duration::from_millis(500)),
+            ..Self::lan()
         }
     }
 
@@ -40,6 +86,12 @@ impl Net {
         self.loss = loss;
         self
     }
+}
+
+/// Bytes of the shell's gossip envelope around an encoded message: version, address length
+/// and the simulated address `10.x.y.z:7946`.
+fn envelope_len(addr: SocketAddr) -> usize {
+    2 + addr.to_string().len()
 }
 
 /// The kind of a logged event.
@@ -74,6 +126,8 @@ struct Node {
     timers_run: bool,
     backlog: Vec<(SocketAddr, Message)>,
     starts: u64,
+    /// When each send in flight completes (acknowledged or timed out).
+    in_flight: BinaryHeap<Reverse<Duration>>,
 }
 
 enum Action {
@@ -124,6 +178,15 @@ pub(crate) struct Sim {
     blocked: BTreeSet<(usize, usize)>,
     /// Messages sent by each node since the last [`Sim::reset_counters`].
     pub(crate) sent: Vec<u64>,
+    /// Bytes (encoded message plus gossip envelope) sent by each node since the last
+    /// [`Sim::reset_counters`].
+    pub(crate) sent_bytes: Vec<u64>,
+    /// Sends dropped because `max_in_flight` were in flight, since the last reset.
+    pub(crate) dropped_in_flight: u64,
+    /// Messages that missed the send timeout after retransmissions, since the last reset.
+    pub(crate) timed_out: u64,
+    /// Messages the decoder rejected (never delivered), since the start.
+    pub(crate) rejected: u64,
     /// Events processed (timers, deliveries, resumes) since the start.
     pub(crate) steps: u64,
 }
@@ -163,6 +226,7 @@ impl Sim {
                 timers_run: false,
                 backlog: Vec::new(),
                 starts: 0,
+                in_flight: BinaryHeap::new(),
             })
             .collect();
         Self {
@@ -179,6 +243,10 @@ impl Sim {
             groups: None,
             blocked: BTreeSet::new(),
             sent: vec![0; n],
+            sent_bytes: vec![0; n],
+            dropped_in_flight: 0,
+            timed_out: 0,
+            rejected: 0,
             steps: 0,
         }
     }
@@ -193,6 +261,22 @@ impl Sim {
             Duration::from_millis(10),
             Duration::from_secs(20),
         )
+    }
+
+    /// `n` nodes over the QUIC model ([`Net::quic`]) at `loss`, started 10 ms apart,
+    /// settled for 20 s (without loss, so the cluster is whole when the test begins).
+    pub(crate) fn settled_quic(seed: u64, n: usize, config: ClusterConfig, loss: f64) -> Self {
+        let net = Net::quic(&config);
+        let mut sim = Self::bootstrap(
+            seed,
+            n,
+            config,
+            net,
+            Duration::from_millis(10),
+            Duration::from_secs(20),
+        );
+        sim.net.loss = loss;
+        sim
     }
 
     /// Starts every node, one every `stagger`, each joining through nodes 0–2, then runs
@@ -257,6 +341,7 @@ impl Sim {
         node.timer = None;
         node.stalled_until = None;
         node.backlog.clear();
+        node.in_flight.clear();
         self.flush(i);
     }
 
@@ -333,6 +418,12 @@ impl Sim {
         swim.member(&self.nodes[member].id)
     }
 
+    /// Whether `observer` holds `member` as `Alive` (not merely suspect).
+    pub(crate) fn sees_alive(&self, observer: usize, member: usize) -> bool {
+        self.state(observer, member)
+            .is_some_and(|m| m.state() == MemberState::Alive)
+    }
+
     /// Whether `observer` counts `member` in the cluster (alive or merely suspect).
     pub(crate) fn sees_live(&self, observer: usize, member: usize) -> bool {
         self.state(observer, member)
@@ -346,6 +437,9 @@ impl Sim {
 
     pub(crate) fn reset_counters(&mut self) {
         self.sent.iter_mut().for_each(|c| *c = 0);
+        self.sent_bytes.iter_mut().for_each(|c| *c = 0);
+        self.dropped_in_flight = 0;
+        self.timed_out = 0;
     }
 
     fn schedule(&mut self, at: Duration, action: Action) {
@@ -390,38 +484,85 @@ impl Sim {
         }
         let from = self.nodes[i].addr;
         for t in out {
-            self.sent[i] += 1;
-            let Some(to) = index_of(t.to).filter(|&to| to < self.nodes.len()) else {
-                continue;
-            };
-            if self.net.loss > 0.0 && self.rng.gen_bool(self.net.loss) {
-                continue;
-            }
-            if self.blocked.contains(&(i, to)) {
-                continue;
-            }
-            if let Some(groups) = &self.groups {
-                if groups[i] != groups[to] {
-                    continue;
-                }
-            }
-            let latency = self
-                .rng
-                .gen_range(self.net.latency_min..=self.net.latency_max);
-            self.schedule(
-                self.now + latency,
-                Action::Deliver {
-                    to,
-                    from,
-                    msg: t.msg,
-                },
-            );
+            self.transmit(i, from, t.to, &t.msg);
         }
         if deadline != self.nodes[i].timer {
             self.nodes[i].timer = deadline;
             if let Some(at) = deadline {
                 self.schedule(at, Action::Timer(i));
             }
+        }
+    }
+
+    /// Sends one message from node `i` through the network model.
+    fn transmit(&mut self, i: usize, from: SocketAddr, to_addr: SocketAddr, msg: &Message) {
+        let now = self.now;
+        let retransmit = self.net.model == LossModel::Retransmit;
+        if retransmit {
+            let in_flight = &mut self.nodes[i].in_flight;
+            while in_flight.peek().is_some_and(|Reverse(done)| *done <= now) {
+                in_flight.pop();
+            }
+            if in_flight.len() >= self.net.max_in_flight {
+                self.dropped_in_flight += 1;
+                return;
+            }
+        }
+        let bytes = msg.encode();
+        let size = (bytes.len() + envelope_len(from)) as u64;
+        self.sent[i] += 1;
+        let to = index_of(to_addr).filter(|&to| to < self.nodes.len());
+        let reachable = to.is_some_and(|to| {
+            !self.blocked.contains(&(i, to)) && self.groups.as_ref().is_none_or(|g| g[i] == g[to])
+        });
+        let latency = self
+            .rng
+            .gen_range(self.net.latency_min..=self.net.latency_max);
+        // When the message arrives, if it does.
+        let arrival = if retransmit {
+            // QUIC's probe timeout: smoothed RTT (2·latency) + 4·RTT variance (about one
+            // latency) + the peer's ack delay, doubling after each loss. Every copy sent
+            // counts in the bytes.
+            let mut pto = latency * 2 + latency * 4 + self.net.max_ack_delay;
+            let mut waited = Duration::ZERO;
+            loop {
+                if waited + latency > self.net.send_timeout {
+                    break None;
+                }
+                self.sent_bytes[i] += size;
+                if !(self.net.loss > 0.0 && self.rng.gen_bool(self.net.loss)) {
+                    break Some(waited + latency);
+                }
+                waited += pto;
+                pto *= 2;
+            }
+        } else {
+            self.sent_bytes[i] += size;
+            if self.net.loss > 0.0 && self.rng.gen_bool(self.net.loss) {
+                None
+            } else {
+                Some(latency)
+            }
+        };
+        let arrival = arrival.filter(|_| reachable);
+        if retransmit {
+            // A send holds its slot until acknowledged (one latency after arrival), or until
+            // the shell's timeout when it never arrives; one past the timeout is cut short.
+            let done = match arrival {
+                Some(at) => (at + latency).min(self.net.send_timeout),
+                None => {
+                    self.timed_out += 1;
+                    self.net.send_timeout
+                }
+            };
+            self.nodes[i].in_flight.push(Reverse(now + done));
+        }
+        let (Some(to), Some(arrival)) = (to, arrival) else {
+            return;
+        };
+        match Message::decode(&bytes) {
+            Ok(msg) => self.schedule(now + arrival, Action::Deliver { to, from, msg }),
+            Err(_) => self.rejected += 1,
         }
     }
 

@@ -19,9 +19,19 @@ use rpcnet_cluster::ClusterConfig;
 /// Runs `n` nodes for `span` while 5% of them (chosen by `seed`) repeatedly stall for 1–5 s,
 /// with 1–10 s between stalls; returns the `NodeFailed` events about members that never
 /// stall.
-fn false_failures(seed: u64, n: usize, span: Duration, lifeguard: bool) -> usize {
+/// `quic_loss` runs the network as QUIC (loss is retransmission) at that loss rate.
+fn false_failures(
+    seed: u64,
+    n: usize,
+    span: Duration,
+    lifeguard: bool,
+    quic_loss: Option<f64>,
+) -> usize {
     let config = ClusterConfig::for_tests().with_lifeguard(lifeguard);
-    let mut sim = Sim::settled_lan(seed, n, config);
+    let mut sim = match quic_loss {
+        None => Sim::settled_lan(seed, n, config),
+        Some(loss) => Sim::settled_quic(seed, n, config, loss),
+    };
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x57a11);
     let stalling = (n / 20).max(1);
     let start = sim.now();
@@ -50,16 +60,25 @@ fn false_failures(seed: u64, n: usize, span: Duration, lifeguard: bool) -> usize
         .count()
 }
 
-fn compare(seeds: std::ops::Range<u64>, n: usize, span: Duration) -> (usize, usize) {
+fn compare(
+    seeds: std::ops::Range<u64>,
+    n: usize,
+    span: Duration,
+    quic_loss: Option<f64>,
+) -> (usize, usize) {
     let (mut on, mut off) = (0, 0);
     for seed in seeds {
-        on += false_failures(seed, n, span, true);
-        off += false_failures(seed, n, span, false);
+        on += false_failures(seed, n, span, true, quic_loss);
+        off += false_failures(seed, n, span, false, quic_loss);
     }
     #[allow(clippy::print_stderr)] // the closing note reports these numbers
     {
         eprintln!(
-            "lifeguard, {n} nodes, {span:?}: {on} false failures with Lifeguard, {off} without"
+            "lifeguard, {n} nodes, {span:?}, {}: {on} false failures with Lifeguard, {off} without",
+            quic_loss.map_or("no loss".to_owned(), |l| format!(
+                "{:.0}% loss as QUIC retransmission",
+                l * 100.0
+            ))
         );
     }
     (on, off)
@@ -67,7 +86,7 @@ fn compare(seeds: std::ops::Range<u64>, n: usize, span: Duration) -> (usize, usi
 
 #[test]
 fn lifeguard_makes_false_failures_from_stalled_nodes_at_least_ten_times_rarer() {
-    let (on, off) = compare(0..2, 100, Duration::from_secs(300));
+    let (on, off) = compare(0..2, 100, Duration::from_secs(300), None);
     assert!(
         off >= 10,
         "the scenario must provoke false failures without Lifeguard: {off}"
@@ -78,7 +97,31 @@ fn lifeguard_makes_false_failures_from_stalled_nodes_at_least_ten_times_rarer() 
 #[test]
 #[ignore = "sweep: 10 seeds × 200 nodes × 10 simulated minutes; run with --release -- --ignored"]
 fn lifeguard_makes_false_failures_at_least_ten_times_rarer_over_10_seeds() {
-    let (on, off) = compare(0..10, 200, Duration::from_secs(600));
+    let (on, off) = compare(0..10, 200, Duration::from_secs(600), None);
+    assert!(
+        off >= 10,
+        "the scenario must provoke false failures without Lifeguard: {off}"
+    );
+    assert!(on * 10 <= off, "{on} with Lifeguard vs {off} without");
+}
+
+#[test]
+#[ignore = "2 seeds × 100 nodes × 5 simulated minutes at 10% loss as QUIC retransmission (a minute in debug); run with --release -- --ignored"]
+fn lifeguard_makes_false_failures_at_least_ten_times_rarer_at_10_percent_loss_as_quic_retransmission(
+) {
+    let (on, off) = compare(0..2, 100, Duration::from_secs(300), Some(0.1));
+    assert!(
+        off >= 10,
+        "the scenario must provoke false failures without Lifeguard: {off}"
+    );
+    assert!(on * 10 <= off, "{on} with Lifeguard vs {off} without");
+}
+
+#[test]
+#[ignore = "sweep: 10 seeds × 200 nodes × 10 simulated minutes at 10% loss as QUIC retransmission; run with --release -- --ignored"]
+fn lifeguard_makes_false_failures_at_least_ten_times_rarer_at_10_percent_loss_as_quic_retransmission_over_10_seeds(
+) {
+    let (on, off) = compare(0..10, 200, Duration::from_secs(600), Some(0.1));
     assert!(
         off >= 10,
         "the scenario must provoke false failures without Lifeguard: {off}"

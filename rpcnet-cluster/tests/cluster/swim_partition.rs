@@ -36,12 +36,27 @@ fn heal_time(seed: u64, n: usize) -> (Option<Duration>, Duration) {
         "seed {seed}: the split was detected"
     );
     sim.heal();
+    let healed_from = sim.log.len();
     let took = sim.run_until_true(
         Duration::from_millis(250),
         interval * 3,
         everyone_sees_everyone_alive,
     );
     sim::check_event_order(&sim.log).expect("events in order");
+    // Healed without a rejoin: each node reports each member of the other side recovered
+    // exactly once (a rejoin after forgetting it would be a `NodeJoined`), and nothing else.
+    if took.is_some() {
+        for i in 0..n {
+            for j in (0..n).filter(|&j| j % 2 != i % 2) {
+                let kinds: Vec<Kind> = sim.log[healed_from..]
+                    .iter()
+                    .filter(|e| e.observer == i && e.member == j)
+                    .map(|e| e.kind)
+                    .collect();
+                assert_eq!(kinds, [Kind::Recovered], "seed {seed}: node {i} about {j}");
+            }
+        }
+    }
     (took, interval)
 }
 
