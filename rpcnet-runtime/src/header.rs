@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use crate::context::Deadline;
 use crate::error::{Code, ProtocolError, RpcError, Status};
 use crate::frame::{put_frame_header, FrameType, STREAM_KIND_RPC};
 
@@ -157,11 +156,10 @@ pub(crate) fn request_header_len(method: &str, metadata: &Metadata) -> usize {
 pub(crate) fn put_request_start(
     out: &mut BytesMut,
     method: &str,
-    deadline: Option<Deadline>,
+    remaining: Option<Duration>,
     metadata: &Metadata,
 ) -> Result<(), RpcError> {
     check_header(method, metadata)?;
-    let remaining = deadline.map(|d| d.remaining);
     out.put_u8(STREAM_KIND_RPC);
     put_frame_header(out, FrameType::Header, request_header_len(method, metadata));
     write_request_header(out, method, remaining, metadata);

@@ -167,7 +167,12 @@ pub(super) fn start_single_request(
     put_body: impl FnOnce(&mut Segments, usize) -> Result<(), RpcError>,
 ) -> Result<Frozen, RpcError> {
     let mut out = Segments::with_capacity(256);
-    put_request_start(out.buf(), method, deadline, &options.metadata)?;
+    put_request_start(
+        out.buf(),
+        method,
+        deadline.map(|d| d.remaining),
+        &options.metadata,
+    )?;
     put_body(&mut out, client.config().max_message_size)?;
     put_frame(out.buf(), FrameType::End, &[]);
     Ok(out.freeze())

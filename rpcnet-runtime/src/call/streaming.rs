@@ -186,7 +186,12 @@ where
     S::Item: Serialize + Send,
 {
     let mut start = crate::buffers::message_buffer(256);
-    put_request_start(&mut start, method, deadline, &options.metadata)?;
+    put_request_start(
+        &mut start,
+        method,
+        deadline.map(|d| d.remaining),
+        &options.metadata,
+    )?;
     let (reader, guard, cancel) = open_call(client, Frozen::One([start.freeze()]), false).await?;
     let guard = guard.ok_or(RpcError::Cancelled)?;
     let (done_tx, done_rx) = oneshot::channel();
