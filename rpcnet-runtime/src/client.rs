@@ -71,7 +71,7 @@ impl FromClient for RpcClient {
 
 /// A client-side QUIC endpoint (one UDP socket) that many [`RpcClient`]s can share, each
 /// with its own connection. Useful for a process that talks to many servers, such as a
-/// cluster node gossiping with its peers. Cheap to clone.
+/// cluster node talking to its peers. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct ClientEndpoint {
     endpoint: s2n_quic::Client,

@@ -163,8 +163,8 @@ impl RpcConfig {
     /// Mutual TLS (default off). A server then refuses, in the handshake, every client that
     /// does not present a certificate signed by the certificate authority (or, without
     /// one, the configured certificate), so that nobody else can call it or send it one-way
-    /// messages such as a cluster's gossip; a client presents its configured certificate
-    /// and key. Both sides need a key ([`with_key_path`](Self::with_key_path)).
+    /// messages (a cluster's membership protocol, for example); a client presents its
+    /// configured certificate and key. Both sides need a key ([`with_key_path`](Self::with_key_path)).
     pub fn with_mutual_tls(mut self, enabled: bool) -> Self {
         self.mutual_tls = enabled;
         self

@@ -1,7 +1,7 @@
 //! The runtime of [rpcnet](https://docs.rs/rpcnet): QUIC transport (s2n-quic, TLS 1.3), the
 //! `rpcnet/1` wire format, MessagePack codec, clients, servers, the four call kinds,
 //! deadlines, cancellation, typed errors, and one-way messages for layers above (such as
-//! a cluster's gossip).
+//! a cluster's membership protocol).
 //!
 //! Most users depend on the `rpcnet` facade crate, which re-exports the items of this
 //! crate that services and their callers use and adds the `#[rpcnet::service]` macro. The

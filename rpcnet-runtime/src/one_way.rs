@@ -1,5 +1,6 @@
 //! One-way messages: unidirectional streams of a kind a layer above the runtime registers
-//! (a cluster's gossip, for example), delivered to a bounded inbox without an answer.
+//! (a cluster's membership protocol, for example), delivered to a bounded inbox without
+//! an answer.
 //!
 //! A one-way stream is the kind byte, one DATA frame and the end of the stream. Kinds below
 //! [`FIRST_ONE_WAY_KIND`] are the runtime's own (calls, cancels); every other kind belongs

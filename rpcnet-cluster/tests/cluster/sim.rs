@@ -1,5 +1,8 @@
 //! A deterministic network simulator for the SWIM core.
 //!
+//! One file over the usual size because it is one cohesive state machine: the event queue,
+//! the network model and the nodes' timers all advance together on one virtual clock.
+//!
 //! Many [`Swim`] cores run on one virtual clock: a fixed base `Instant` plus a virtual
 //! offset, and a priority queue of timer expiries, message deliveries and stall ends ordered
 //! by (time, insertion order). The network draws latency and loss from one seeded RNG and
