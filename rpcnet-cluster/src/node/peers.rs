@@ -10,11 +10,11 @@ use rpcnet_runtime::{ClientEndpoint, RpcClient, RpcConfig};
 /// The peer clients, at most `capacity` of them; the least recently used goes first.
 #[derive(Debug)]
 pub(super) struct PeerClients {
-    clients: HashMap<SocketAddr, RpcClient>,
-    /// Addresses from least to most recently used (with stale entries for addresses used
-    /// again since, skipped when they come up).
+    /// Each client and the tick of its last use.
+    clients: HashMap<SocketAddr, (RpcClient, u64)>,
+    /// Uses from oldest to newest; an entry whose tick is no longer its client's last use
+    /// is stale and skipped.
     order: VecDeque<(SocketAddr, u64)>,
-    uses: HashMap<SocketAddr, u64>,
     tick: u64,
     capacity: usize,
 }
@@ -34,7 +34,6 @@ impl PeerClients {
         PeerClients {
             clients: HashMap::new(),
             order: VecDeque::new(),
-            uses: HashMap::new(),
             tick: 0,
             capacity: capacity.max(1),
         }
@@ -52,26 +51,22 @@ impl PeerClients {
             return None;
         }
         self.tick += 1;
-        self.uses.insert(addr, self.tick);
         self.order.push_back((addr, self.tick));
-        if !self.clients.contains_key(&addr) {
-            while self.clients.len() >= self.capacity {
-                self.evict_least_recent();
-            }
-            self.clients
-                .insert(addr, RpcClient::lazy(endpoint, addr, config.clone()));
-        }
-        // Stale order entries are at most one per use; keep them from piling up.
-        if self.order.len() > 4 * self.capacity.max(self.clients.len()) {
+        if let Some((client, used)) = self.clients.get_mut(&addr) {
+            *used = self.tick;
+            let client = client.clone();
             self.compact();
+            return Some(client);
         }
-        self.clients.get(&addr).cloned()
+        while self.clients.len() >= self.capacity && self.evict_least_recent() {}
+        let client = RpcClient::lazy(endpoint, addr, config.clone());
+        self.clients.insert(addr, (client.clone(), self.tick));
+        Some(client)
     }
 
     /// Forgets the client of `addr` (its peer failed or left: a return gets a fresh one).
     pub(super) fn remove(&mut self, addr: &SocketAddr) {
         self.clients.remove(addr);
-        self.uses.remove(addr);
     }
 
     /// How many clients are kept.
@@ -80,24 +75,29 @@ impl PeerClients {
         self.clients.len()
     }
 
-    fn evict_least_recent(&mut self) {
+    /// Drops the least recently used client; `false` if there was none to drop.
+    fn evict_least_recent(&mut self) -> bool {
         while let Some((addr, tick)) = self.order.pop_front() {
-            if self.uses.get(&addr) == Some(&tick) {
-                self.uses.remove(&addr);
+            if self
+                .clients
+                .get(&addr)
+                .is_some_and(|(_, used)| *used == tick)
+            {
                 self.clients.remove(&addr);
-                return;
+                return true;
             }
         }
-        // The order lost track (cannot happen while every use is recorded): drop any one.
-        if let Some(addr) = self.clients.keys().next().copied() {
-            self.remove(&addr);
-        }
+        false
     }
 
+    /// Drops stale uses once they outnumber the clients a few times over, so that the
+    /// order stays proportional to the table.
     fn compact(&mut self) {
-        let uses = &self.uses;
-        self.order
-            .retain(|(addr, tick)| uses.get(addr) == Some(tick));
+        if self.order.len() > 4 * self.capacity {
+            let clients = &self.clients;
+            self.order
+                .retain(|(addr, tick)| clients.get(addr).is_some_and(|(_, used)| used == tick));
+        }
     }
 }
 

@@ -242,13 +242,29 @@ async fn a_call_past_its_deadline_fails_with_deadline_exceeded_and_its_handler_i
     assert_eq!(ms, 10);
 }
 
-#[tokio::test]
-async fn the_clients_default_deadline_bounds_calls_without_a_timeout_of_their_own() {
-    let mut server = RpcServer::new(config("127.0.0.1:0"));
+/// Registers `Ctx.remaining`, which answers the time its handler sees left to its deadline.
+fn register_remaining(server: &mut RpcServer) {
     server.register("Ctx.remaining", |ctx: CallContext, _req| async move {
         let micros = ctx.remaining().map_or(0, |r| r.as_micros() as u64);
         Ok(Bytes::from(micros.to_be_bytes().to_vec()))
     });
+}
+
+/// Calls `Ctx.remaining` with `options`: the time the handler saw left.
+async fn remaining_seen(client: &RpcClient, options: CallOptions) -> Duration {
+    let reply = client
+        .call_raw("Ctx.remaining", Bytes::new(), options)
+        .await
+        .expect("call succeeds");
+    Duration::from_micros(u64::from_be_bytes(
+        reply[..].try_into().expect("eight bytes"),
+    ))
+}
+
+#[tokio::test]
+async fn the_clients_default_deadline_bounds_calls_without_a_timeout_of_their_own() {
+    let mut server = RpcServer::new(config("127.0.0.1:0"));
+    register_remaining(&mut server);
     server.register("Ctx.hang", |_ctx, _req: Bytes| async move {
         std::future::pending::<()>().await;
         Ok(Bytes::new())
@@ -260,29 +276,17 @@ async fn the_clients_default_deadline_bounds_calls_without_a_timeout_of_their_ow
     )
     .await
     .expect("connects");
-    let reply = client
-        .call_raw("Ctx.remaining", Bytes::new(), CallOptions::default())
-        .await
-        .expect("call succeeds");
-    let remaining = Duration::from_micros(u64::from_be_bytes(
-        reply[..].try_into().expect("eight bytes"),
-    ));
+    let remaining = remaining_seen(&client, CallOptions::default()).await;
     assert!(
         remaining > Duration::from_secs(1) && remaining <= Duration::from_secs(3),
         "the server sees the default deadline: {remaining:?} left"
     );
     // A per-call timeout overrides the default.
-    let reply = client
-        .call_raw(
-            "Ctx.remaining",
-            Bytes::new(),
-            CallOptions::default().timeout(Duration::from_secs(60)),
-        )
-        .await
-        .expect("call succeeds");
-    let remaining = Duration::from_micros(u64::from_be_bytes(
-        reply[..].try_into().expect("eight bytes"),
-    ));
+    let remaining = remaining_seen(
+        &client,
+        CallOptions::default().timeout(Duration::from_secs(60)),
+    )
+    .await;
     assert!(
         remaining > Duration::from_secs(30),
         "the per-call timeout wins: {remaining:?} left"
@@ -519,10 +523,7 @@ async fn the_servers_maximum_deadline_bounds_calls_that_set_none_or_a_longer_one
             Ok(Bytes::new())
         }
     });
-    server.register("Ctx.remaining", |ctx: CallContext, _req| async move {
-        let micros = ctx.remaining().map_or(0, |r| r.as_micros() as u64);
-        Ok(Bytes::from(micros.to_be_bytes().to_vec()))
-    });
+    register_remaining(&mut server);
     let server = start(server);
     let client = client(server.addr).await;
     // No deadline from the client: the server's ends the call.
@@ -537,17 +538,11 @@ async fn the_servers_maximum_deadline_bounds_calls_that_set_none_or_a_longer_one
     )
     .await;
     // A longer deadline from the client is cut to the server's.
-    let reply = client
-        .call_raw(
-            "Ctx.remaining",
-            Bytes::new(),
-            CallOptions::default().timeout(Duration::from_secs(60)),
-        )
-        .await
-        .expect("call succeeds");
-    let remaining = Duration::from_micros(u64::from_be_bytes(
-        reply[..].try_into().expect("eight bytes"),
-    ));
+    let remaining = remaining_seen(
+        &client,
+        CallOptions::default().timeout(Duration::from_secs(60)),
+    )
+    .await;
     assert!(
         remaining <= Duration::from_millis(300),
         "the handler sees the server's maximum: {remaining:?} left"

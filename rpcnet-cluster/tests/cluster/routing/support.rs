@@ -8,33 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rpcnet_cluster::{
-    Cluster, ClusterConfig, NodeConfig, NodeId, PoolEvent, PoolEvents, Tags, WorkerRegistry,
-};
+use rpcnet_cluster::{Cluster, NodeConfig, NodeId, PoolEvent, PoolEvents, Tags, WorkerRegistry};
 use rpcnet_runtime::{Code, RpcConfig, RpcServer, Status};
 use tokio::sync::{oneshot, watch};
 
 /// How long a test waits for something that must happen (not how long it should take).
 pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
 
-pub(crate) fn rpc_config(bind: &str) -> RpcConfig {
-    RpcConfig::new(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../certs/test_cert.pem"),
-        bind,
-    )
-    .with_key_path(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../certs/test_key.pem"
-    ))
-    .with_server_name("localhost")
-}
-
-/// Short test timers, with Phi Accrual margins wide enough for a loaded machine.
-pub(crate) fn cluster_config() -> ClusterConfig {
-    ClusterConfig::for_tests()
-        .with_phi_min_std_dev(Duration::from_millis(50))
-        .with_phi_acceptable_pause(Duration::from_millis(300))
-}
+pub(crate) use crate::quic_nodes::{cluster_config, rpc_config};
 
 pub(crate) fn tags(pairs: &[(&str, &str)]) -> Tags {
     pairs
