@@ -112,13 +112,18 @@ impl AsRef<[u8]> for Pooled {
 
 impl Drop for Pooled {
     fn drop(&mut self) {
-        let mut buf = std::mem::take(&mut self.0);
-        if let Ok(mut pool) = POOL.lock() {
-            if pool.bytes + buf.capacity() <= POOL_BYTES {
-                buf.clear();
-                pool.bytes += buf.capacity();
-                pool.idle.push(buf);
-            }
+        give_back(std::mem::take(&mut self.0));
+    }
+}
+
+/// Returns a buffer taken from the pool but not used (or one whose user is done with it)
+/// to the pool, if the pool has room for it.
+pub(crate) fn give_back(mut buf: Vec<u8>) {
+    if let Ok(mut pool) = POOL.lock() {
+        if pool.bytes + buf.capacity() <= POOL_BYTES {
+            buf.clear();
+            pool.bytes += buf.capacity();
+            pool.idle.push(buf);
         }
     }
 }

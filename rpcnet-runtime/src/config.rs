@@ -73,6 +73,7 @@ pub struct RpcConfig {
     pub(crate) max_message_size: usize,
     pub(crate) max_concurrent_streams: u64,
     pub(crate) max_connections: usize,
+    pub(crate) receive_budget: (usize, usize),
     pub(crate) stream_window: u64,
     pub(crate) connection_window: u64,
     pub(crate) send_buffer_size: u32,
@@ -91,6 +92,14 @@ pub const DEFAULT_MAX_DEADLINE: Duration = Duration::from_secs(3600);
 
 /// The default number of connections a server serves at once: 4,096.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+
+/// The default most bytes of requests a server holds on behalf of one connection: 8 MiB
+/// (see [`RpcConfig::with_receive_budget`]).
+pub const DEFAULT_RECEIVE_BUDGET_PER_CONNECTION: usize = 8 * 1024 * 1024;
+
+/// The default most bytes of requests a server holds on behalf of all its connections
+/// together: 16 MiB (see [`RpcConfig::with_receive_budget`]).
+pub const DEFAULT_RECEIVE_BUDGET_PER_SERVER: usize = 16 * 1024 * 1024;
 
 /// The default maximum size of one encoded message: 4 MiB.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
@@ -125,6 +134,10 @@ impl RpcConfig {
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             max_concurrent_streams: 1024,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            receive_budget: (
+                DEFAULT_RECEIVE_BUDGET_PER_CONNECTION,
+                DEFAULT_RECEIVE_BUDGET_PER_SERVER,
+            ),
             stream_window: 4 * 1024 * 1024,
             connection_window: 16 * 1024 * 1024,
             send_buffer_size: 1024 * 1024,
@@ -245,6 +258,23 @@ impl RpcConfig {
     /// connections already served are not disturbed.
     pub fn with_max_connections(mut self, connections: usize) -> Self {
         self.max_connections = connections.max(1);
+        self
+    }
+
+    /// The most bytes of requests a server holds in its own buffers on behalf of one
+    /// connection (default [`DEFAULT_RECEIVE_BUDGET_PER_CONNECTION`], 8 MiB) and of all
+    /// connections together (default [`DEFAULT_RECEIVE_BUDGET_PER_SERVER`], 16 MiB).
+    ///
+    /// Counted: a request frame that spans received chunks while it is assembled (by the
+    /// capacity of its buffer, which grows with the bytes that arrive, never to a length a
+    /// peer merely announced), and the messages of a streaming request waiting for their
+    /// handler. A request that arrives in one piece, as small ones do, is not counted. A
+    /// call whose request would take its connection or the server past the budget fails
+    /// with [`Code::ResourceExhausted`](crate::Code::ResourceExhausted) and gives back what
+    /// it held; other calls go on. Each budget should leave room for the largest message
+    /// ([`with_max_message_size`](Self::with_max_message_size)).
+    pub fn with_receive_budget(mut self, per_connection: usize, per_server: usize) -> Self {
+        self.receive_budget = (per_connection.max(1), per_server.max(1));
         self
     }
 

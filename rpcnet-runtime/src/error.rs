@@ -232,6 +232,16 @@ pub enum ProtocolError {
     /// The stream ended in the middle of a frame or before the call completed.
     #[error("stream ended before the call completed")]
     Truncated,
+    /// Holding more of the request would take the server past its receive budget (see
+    /// [`RpcConfig::with_receive_budget`](crate::RpcConfig::with_receive_budget)): the call
+    /// is refused, and may be retried once the server holds less.
+    #[error("the {scope}'s receive budget of {limit} bytes is in use by requests being received")]
+    ReceiveBudgetExhausted {
+        /// `"connection"` or `"server"`: which budget is used up.
+        scope: &'static str,
+        /// That budget, in bytes.
+        limit: u64,
+    },
 }
 
 /// Everything rpcnet itself can report about a call: transport, protocol, limits, deadlines,
@@ -341,7 +351,9 @@ impl RpcError {
             RpcError::HeaderTooLarge { .. } => Code::InvalidArgument,
             RpcError::Encode(_) => Code::Internal,
             RpcError::Decode(_) => Code::InvalidArgument,
-            RpcError::Protocol(ProtocolError::FrameTooLarge { .. }) => Code::ResourceExhausted,
+            RpcError::Protocol(
+                ProtocolError::FrameTooLarge { .. } | ProtocolError::ReceiveBudgetExhausted { .. },
+            ) => Code::ResourceExhausted,
             RpcError::Protocol(_) => Code::Internal,
             RpcError::Status(status) => status.code(),
         }

@@ -12,6 +12,7 @@ use futures::{FutureExt, Stream, StreamExt};
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::sync::mpsc;
 
+use crate::budget::Charged;
 use crate::codec::{decode, encode, put_item, put_message_segments, Segments};
 use crate::context::CallContext;
 use crate::error::{Code, Status};
@@ -51,7 +52,7 @@ pub(crate) enum RequestBody {
 /// The raw request messages of a streaming-request call, fed by the server's reader.
 #[derive(Debug)]
 pub(crate) struct RequestMessages {
-    pub(crate) rx: mpsc::Receiver<Bytes>,
+    pub(crate) rx: mpsc::Receiver<Charged>,
     /// Set when a message could not be decoded; the call then fails with this status.
     pub(crate) failure: Arc<Mutex<Option<Status>>>,
 }
@@ -149,10 +150,10 @@ fn decode_stream<Req: DeserializeOwned + Send + 'static>(body: RequestBody) -> R
                 if failed {
                     return Poll::Ready(None);
                 }
-                let Some(bytes) = std::task::ready!(rx.poll_recv(cx)) else {
+                let Some(message) = std::task::ready!(rx.poll_recv(cx)) else {
                     return Poll::Ready(None);
                 };
-                match decode::<Req>(&bytes) {
+                match decode::<Req>(message.bytes()) {
                     Ok(item) => Poll::Ready(Some(item)),
                     Err(error) => {
                         // The handler sees the stream end; the call fails with this status.

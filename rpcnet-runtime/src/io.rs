@@ -1,6 +1,7 @@
 //! Reading frames from a QUIC receive stream, and mapping QUIC stream errors to [`RpcError`].
 
 use std::future::poll_fn;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, Bytes};
@@ -9,6 +10,7 @@ use s2n_quic::stream::{BidirectionalStream, Error as StreamError, ReceiveStream}
 
 use serde::de::DeserializeOwned;
 
+use crate::budget::ConnBudget;
 use crate::codec::decode_in;
 use crate::error::{ProtocolError, RpcError};
 use crate::frame::{Frame, FrameDecoder, FrameType};
@@ -102,6 +104,24 @@ impl FrameReader {
             decoder: FrameDecoder::new(max_frame_len),
             finished: false,
         }
+    }
+
+    /// A reader whose assembled frames count against a server connection's receive budget.
+    pub(crate) fn with_budget(
+        rx: impl Into<Incoming>,
+        max_frame_len: usize,
+        budget: Arc<ConnBudget>,
+    ) -> Self {
+        FrameReader {
+            rx: rx.into(),
+            decoder: FrameDecoder::with_budget(max_frame_len, Some(budget)),
+            finished: false,
+        }
+    }
+
+    /// The connection's receive budget, if the reader counts against one.
+    pub(crate) fn budget(&self) -> Option<&Arc<ConnBudget>> {
+        self.decoder.budget()
     }
 
     /// Polls for the next frame; `Ok(None)` when the peer finished the stream cleanly

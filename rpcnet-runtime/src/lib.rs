@@ -16,6 +16,7 @@
 //! - `server`, `handler`, `context`: serving calls.
 //! - `config`, `error`: what users configure and what they get back.
 
+mod budget;
 mod buffers;
 mod call;
 mod cancel;
@@ -41,7 +42,7 @@ pub use call::{
 pub use client::{ClientEndpoint, FromClient, RpcClient};
 pub use config::{
     RpcConfig, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_DEADLINE, DEFAULT_MAX_MESSAGE_SIZE,
-    DEFAULT_MAX_MTU,
+    DEFAULT_MAX_MTU, DEFAULT_RECEIVE_BUDGET_PER_CONNECTION, DEFAULT_RECEIVE_BUDGET_PER_SERVER,
 };
 pub use context::CallContext;
 pub use error::{BoxError, CallError, Code, CodecError, Never, ProtocolError, RpcError, Status};

@@ -16,8 +16,11 @@
 //! is in, before it buffers or allocates anything for the payload.
 //! `PROTOCOL.md` at the repository root documents every byte.
 
+use std::sync::Arc;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use crate::budget::ConnBudget;
 use crate::buffers;
 use crate::error::ProtocolError;
 
@@ -173,7 +176,9 @@ pub(crate) fn put_frame(out: &mut impl BufMut, kind: FrameType, payload: &[u8]) 
 /// A sans-io decoder that turns a byte stream into [`Frame`]s.
 ///
 /// Frames that arrive whole inside one received chunk are returned as slices of that chunk
-/// (no copy); only a frame split across chunks is assembled in a buffer of its own.
+/// (no copy); only a frame split across chunks is assembled in a buffer of its own. On a
+/// server, that buffer counts against the connection's receive budget (see
+/// [`crate::budget`]) for as long as the decoder holds it.
 #[derive(Debug)]
 pub(crate) struct FrameDecoder {
     /// The unread rest of the latest chunk, while no frame is being assembled.
@@ -181,7 +186,20 @@ pub(crate) struct FrameDecoder {
     /// A frame spanning chunks being put together: boxed, so that the decoder every call's
     /// reader holds stays small, and kept once made, so that its buffer is reused.
     assembly: Option<Box<Assembly>>,
+    /// What assembled frames count against, if anything.
+    budget: Option<Arc<ConnBudget>>,
     max_frame_len: usize,
+}
+
+/// The capacity a large frame's buffer grows to for `take` more bytes: by doubling, as a
+/// `Vec` does, but never past the frame's length.
+fn grown_capacity(large: &[u8], capacity: usize, take: usize, frame_len: usize) -> usize {
+    let needed = large.len() + take;
+    if needed > capacity {
+        (capacity * 2).clamp(needed, frame_len.max(needed))
+    } else {
+        capacity
+    }
 }
 
 /// A frame (or frame header) that spans chunks, being put together.
@@ -191,8 +209,13 @@ struct Assembly {
     partial: BytesMut,
     /// A large frame, assembled in a pooled buffer instead of `partial`.
     large: Option<Vec<u8>>,
+    /// Whether `large` came from the pool (its memory was there before this frame) rather
+    /// than being allocated for this frame.
+    large_pooled: bool,
     /// The header of the frame being assembled, once it is all in.
     pending: Option<(FrameType, usize)>,
+    /// Bytes counted against the receive budget for these buffers.
+    charged: usize,
 }
 
 impl Assembly {
@@ -202,10 +225,8 @@ impl Assembly {
         let take = want.min(current.len());
         match &mut self.large {
             Some(large) => {
-                // Grows by doubling, as a `Vec` does, but never past the frame's length.
-                let needed = large.len() + take;
-                if needed > large.capacity() {
-                    let grown = (large.capacity() * 2).clamp(needed, frame_len.max(needed));
+                let grown = grown_capacity(large, large.capacity(), take, frame_len);
+                if grown > large.capacity() {
                     large.reserve_exact(grown - large.len());
                 }
                 large.extend_from_slice(&current[..take]);
@@ -213,6 +234,55 @@ impl Assembly {
             None => self.partial.extend_from_slice(&current[..take]),
         }
         current.advance(take);
+    }
+
+    /// What the buffers hold on the peer's behalf: their capacity, except a pooled buffer's,
+    /// which counts only the bytes that arrived (its memory was not allocated for the peer,
+    /// and announcing a length must not cost the budget anything).
+    fn footprint(&self) -> usize {
+        self.partial.capacity()
+            + self.large.as_ref().map_or(0, |large| {
+                if self.large_pooled {
+                    large.len()
+                } else {
+                    large.capacity()
+                }
+            })
+    }
+
+    /// The footprint once `take` more bytes of a `frame_len`-byte frame are in: counted
+    /// before a large buffer grows, so that the growth is paid for before it is allocated.
+    fn footprint_after(&self, take: usize, frame_len: usize) -> usize {
+        match &self.large {
+            Some(large) if !self.large_pooled => {
+                self.partial.capacity() + grown_capacity(large, large.capacity(), take, frame_len)
+            }
+            Some(large) => self.partial.capacity() + large.len() + take,
+            None => self.partial.capacity().max(self.partial.len() + take),
+        }
+    }
+
+    /// Makes what is counted against `budget` equal `footprint`.
+    fn settle(
+        &mut self,
+        budget: Option<&ConnBudget>,
+        footprint: usize,
+    ) -> Result<(), ProtocolError> {
+        let Some(budget) = budget else {
+            return Ok(());
+        };
+        if footprint > self.charged {
+            budget
+                .try_charge(footprint - self.charged)
+                .map_err(|exhausted| ProtocolError::ReceiveBudgetExhausted {
+                    scope: exhausted.scope,
+                    limit: exhausted.limit as u64,
+                })?;
+        } else {
+            budget.release(self.charged - footprint);
+        }
+        self.charged = footprint;
+        Ok(())
     }
 
     /// Bytes of the frame assembled so far.
@@ -229,11 +299,23 @@ impl Assembly {
 impl FrameDecoder {
     /// A decoder that refuses frames whose payload exceeds `max_frame_len` bytes.
     pub(crate) fn new(max_frame_len: usize) -> Self {
+        FrameDecoder::with_budget(max_frame_len, None)
+    }
+
+    /// A decoder whose assembled frames count against `budget`: a frame that would take it
+    /// past its limit fails with [`ProtocolError::ReceiveBudgetExhausted`].
+    pub(crate) fn with_budget(max_frame_len: usize, budget: Option<Arc<ConnBudget>>) -> Self {
         FrameDecoder {
             current: Bytes::new(),
             assembly: None,
+            budget,
             max_frame_len,
         }
+    }
+
+    /// What assembled frames count against, if anything.
+    pub(crate) fn budget(&self) -> Option<&Arc<ConnBudget>> {
+        self.budget.as_ref()
     }
 
     /// Feeds bytes received from the stream.
@@ -361,6 +443,7 @@ impl FrameDecoder {
         }
         // Slow path: a frame that spans chunks is assembled from as many bytes of the
         // current chunk as it needs; the frames after it are again read in place.
+        let budget = self.budget.as_deref();
         let assembly = self.assembly.get_or_insert_with(Box::default);
         let (kind, len) = match assembly.pending {
             Some(pending) => pending,
@@ -372,6 +455,8 @@ impl FrameDecoder {
                         break header;
                     }
                     if self.current.is_empty() {
+                        let footprint = assembly.footprint();
+                        assembly.settle(budget, footprint)?;
                         return Ok(None);
                     }
                     assembly.take_from(&mut self.current, 1, MAX_FRAME_HEADER_LEN);
@@ -380,20 +465,36 @@ impl FrameDecoder {
                 // A large frame goes to a reused buffer (see `crate::buffers`) if one is
                 // idle; otherwise its buffer grows as its bytes arrive, not to the length
                 // the peer announced, so a peer that announces large frames and sends
-                // little of them holds little memory.
+                // little of them holds little memory. A small one gets room for what has
+                // arrived and grows from there.
                 if len >= buffers::POOLED_FROM {
-                    assembly.large = Some(
-                        buffers::take_idle(len)
-                            .unwrap_or_else(|| Vec::with_capacity(buffers::POOLED_FROM)),
-                    );
+                    let pooled = buffers::take_idle(len);
+                    assembly.large_pooled = pooled.is_some();
+                    let fresh = buffers::POOLED_FROM.min(self.current.len().max(1));
+                    let footprint =
+                        assembly.partial.capacity() + if pooled.is_some() { 0 } else { fresh };
+                    if let Err(error) = assembly.settle(budget, footprint) {
+                        if let Some(buf) = pooled {
+                            buffers::give_back(buf);
+                        }
+                        return Err(error);
+                    }
+                    assembly.large = Some(pooled.unwrap_or_else(|| Vec::with_capacity(fresh)));
                 } else {
-                    assembly.partial.reserve(len);
+                    let room = len.min(self.current.len());
+                    assembly.settle(budget, assembly.partial.capacity().max(room))?;
+                    assembly.partial.reserve(room);
                 }
                 assembly.pending = Some((kind, len));
                 (kind, len)
             }
         };
-        assembly.take_from(&mut self.current, len - assembly.len(), len);
+        let want = len - assembly.len();
+        let footprint = assembly.footprint_after(want.min(self.current.len()), len);
+        assembly.settle(budget, footprint)?;
+        assembly.take_from(&mut self.current, want, len);
+        let footprint = assembly.footprint();
+        assembly.settle(budget, footprint)?;
         if assembly.len() < len {
             return Ok(None);
         }
@@ -402,7 +503,18 @@ impl FrameDecoder {
             Some(large) => buffers::share(large),
             None => assembly.partial.split().freeze(),
         };
+        // The frame leaves the decoder, and with it what it held.
+        let footprint = assembly.footprint();
+        assembly.settle(budget, footprint)?;
         Ok(Some(Frame { kind, payload }))
+    }
+}
+
+impl Drop for FrameDecoder {
+    fn drop(&mut self) {
+        if let (Some(budget), Some(assembly)) = (&self.budget, &self.assembly) {
+            budget.release(assembly.charged);
+        }
     }
 }
 

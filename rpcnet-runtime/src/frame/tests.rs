@@ -395,3 +395,114 @@ fn a_large_frame_holds_memory_for_the_bytes_that_arrived_not_for_its_announced_l
     assert_eq!(frame.payload.len(), ANNOUNCED);
     assert!(frame.payload.iter().all(|&b| b == 5));
 }
+
+mod budget {
+    use super::*;
+    use crate::budget::{ConnBudget, ServerBudget};
+
+    fn budgeted(limit: usize) -> (Arc<ServerBudget>, FrameDecoder) {
+        let server = ServerBudget::new(limit);
+        let conn = ConnBudget::new(limit, &server);
+        (
+            server,
+            FrameDecoder::with_budget(4 * 1024 * 1024, Some(conn)),
+        )
+    }
+
+    #[test]
+    fn frames_whole_in_their_chunk_cost_no_budget() {
+        let (server, mut decoder) = budgeted(1);
+        decoder.push(&encode(&[
+            (FrameType::Data, &[1; 500]),
+            (FrameType::End, &[]),
+        ]));
+        assert!(decoder.next_frame().expect("valid").is_some());
+        assert_eq!(server.used(), 0);
+        assert!(decoder.next_frame().expect("valid").is_some());
+    }
+
+    #[test]
+    fn an_assembled_frame_costs_what_arrived_and_gives_it_back_when_complete() {
+        // A length no other test uses, so that no idle pooled buffer fits it.
+        const ANNOUNCED: usize = 2_222_223;
+        let (server, mut decoder) = budgeted(8 * 1024 * 1024);
+        let mut wire = BytesMut::new();
+        put_frame_header(&mut wire, FrameType::Data, ANNOUNCED);
+        decoder.push(&wire);
+        assert_eq!(decoder.next_frame(), Ok(None));
+        assert!(
+            server.used() < 1024,
+            "{} bytes counted for a header alone",
+            server.used()
+        );
+        decoder.push(&[9; 100_000]);
+        assert_eq!(decoder.next_frame(), Ok(None));
+        let used = server.used();
+        assert!(
+            (100_000..=200_000).contains(&used),
+            "{used} bytes counted for 100,000 received"
+        );
+        decoder.push(&vec![9; ANNOUNCED - 100_000]);
+        let frame = decoder.next_frame().expect("valid").expect("complete");
+        assert_eq!(frame.payload.len(), ANNOUNCED);
+        // The frame took its buffer with it; only the few bytes the header was put together
+        // in stay, kept for the stream's next frame.
+        assert!(server.used() <= 64, "{} bytes still counted", server.used());
+        drop(decoder);
+        assert_eq!(server.used(), 0);
+    }
+
+    #[test]
+    fn a_frame_that_outgrows_the_budget_fails_and_the_decoder_gives_back_what_it_held() {
+        let (server, mut decoder) = budgeted(1024 * 1024);
+        let mut wire = BytesMut::new();
+        put_frame_header(&mut wire, FrameType::Data, 3 * 1024 * 1024 + 17);
+        decoder.push(&wire);
+        let mut outcome = Ok(None);
+        for _ in 0..64 {
+            decoder.push(&[3; 64 * 1024]);
+            outcome = decoder.next_frame();
+            if outcome.is_err() {
+                break;
+            }
+            assert!(server.used() <= 1024 * 1024);
+        }
+        assert_eq!(
+            outcome,
+            Err(ProtocolError::ReceiveBudgetExhausted {
+                scope: "connection",
+                limit: 1024 * 1024
+            })
+        );
+        assert!(server.used() > 0);
+        drop(decoder);
+        assert_eq!(server.used(), 0);
+    }
+
+    #[test]
+    fn a_small_frame_split_across_chunks_costs_its_buffer_until_it_is_complete() {
+        let (server, mut decoder) = budgeted(1 << 20);
+        let wire = encode(&[(FrameType::Data, &[4; 3000])]);
+        decoder.push(&wire[..1000]);
+        assert_eq!(decoder.next_frame(), Ok(None));
+        let used = server.used();
+        assert!(
+            (997..=4096).contains(&used),
+            "{used} bytes counted for 997 received"
+        );
+        decoder.push(&wire[1000..]);
+        assert_eq!(
+            decoder
+                .next_frame()
+                .expect("valid")
+                .expect("complete")
+                .payload
+                .len(),
+            3000
+        );
+        // The buffer kept for the next frame of the stream still counts, and only it.
+        assert!(server.used() <= used.max(4096));
+        drop(decoder);
+        assert_eq!(server.used(), 0);
+    }
+}

@@ -40,7 +40,7 @@ pub(super) fn serve_stream(
     let stream_id = stream.id();
     let (rx, mut tx) = stream.split();
     let limit = guard.conn.shared.config.max_message_size;
-    let mut reader = FrameReader::new(rx, limit);
+    let mut reader = FrameReader::with_budget(rx, limit, Arc::clone(&guard.conn.budget));
     async move {
         let conn = &*guard.conn;
         // Starting a call and serving it are functions of their own, so that what the one
@@ -311,6 +311,7 @@ mod tests {
     use tokio::sync::watch;
 
     use super::*;
+    use crate::budget::{ConnBudget, ServerBudget};
     use crate::config::RpcConfig;
     use crate::server::state::Shared;
     use crate::transport;
@@ -361,8 +362,10 @@ mod tests {
             one_way: Mutex::default(),
             connections: Mutex::default(),
             connection_count: Default::default(),
+            budget: ServerBudget::new(1 << 20),
         });
         let conn = Arc::new(ConnShared {
+            budget: ConnBudget::new(1 << 20, &shared.budget),
             shared,
             peer: None,
             inflight: Default::default(),

@@ -10,6 +10,7 @@ use tracing::{debug, trace, Instrument};
 use super::call::serve_stream;
 use super::inflight::Inflight;
 use super::state::{Admitted, CallGuard, ConnShared, ServerState, Shared};
+use crate::budget::ConnBudget;
 use crate::cancel::{parse_cancel, CancelRegistry};
 use crate::error::{ProtocolError, RpcError};
 use crate::frame::{FrameType, STREAM_KIND_CANCEL};
@@ -35,6 +36,7 @@ pub(super) async fn serve_connection(
             peer,
             inflight: Inflight::default(),
             registry: CancelRegistry::default(),
+            budget: ConnBudget::new(shared.config.receive_budget.0, &shared.budget),
         });
         shared.add_connection(&conn);
         let mut state = shared.state.subscribe();
@@ -114,7 +116,11 @@ async fn read_one_way(mut stream: ReceiveStream, conn: Arc<ConnShared>) {
             return Err(RpcError::from(ProtocolError::UnknownStreamKind(kind)));
         };
         first.advance(1);
-        let mut reader = FrameReader::new(stream, conn.shared.config.max_message_size);
+        let mut reader = FrameReader::with_budget(
+            stream,
+            conn.shared.config.max_message_size,
+            Arc::clone(&conn.budget),
+        );
         reader.push_received(first);
         let payload = match reader.next_frame().await {
             Ok(Some(frame)) if frame.kind == FrameType::Data => frame.payload,

@@ -27,6 +27,7 @@ use tracing::{debug, Instrument};
 use self::connection::serve_connection;
 use self::inflight::Inflight;
 use self::state::{ServerState, Shared, CANCEL_PATIENCE, DEFAULT_GRACE};
+use crate::budget::ServerBudget;
 use crate::config::RpcConfig;
 use crate::context::CallContext;
 use crate::error::{RpcError, Status};
@@ -109,6 +110,7 @@ impl RpcServer {
             source: Box::new(e),
         })?;
         let (state, _) = watch::channel(ServerState::Running);
+        let budget = ServerBudget::new(self.config.receive_budget.1);
         Ok(BoundServer {
             endpoint,
             local_addr,
@@ -121,6 +123,7 @@ impl RpcServer {
                 one_way: Mutex::default(),
                 connections: Mutex::default(),
                 connection_count: Arc::default(),
+                budget,
             }),
         })
     }

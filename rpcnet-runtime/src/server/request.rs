@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use crate::budget::Charged;
 use crate::error::{Code, ProtocolError, RpcError, Status};
 use crate::frame::FrameType;
 use crate::io::FrameReader;
@@ -51,17 +52,26 @@ pub(super) async fn read_single_request(reader: &mut FrameReader) -> Result<Byte
 }
 
 /// Forwards streamed request messages to the handler, then watches the request side until
-/// the call ends: it returns only with an error (reset, protocol violation).
+/// the call ends: it returns only with an error (reset, protocol violation, a message the
+/// receive budget has no room for).
 pub(super) async fn watch_request(
     reader: &mut FrameReader,
-    messages: mpsc::Sender<Bytes>,
+    messages: mpsc::Sender<Charged>,
 ) -> Result<std::convert::Infallible, RpcError> {
     loop {
         let frame = reader.next_frame().await?.ok_or(ProtocolError::Truncated)?;
         match frame.kind {
-            // A handler that stopped reading its requests simply misses the rest.
+            // A message waiting for the handler counts against the receive budget until
+            // the handler takes it. A handler that stopped reading its requests simply
+            // misses the rest.
             FrameType::Data => {
-                let _ = messages.send(frame.payload).await;
+                let message = Charged::new(frame.payload, reader.budget()).map_err(|e| {
+                    ProtocolError::ReceiveBudgetExhausted {
+                        scope: e.scope,
+                        limit: e.limit as u64,
+                    }
+                })?;
+                let _ = messages.send(message).await;
             }
             FrameType::End => break,
             other => {

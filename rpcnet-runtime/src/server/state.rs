@@ -11,6 +11,7 @@ use rustc_hash::FxBuildHasher;
 use tokio::sync::watch;
 
 use super::inflight::Inflight;
+use crate::budget::{ConnBudget, ServerBudget};
 use crate::cancel::CancelRegistry;
 use crate::config::RpcConfig;
 use crate::handler::MethodHandler;
@@ -48,6 +49,8 @@ pub(super) struct Shared {
     pub(super) connections: Mutex<Vec<Weak<ConnShared>>>,
     /// How many connections are being served.
     pub(super) connection_count: Arc<AtomicUsize>,
+    /// Bytes of requests the server holds for all its connections.
+    pub(super) budget: Arc<ServerBudget>,
 }
 
 /// A connection's place among those a server serves; given up when dropped.
@@ -111,6 +114,8 @@ pub(super) struct ConnShared {
     /// This connection's calls in progress.
     pub(super) inflight: Inflight,
     pub(super) registry: CancelRegistry,
+    /// Bytes of requests the server holds for this connection.
+    pub(super) budget: Arc<ConnBudget>,
 }
 
 /// A call's place in the counts of calls in progress, its connection's and the server's,

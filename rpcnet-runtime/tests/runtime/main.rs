@@ -4,6 +4,7 @@
 
 mod calls;
 mod certificate;
+mod hostile;
 mod lifecycle;
 mod one_way;
 mod support;

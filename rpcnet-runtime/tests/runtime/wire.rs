@@ -22,7 +22,7 @@ const STREAM_KIND_CANCEL: u8 = 0x03;
 
 /// Frame types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FrameType {
+pub(crate) enum FrameType {
     Header = 0x01,
     Data = 0x02,
     End = 0x03,
@@ -30,7 +30,7 @@ enum FrameType {
 }
 
 impl FrameType {
-    fn as_u8(self) -> u8 {
+    pub(crate) fn as_u8(self) -> u8 {
         self as u8
     }
 }
@@ -68,7 +68,7 @@ fn take_frame(buf: &mut BytesMut) -> Option<(u8, Bytes)> {
     Some((kind, frame.split_off(at).freeze()))
 }
 
-async fn raw_connection(addr: std::net::SocketAddr) -> s2n_quic::Connection {
+pub(crate) async fn raw_connection(addr: std::net::SocketAddr) -> s2n_quic::Connection {
     let cert = std::fs::read_to_string(crate::support::cert_path()).expect("certificate");
     let tls = tls::default::Client::builder()
         .with_certificate(cert.as_str())
@@ -91,7 +91,7 @@ async fn raw_connection(addr: std::net::SocketAddr) -> s2n_quic::Connection {
     connection
 }
 
-fn header(method: &str, deadline_us: u64) -> BytesMut {
+pub(crate) fn header(method: &str, deadline_us: u64) -> BytesMut {
     let mut payload = BytesMut::new();
     payload.put_u16(method.len() as u16);
     payload.put_slice(method.as_bytes());
@@ -104,7 +104,7 @@ fn header(method: &str, deadline_us: u64) -> BytesMut {
 }
 
 /// Reads frames until the status frame and returns its code and message.
-async fn read_status(
+pub(crate) async fn read_status(
     stream: &mut s2n_quic::stream::BidirectionalStream,
 ) -> (Code, String, Vec<Bytes>) {
     let mut received = BytesMut::new();
