@@ -365,6 +365,7 @@ mod tests {
         let conn = Arc::new(ConnShared {
             shared,
             peer: None,
+            peer_certificate: None,
             inflight: Default::default(),
             registry: Default::default(),
         });
