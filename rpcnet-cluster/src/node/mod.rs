@@ -8,8 +8,11 @@
 //! Outgoing gossip leaves through one client endpoint shared by all of the node's peer
 //! connections.
 //!
-//! TLS as configured here authenticates the server to the client, not the sender of
-//! gossip to its receiver: any peer that can complete a handshake can send gossip.
+//! With plain TLS the server is authenticated to the client, not the sender of gossip to
+//! its receiver: any peer that can complete a handshake can send gossip, in any name. With
+//! mutual TLS each message is accepted only if its sender is the node the peer's
+//! certificate names (a `URI` subject alternative name `rpcnet://node/<id>`,
+//! [`NODE_URI_PREFIX`]); see "Who can gossip" in the crate's `PROTOCOL.md`.
 
 mod driver;
 mod envelope;

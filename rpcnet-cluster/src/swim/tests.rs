@@ -470,7 +470,11 @@ fn gossip_messages_stay_within_the_packet_budget_with_the_largest_fields() {
 /// Three joined nodes n1, n2, n3, quiet (nothing queued).
 fn three(now: Instant) -> Vec<Swim<ChaCha8Rng>> {
     let c = ClusterConfig::for_tests();
-    let mut nodes = vec![node(1, c.clone(), now), node(2, c.clone(), now), node(3, c, now)];
+    let mut nodes = vec![
+        node(1, c.clone(), now),
+        node(2, c.clone(), now),
+        node(3, c, now),
+    ];
     nodes[1].join(&[addr(1)], now);
     nodes[2].join(&[addr(1)], now);
     pump(&mut nodes, &[], now);
@@ -510,7 +514,10 @@ fn a_second_hand_death_or_departure_is_only_a_suspicion_and_a_first_hand_departu
 
     nodes[0].handle_message(addr(3), gossip(3, vec![left]), now);
     assert_eq!(state_of(&nodes[0], 3), Some(MemberState::Left));
-    assert!(matches!(events(&mut nodes[0])[..], [ClusterEvent::NodeLeft(_)]));
+    assert!(matches!(
+        events(&mut nodes[0])[..],
+        [ClusterEvent::NodeLeft(_)]
+    ));
 }
 
 #[test]
@@ -531,7 +538,10 @@ fn a_second_hand_address_is_ignored_and_checked_with_the_member_whose_own_word_m
     assert_eq!(check.to, elsewhere);
     assert!(matches!(&check.msg.body, Body::Ping { target, .. } if *target == nid(3)));
     nodes[0].handle_message(addr(2), gossip(2, vec![moved.clone()]), now);
-    assert!(nodes[0].poll_transmit().is_none(), "one check per incarnation");
+    assert!(
+        nodes[0].poll_transmit().is_none(),
+        "one check per incarnation"
+    );
 
     // n3's own word moves it.
     nodes[0].handle_message(elsewhere, gossip(3, vec![moved]), now);
@@ -556,7 +566,10 @@ fn an_ack_counts_only_from_the_node_probed_and_a_relay_relays_only_the_targets_a
         updates: Vec::new(),
     };
     n1.handle_message(addr(2), ack(2), at);
-    assert!(n1.probe.as_ref().is_some_and(|p| !p.acked), "n2 was not asked");
+    assert!(
+        n1.probe.as_ref().is_some_and(|p| !p.acked),
+        "n2 was not asked"
+    );
     assert_eq!(n1.refusals().unexpected_acks, 1);
     n1.handle_message(addr(3), ack(3), at);
     assert!(n1.probe.as_ref().is_some_and(|p| p.acked));

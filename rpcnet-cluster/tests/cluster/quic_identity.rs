@@ -85,7 +85,14 @@ fn forged(from: &str, reply_to: SocketAddr, updates: Vec<WireUpdate>) -> Bytes {
 
 fn update(id: &str, addr: SocketAddr, incarnation: u64, state: WireState) -> WireUpdate {
     let tags = BTreeMap::from([("label".to_owned(), id.to_owned())]);
-    WireUpdate(id.to_owned(), wire_addr(addr), incarnation, state, tags, None)
+    WireUpdate(
+        id.to_owned(),
+        wire_addr(addr),
+        incarnation,
+        state,
+        tags,
+        None,
+    )
 }
 
 /// Starts a, b and c (b and c seeded with a) on `rpc(name)` and waits until each sees the
@@ -117,7 +124,12 @@ fn forgeries_about_c(observer: &Node, c: &Node, mallory_addr: SocketAddr) -> Byt
         vec![
             update("c", c.addr, incarnation, WireState::Dead),
             update("c", c.addr, incarnation, WireState::Left),
-            update("c", elsewhere, incarnation.wrapping_add(1), WireState::Alive),
+            update(
+                "c",
+                elsewhere,
+                incarnation.wrapping_add(1),
+                WireState::Alive,
+            ),
         ],
     )
 }
@@ -164,7 +176,12 @@ async fn with_mutual_tls_a_certificate_holder_cannot_kill_remove_or_move_another
         let as_c = forged(
             "c",
             mallory_addr,
-            vec![update("c", mallory_addr, incarnation.wrapping_add(5), WireState::Left)],
+            vec![update(
+                "c",
+                mallory_addr,
+                incarnation.wrapping_add(5),
+                WireState::Left,
+            )],
         );
         for payload in [own_name, as_c] {
             client
@@ -177,20 +194,26 @@ async fn with_mutual_tls_a_certificate_holder_cannot_kill_remove_or_move_another
     // Both observers processed the forgeries: the impersonation refused, the three
     // second-hand claims not taken at their word.
     for node in &nodes[..2] {
-        eventually(&format!("{} to process mallory's gossip", node.name), || {
-            let r = node.cluster.refusals();
-            r.impersonations >= 1 && r.second_hand_claims >= 3
-        })
+        eventually(
+            &format!("{} to process mallory's gossip", node.name),
+            || {
+                let r = node.cluster.refusals();
+                r.impersonations >= 1 && r.second_hand_claims >= 3
+            },
+        )
         .await;
     }
     // The death was taken as a suspicion, which c refutes: both see c alive again, at its
     // address, at a higher incarnation than the forged Left claimed (c's own word).
     for node in &nodes[..2] {
-        eventually(&format!("{} to see c alive at its address", node.name), || {
-            node.cluster.member("c").is_some_and(|m| {
-                m.addr() == c_addr && m.state() == MemberState::Alive
-            })
-        })
+        eventually(
+            &format!("{} to see c alive at its address", node.name),
+            || {
+                node.cluster
+                    .member("c")
+                    .is_some_and(|m| m.addr() == c_addr && m.state() == MemberState::Alive)
+            },
+        )
         .await;
     }
     for node in &mut nodes {
@@ -274,5 +297,9 @@ async fn with_mutual_tls_a_node_whose_certificate_is_not_from_the_cluster_ca_can
     .await;
     assert!(a.cluster.member("rogue").is_none());
     assert!(b.cluster.member("rogue").is_none());
-    assert!(rogue.cluster.members().is_empty(), "{:?}", rogue.cluster.members());
+    assert!(
+        rogue.cluster.members().is_empty(),
+        "{:?}",
+        rogue.cluster.members()
+    );
 }
