@@ -115,7 +115,9 @@ pub use crate::config::ClusterConfig;
 pub use crate::event::ClusterEvent;
 pub use crate::member::{InvalidNodeId, Member, MemberState, NodeId, MAX_NODE_ID_LEN};
 #[cfg(feature = "quic")]
-pub use crate::node::{Cluster, ClusterError, ClusterEvents, NodeConfig, GOSSIP_STREAM_KIND};
+pub use crate::node::{
+    Cluster, ClusterError, ClusterEvents, NodeConfig, GOSSIP_STREAM_KIND, NODE_URI_PREFIX,
+};
 #[cfg(feature = "quic")]
 pub use crate::routing::{
     ClusterClient, InFlight, LoadBalancingStrategy, PickedWorker, PoolEvent, PoolEvents,
@@ -126,5 +128,5 @@ pub use crate::swim::message::{
     DecodeError, Message, MessageKind, MAX_MESSAGE_BYTES, MAX_PIGGYBACK_UPDATES,
     MAX_PUSH_PULL_MEMBERS, PROTOCOL_VERSION,
 };
-pub use crate::swim::{Swim, Transmit};
+pub use crate::swim::{Refusals, Swim, Transmit};
 pub use crate::tags::{Tags, TagsTooLarge, MAX_TAGS_BYTES};

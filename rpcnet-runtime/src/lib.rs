@@ -32,6 +32,7 @@ mod header;
 mod io;
 mod one_way;
 mod payload;
+mod peer;
 mod server;
 mod transport;
 
@@ -50,6 +51,7 @@ pub use handler::{MethodHandler, MethodKind, MethodTable, RequestStream, Service
 pub use header::Metadata;
 pub use one_way::{OneWayInbox, OneWayMessage, FIRST_ONE_WAY_KIND};
 pub use payload::Payload;
+pub use peer::PeerCertificate;
 pub use server::{BoundServer, RpcServer, ShutdownHandle};
 pub use transport::ALPN;
 

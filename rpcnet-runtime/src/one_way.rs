@@ -17,6 +17,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::error::RpcError;
+use crate::peer::PeerCertificate;
 
 /// The lowest stream kind a layer above the runtime may use for one-way messages; the
 /// kinds below it are reserved for the runtime.
@@ -41,6 +42,9 @@ pub(crate) fn check_kind(kind: u8) -> Result<(), RpcError> {
 pub struct OneWayMessage {
     /// The address of the connection it came on (the sender's client endpoint).
     pub from: Option<SocketAddr>,
+    /// The certificate the sender presented in its handshake, verified against the
+    /// server's certificate authority: always set with mutual TLS, `None` without.
+    pub peer_certificate: Option<Arc<PeerCertificate>>,
     /// The message bytes, exactly as sent.
     pub payload: Bytes,
 }
@@ -111,6 +115,7 @@ mod tests {
     fn message(len: usize) -> OneWayMessage {
         OneWayMessage {
             from: None,
+            peer_certificate: None,
             payload: Bytes::from(vec![0u8; len]),
         }
     }

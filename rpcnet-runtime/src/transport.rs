@@ -108,6 +108,8 @@ pub(crate) fn start_server(config: &RpcConfig) -> Result<s2n_quic::Server, RpcEr
     s2n_quic::Server::builder()
         .with_tls(tls)
         .map_err(|e| RpcError::config("TLS provider", e))?
+        .with_event(crate::peer::PeerCertificates)
+        .map_err(|e| RpcError::config("event subscriber", e))?
         .with_io(io)
         .map_err(|e| RpcError::Bind {
             addr,

@@ -2,7 +2,7 @@
 //! out what it asks for (send messages, emit events).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
@@ -15,13 +15,18 @@ use super::envelope::{self, GOSSIP_STREAM_KIND};
 use super::peers::PeerClients;
 use super::{ClusterError, Command, NodeConfig};
 use crate::member::Member;
-use crate::swim::{Swim, Transmit};
+use crate::member::NodeId;
+use crate::swim::{Refusals, Swim, Transmit};
 use crate::ClusterEvent;
 
 /// Gossip sends in flight at once; beyond this, messages are dropped (SWIM tolerates loss).
 const MAX_SENDS_IN_FLIGHT: usize = 512;
 /// Peer clients kept beyond one per member: room for the seeds.
 const MAX_SEEDS: usize = 64;
+/// The prefix of the certificate name (a `URI` subject alternative name) that binds a
+/// certificate to a node id: `rpcnet://node/<id>`.
+pub const NODE_URI_PREFIX: &str = "rpcnet://node/";
+
 /// How often unresolvable seeds are looked up again.
 const RESOLVE_RETRY: Duration = Duration::from_secs(1);
 
@@ -37,6 +42,9 @@ pub(super) struct Driver {
     members: watch::Sender<Arc<Vec<Member>>>,
     sends: Arc<Semaphore>,
     send_timeout: Duration,
+    /// Messages refused here because their sender is not who the certificate names.
+    impersonations: u64,
+    refusals: Arc<Mutex<Refusals>>,
 }
 
 impl Driver {
@@ -46,6 +54,7 @@ impl Driver {
         rpc: RpcConfig,
         endpoint: ClientEndpoint,
         members: watch::Sender<Arc<Vec<Member>>>,
+        refusals: Arc<Mutex<Refusals>>,
     ) -> Result<Self, ClusterError> {
         let period = config.cluster.health_check_interval();
         let send_timeout = period.max(Duration::from_millis(500));
@@ -80,6 +89,8 @@ impl Driver {
             members,
             sends: Arc::new(Semaphore::new(MAX_SENDS_IN_FLIGHT)),
             send_timeout,
+            impersonations: 0,
+            refusals,
         })
     }
 
@@ -173,11 +184,34 @@ impl Driver {
         match envelope::open(&message.payload) {
             Ok((from, msg)) => {
                 trace!(%from, kind = ?msg.kind(), "gossip received");
-                self.swim.handle_message(from, msg, Instant::now());
+                let vouched = message
+                    .peer_certificate
+                    .as_deref()
+                    .is_none_or(|cert| speaks_for(cert.uris(), &msg.from));
+                if vouched {
+                    self.swim.handle_message(from, msg, Instant::now());
+                } else {
+                    self.impersonations += 1;
+                    debug!(
+                        peer = ?message.from,
+                        claimed = %msg.from,
+                        names = ?message.peer_certificate.as_deref().map(|c| c.uris()),
+                        "gossip refused: its sender is not the node its certificate names"
+                    );
+                }
+                self.publish_refusals();
             }
             Err(error) => {
                 debug!(from = ?message.from, %error, len = message.payload.len(), "ignored gossip")
             }
+        }
+    }
+
+    fn publish_refusals(&self) {
+        let mut refusals = self.swim.refusals();
+        refusals.impersonations += self.impersonations;
+        if let Ok(mut shared) = self.refusals.lock() {
+            *shared = refusals;
         }
     }
 
@@ -235,5 +269,30 @@ impl Driver {
             }
             drop(permit);
         });
+    }
+}
+
+/// Whether a certificate with these `URI` names may speak for node `id`: one of them is
+/// `rpcnet://node/<id>`.
+fn speaks_for(uris: &[String], id: &NodeId) -> bool {
+    uris.iter()
+        .any(|uri| uri.strip_prefix(NODE_URI_PREFIX) == Some(id.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_certificate_speaks_only_for_the_node_ids_it_names() {
+        let id = |s: &str| NodeId::new(s).expect("valid id");
+        let names = ["rpcnet://node/a".to_owned(), "https://b.example".to_owned()];
+        assert!(speaks_for(&names, &id("a")));
+        assert!(!speaks_for(&names, &id("b")));
+        assert!(!speaks_for(&names, &id("https://b.example")));
+        assert!(!speaks_for(&names, &id("rpcnet://node/a")));
+        assert!(!speaks_for(&[], &id("a")));
+        let prefix_only = ["rpcnet://node/a-b".to_owned()];
+        assert!(!speaks_for(&prefix_only, &id("a")));
     }
 }

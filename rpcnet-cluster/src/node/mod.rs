@@ -8,8 +8,11 @@
 //! Outgoing gossip leaves through one client endpoint shared by all of the node's peer
 //! connections.
 //!
-//! TLS as configured here authenticates the server to the client, not the sender of
-//! gossip to its receiver: any peer that can complete a handshake can send gossip.
+//! With plain TLS the server is authenticated to the client, not the sender of gossip to
+//! its receiver: any peer that can complete a handshake can send gossip, in any name. With
+//! mutual TLS each message is accepted only if its sender is the node the peer's
+//! certificate names (a `URI` subject alternative name `rpcnet://node/<id>`,
+//! [`NODE_URI_PREFIX`]); see "Who can gossip" in the crate's `PROTOCOL.md`.
 
 mod driver;
 mod envelope;
@@ -25,8 +28,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::ClusterConfig;
 use crate::member::{Member, MemberState, NodeId};
+use crate::swim::Refusals;
 use crate::tags::{Tags, TagsTooLarge};
 
+pub use driver::NODE_URI_PREFIX;
 pub use envelope::GOSSIP_STREAM_KIND;
 pub use events::ClusterEvents;
 
@@ -133,6 +138,7 @@ struct Inner {
     addr: SocketAddr,
     commands: mpsc::UnboundedSender<Command>,
     members: watch::Receiver<Arc<Vec<Member>>>,
+    refusals: Arc<std::sync::Mutex<Refusals>>,
 }
 
 impl Cluster {
@@ -160,7 +166,15 @@ impl Cluster {
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (members_tx, members) = watch::channel(Arc::new(Vec::new()));
         let id = config.id.clone();
-        let driver = driver::Driver::new(config, addr, rpc.clone(), endpoint, members_tx)?;
+        let refusals = Arc::new(std::sync::Mutex::new(Refusals::default()));
+        let driver = driver::Driver::new(
+            config,
+            addr,
+            rpc.clone(),
+            endpoint,
+            members_tx,
+            Arc::clone(&refusals),
+        )?;
         tokio::spawn(driver.run(inbox, commands_rx));
         Ok(Cluster {
             inner: Arc::new(Inner {
@@ -168,6 +182,7 @@ impl Cluster {
                 addr,
                 commands,
                 members,
+                refusals,
             }),
         })
     }
@@ -256,6 +271,14 @@ impl Cluster {
         if self.inner.commands.send(Command::Leave(tx)).is_ok() {
             let _ = tokio::time::timeout(Duration::from_secs(30), rx).await;
         }
+    }
+
+    /// What this node has refused to take at its senders' word so far: gossip whose
+    /// sender is not the node its certificate names (mutual TLS), second-hand claims of
+    /// another member's address, death or departure, acks from nodes not asked (see
+    /// "Who can gossip" in `rpcnet-cluster/PROTOCOL.md`). The counts only grow.
+    pub fn refusals(&self) -> Refusals {
+        self.inner.refusals.lock().map(|r| *r).unwrap_or_default()
     }
 
     /// Whether the member with this id is alive or suspected (not failed, not left) in

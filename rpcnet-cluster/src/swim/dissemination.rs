@@ -38,7 +38,7 @@ use rand::Rng;
 
 use super::membership::{is_newer, judge, Suspicion, Verdict};
 use super::message::{header_bound, Body, Message, Update, MAX_PIGGYBACK_UPDATES};
-use super::{Swim, Transmit};
+use super::{Swim, Transmit, MAX_ADDRESS_CHECKS};
 use crate::event::ClusterEvent;
 use crate::member::{MemberState, NodeId};
 
@@ -207,6 +207,29 @@ impl<R: Rng> Swim<R> {
             self.about_self(&u);
             return;
         }
+        // First-hand: the member speaking of itself, or this node's own conclusion. Anyone
+        // else's word cannot move a known member's address, nor make it dead or gone.
+        let first_hand = u.id == *sender || *sender == self.local.id;
+        if !first_hand {
+            if let Some((addr, incarnation)) =
+                self.members.get(&u.id).map(|m| (m.addr, m.incarnation))
+            {
+                if u.addr != addr {
+                    self.refusals.second_hand_claims += 1;
+                    if is_newer(u.incarnation, incarnation) {
+                        self.check_address(&u.id, u.addr, u.incarnation);
+                    }
+                    return;
+                }
+            }
+            if matches!(u.state, MemberState::Dead | MemberState::Left) {
+                self.refusals.second_hand_claims += 1;
+                u.state = MemberState::Suspect;
+                u.suspecter = Some(sender.clone());
+            }
+        } else if *sender != self.local.id {
+            self.address_checks.remove(&u.id);
+        }
         if push_pull && u.state == MemberState::Dead {
             // The peer's verdict is second-hand here: suspect, and let the member refute.
             u.state = MemberState::Suspect;
@@ -256,6 +279,26 @@ impl<R: Rng> Swim<R> {
                 self.events.extend(event);
             }
         }
+    }
+
+    /// Asks `id` directly whether it is at `addr`, as another node claims: a ping there
+    /// for `id`, whose ack (from `id` only) carries its state first-hand. One check per
+    /// member and incarnation; the checks are forgotten when too many are pending.
+    fn check_address(&mut self, id: &NodeId, addr: SocketAddr, incarnation: u64) {
+        if self
+            .address_checks
+            .get(id)
+            .is_some_and(|&checked| !is_newer(incarnation, checked))
+        {
+            return;
+        }
+        if self.address_checks.len() >= MAX_ADDRESS_CHECKS {
+            self.address_checks.clear();
+        }
+        self.address_checks.insert(id.clone(), incarnation);
+        let seq = self.next_seq();
+        let target = id.clone();
+        self.send(addr, Body::Ping { seq, target }, None);
     }
 
     fn start_suspicion(&mut self, u: &Update, now: Instant) {

@@ -16,7 +16,7 @@ pub(crate) mod message;
 mod probe;
 mod push_pull;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::time::{Duration, Instant};
@@ -36,6 +36,31 @@ use crate::tags::{self, Tags, TagsTooLarge};
 
 /// How often tombstones older than the configured TTL are forgotten.
 const REAP_PERIOD: Duration = Duration::from_secs(60);
+
+/// The most members whose second-hand new address is being checked with the member itself
+/// at once; further such claims wait for the member's own word.
+const MAX_ADDRESS_CHECKS: usize = 256;
+
+/// How many times a leaving node tells each live member it knows of its departure, one
+/// gossip interval apart.
+const LEAVE_ROUNDS: u32 = 3;
+
+/// Counts of what a node refused to take at its sender's word (see "Who can gossip" in the
+/// crate's `PROTOCOL.md`). They only grow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Refusals {
+    /// Messages dropped because their sender is not who the transport authenticated
+    /// (counted by the shell, see [`Cluster::refusals`](crate::Cluster::refusals)), or
+    /// because they claim to come from this node itself.
+    pub impersonations: u64,
+    /// Updates about a member, from another node, that were not taken at their word: a
+    /// different address (ignored; the member is asked directly), a death or a departure
+    /// (taken as a suspicion the member can refute).
+    pub second_hand_claims: u64,
+    /// Acks and nacks for a probe in flight from a node the probe was not sent to.
+    pub unexpected_acks: u64,
+}
 
 /// A message to send: the output of [`Swim::poll_transmit`].
 #[derive(Debug, Clone)]
@@ -137,6 +162,9 @@ pub struct Swim<R> {
     next_reap: Instant,
     join: Option<Join>,
     leaving: bool,
+    leave_rounds: u32,
+    address_checks: BTreeMap<NodeId, u64>,
+    refusals: Refusals,
     transmits: VecDeque<Transmit>,
     events: VecDeque<ClusterEvent>,
 }
@@ -204,6 +232,9 @@ impl<R: Rng> Swim<R> {
             next_reap: now + REAP_PERIOD,
             join: None,
             leaving: false,
+            leave_rounds: 0,
+            address_checks: BTreeMap::new(),
+            refusals: Refusals::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             config,
@@ -212,10 +243,10 @@ impl<R: Rng> Swim<R> {
     }
 
     /// Leaves gracefully: the others will report this node as left (`NodeLeft`), not
-    /// failed. The node stops probing and joining, gossips its departure right away, and
-    /// keeps gossiping it until [`poll_timeout`](Self::poll_timeout) returns `None`: once
-    /// the departure has been sent often enough, or at once when no live member is left to
-    /// tell.
+    /// failed. The node stops probing and joining and tells every live member it knows of
+    /// its departure itself (a departure is taken only first-hand), right away and twice
+    /// more a gossip interval apart; [`poll_timeout`](Self::poll_timeout) returns `None`
+    /// after the last round, or at once when no live member is left to tell.
     pub fn leave(&mut self, now: Instant) {
         if self.leaving {
             return;
@@ -224,10 +255,34 @@ impl<R: Rng> Swim<R> {
         self.local.state = MemberState::Left;
         self.probe = None;
         self.join = None;
-        self.broadcasts
-            .enqueue(Update::of(&self.local, true), Class::News);
-        self.gossip_round();
+        self.leave_rounds = LEAVE_ROUNDS;
+        self.leave_round();
         self.next_gossip = now + self.config.gossip_interval();
+    }
+
+    /// Sends this node's departure to every live member it knows.
+    fn leave_round(&mut self) {
+        let Some(rounds) = self.leave_rounds.checked_sub(1) else {
+            return;
+        };
+        self.leave_rounds = rounds;
+        let departure = Update::of(&self.local, true);
+        let live: Vec<SocketAddr> = self
+            .members
+            .members()
+            .filter(|m| m.state.is_live())
+            .map(|m| m.addr)
+            .collect();
+        for to in live {
+            self.transmits.push_back(Transmit {
+                to,
+                msg: Message {
+                    from: self.local.id.clone(),
+                    body: Body::Gossip,
+                    updates: vec![departure.clone()],
+                },
+            });
+        }
     }
 
     /// Replaces this node's tags and gossips them at a new incarnation. Fails, changing
@@ -253,11 +308,16 @@ impl<R: Rng> Swim<R> {
             body,
             updates,
         } = msg;
+        if sender == self.local.id {
+            // Nobody else may speak for this node.
+            self.refusals.impersonations += 1;
+            return;
+        }
         if self.leaving {
             // Still answer probes, so nobody suspects us before our departure reaches them.
             if let Body::Ping { seq, target } = body {
                 if target == self.local.id {
-                    self.send(from, Body::Ack { seq }, None);
+                    self.send(from, Body::Ack { seq }, Some(Update::of(&self.local, true)));
                 }
             }
             return;
@@ -266,18 +326,16 @@ impl<R: Rng> Swim<R> {
             Body::Ping { seq, target } => {
                 self.apply_all(updates, &sender, now);
                 if target == self.local.id {
-                    self.send(from, Body::Ack { seq }, None);
+                    // An ack carries our own state, first-hand: a prober that has only heard
+                    // of a new address of ours learns it from us.
+                    self.send(from, Body::Ack { seq }, Some(Update::of(&self.local, true)));
                 }
             }
             Body::Ack { seq } => {
                 self.apply_all(updates, &sender, now);
                 self.on_ack(seq, &sender, now);
             }
-            Body::Nack { seq } => {
-                if let Some(p) = self.probe.as_mut().filter(|p| p.seq == seq) {
-                    p.nacks += 1;
-                }
-            }
+            Body::Nack { seq } => self.on_nack(seq, &sender),
             Body::PingReq {
                 seq,
                 target,
@@ -286,7 +344,10 @@ impl<R: Rng> Swim<R> {
                 self.apply_all(updates, &sender, now);
                 let own_seq = self.next_seq();
                 let deadline = now + self.config.health_check_interval().mul_f64(0.4);
-                if self.relays.start(own_seq, from, seq, deadline) {
+                if self
+                    .relays
+                    .start(own_seq, from, seq, target.clone(), deadline)
+                {
                     let body = Body::Ping {
                         seq: own_seq,
                         target,
@@ -312,8 +373,8 @@ impl<R: Rng> Swim<R> {
     /// suspicion expiries, gossip, push-pull, join retries and tombstone expiry.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.leaving {
-            if now >= self.next_gossip && !self.broadcasts.is_empty() {
-                self.gossip_round();
+            if now >= self.next_gossip && self.leave_rounds > 0 {
+                self.leave_round();
                 self.next_gossip = now + self.config.gossip_interval();
             }
             return;
@@ -355,7 +416,7 @@ impl<R: Rng> Swim<R> {
         if self.leaving {
             // With nobody live left to tell, the departure is over at once.
             let audience = self.members.live() > 0;
-            return (audience && !self.broadcasts.is_empty()).then_some(self.next_gossip);
+            return (audience && self.leave_rounds > 0).then_some(self.next_gossip);
         }
         let mut at = self.next_probe.min(self.next_push_pull).min(self.next_reap);
         let mut consider = |t: Option<Instant>| {
@@ -400,6 +461,11 @@ impl<R: Rng> Swim<R> {
     /// This node as it gossips itself.
     pub fn local(&self) -> &Member {
         &self.local
+    }
+
+    /// What this node refused to take at its senders' word so far.
+    pub fn refusals(&self) -> Refusals {
+        self.refusals
     }
 
     /// Lifeguard's local health score `L` (0 when healthy).

@@ -62,6 +62,9 @@ pub(crate) struct Probe {
     pub(crate) acked: bool,
     pub(crate) nacks: usize,
     pub(crate) expected_nacks: usize,
+    /// The members asked to probe the target indirectly: with the target, the only nodes
+    /// whose ack (or nack) for this probe counts.
+    pub(crate) helpers: Vec<NodeId>,
 }
 
 /// Round-robin over the live members in a random order, reshuffled each round (SWIM's
@@ -141,6 +144,8 @@ impl Rotation {
 pub(crate) struct Relay {
     pub(crate) requester: SocketAddr,
     pub(crate) seq: u32,
+    /// The member pinged: the only node whose ack is relayed.
+    pub(crate) target: NodeId,
     deadline: Instant,
 }
 
@@ -158,6 +163,7 @@ impl Relays {
         own_seq: u32,
         requester: SocketAddr,
         seq: u32,
+        target: NodeId,
         deadline: Instant,
     ) -> bool {
         if self.pending.len() >= MAX_RELAYS {
@@ -168,6 +174,7 @@ impl Relays {
             Relay {
                 requester,
                 seq,
+                target,
                 deadline,
             },
         );
@@ -175,11 +182,19 @@ impl Relays {
         true
     }
 
-    /// The relay answered by an ack to our ping `own_seq`.
-    pub(crate) fn take(&mut self, own_seq: u32) -> Option<Relay> {
-        let relay = self.pending.remove(&own_seq)?;
+    /// The relay answered by `sender`'s ack to our ping `own_seq`: `Err(())` if a relay
+    /// waits for that ack from another node (it stays pending), `Ok(None)` if none does.
+    pub(crate) fn take(&mut self, own_seq: u32, sender: &NodeId) -> Result<Option<Relay>, ()> {
+        match self.pending.get(&own_seq) {
+            None => return Ok(None),
+            Some(relay) if relay.target != *sender => return Err(()),
+            Some(_) => {}
+        }
+        let Some(relay) = self.pending.remove(&own_seq) else {
+            return Ok(None);
+        };
         self.deadlines.remove(&(relay.deadline, own_seq));
-        Some(relay)
+        Ok(Some(relay))
     }
 
     /// A relay whose target did not answer by `now`.
@@ -236,6 +251,7 @@ impl<R: Rng> Swim<R> {
             acked: false,
             nacks: 0,
             expected_nacks: 0,
+            helpers: Vec::new(),
         });
         self.send(addr, Body::Ping { seq, target }, buddy);
     }
@@ -270,6 +286,7 @@ impl<R: Rng> Swim<R> {
         if let Some(p) = self.probe.as_mut() {
             p.indirect_sent = true;
             p.expected_nacks = helpers.len();
+            p.helpers = helpers;
         }
     }
 
@@ -300,8 +317,14 @@ impl<R: Rng> Swim<R> {
         self.apply_update(u, &me, false, now);
     }
 
+    /// An ack counts only from the node asked: the probe's target (directly) or one of the
+    /// members asked to probe it (relayed); a relay's ack only from the member it pinged.
     pub(super) fn on_ack(&mut self, seq: u32, sender: &NodeId, now: Instant) {
         if let Some(p) = self.probe.as_mut().filter(|p| p.seq == seq) {
+            if *sender != p.target && !p.helpers.contains(sender) {
+                self.refusals.unexpected_acks += 1;
+                return;
+            }
             if !p.acked {
                 p.acked = true;
                 if *sender == p.target {
@@ -310,8 +333,21 @@ impl<R: Rng> Swim<R> {
             }
             return;
         }
-        if let Some(relay) = self.relays.take(seq) {
-            self.send(relay.requester, Body::Ack { seq: relay.seq }, None);
+        match self.relays.take(seq, sender) {
+            Ok(Some(relay)) => self.send(relay.requester, Body::Ack { seq: relay.seq }, None),
+            Ok(None) => {}
+            Err(()) => self.refusals.unexpected_acks += 1,
+        }
+    }
+
+    /// A nack counts only from a member asked to probe indirectly.
+    pub(super) fn on_nack(&mut self, seq: u32, sender: &NodeId) {
+        if let Some(p) = self.probe.as_mut().filter(|p| p.seq == seq) {
+            if p.helpers.contains(sender) {
+                p.nacks += 1;
+            } else {
+                self.refusals.unexpected_acks += 1;
+            }
         }
     }
 
@@ -362,12 +398,18 @@ mod tests {
         let mut relays = Relays::default();
         let now = Instant::now();
         let addr: SocketAddr = ([10, 0, 0, 1], 1).into();
+        let target = NodeId::new("t").expect("valid id");
+        let other = NodeId::new("o").expect("valid id");
         for i in 0..MAX_RELAYS as u32 {
-            assert!(relays.start(i, addr, i, now));
+            assert!(relays.start(i, addr, i, target.clone(), now));
         }
-        assert!(!relays.start(u32::MAX, addr, 0, now));
-        assert!(relays.take(3).is_some());
-        assert!(relays.take(3).is_none());
+        assert!(!relays.start(u32::MAX, addr, 0, target.clone(), now));
+        assert!(
+            relays.take(3, &other).is_err(),
+            "only the target's ack is relayed"
+        );
+        assert!(relays.take(3, &target).is_ok_and(|r| r.is_some()));
+        assert!(relays.take(3, &target).is_ok_and(|r| r.is_none()));
         let mut expired = 0;
         while relays.pop_expired(now).is_some() {
             expired += 1;

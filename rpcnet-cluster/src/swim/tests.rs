@@ -466,3 +466,153 @@ fn gossip_messages_stay_within_the_packet_budget_with_the_largest_fields() {
     }
     assert!(checked > 50, "only {checked} messages checked by {t:?}");
 }
+
+/// Three joined nodes n1, n2, n3, quiet (nothing queued).
+fn three(now: Instant) -> Vec<Swim<ChaCha8Rng>> {
+    let c = ClusterConfig::for_tests();
+    let mut nodes = vec![
+        node(1, c.clone(), now),
+        node(2, c.clone(), now),
+        node(3, c, now),
+    ];
+    nodes[1].join(&[addr(1)], now);
+    nodes[2].join(&[addr(1)], now);
+    pump(&mut nodes, &[], now);
+    nodes[0].join(&[addr(2)], now);
+    pump(&mut nodes, &[], now);
+    for n in &mut nodes {
+        events(n);
+    }
+    nodes
+}
+
+fn nid(i: u8) -> NodeId {
+    NodeId::new(format!("n{i}")).expect("valid id")
+}
+
+fn gossip(from: u8, updates: Vec<Update>) -> Message {
+    Message {
+        from: nid(from),
+        body: Body::Gossip,
+        updates,
+    }
+}
+
+#[test]
+fn a_second_hand_death_or_departure_is_only_a_suspicion_and_a_first_hand_departure_is_taken() {
+    let now = Instant::now();
+    let mut nodes = three(now);
+    let n3 = nodes[0].member(&nid(3)).cloned().expect("n1 knows n3");
+    let mut dead = Update::of(&n3, true);
+    dead.state = MemberState::Dead;
+    let mut left = Update::of(&n3, true);
+    left.state = MemberState::Left;
+    nodes[0].handle_message(addr(2), gossip(2, vec![dead, left.clone()]), now);
+    assert_eq!(state_of(&nodes[0], 3), Some(MemberState::Suspect));
+    assert_eq!(nodes[0].refusals().second_hand_claims, 2);
+    assert!(events(&mut nodes[0]).is_empty(), "no failure, no departure");
+
+    nodes[0].handle_message(addr(3), gossip(3, vec![left]), now);
+    assert_eq!(state_of(&nodes[0], 3), Some(MemberState::Left));
+    assert!(matches!(
+        events(&mut nodes[0])[..],
+        [ClusterEvent::NodeLeft(_)]
+    ));
+}
+
+#[test]
+fn a_second_hand_address_is_ignored_and_checked_with_the_member_whose_own_word_moves_it() {
+    let now = Instant::now();
+    let mut nodes = three(now);
+    while nodes[0].poll_transmit().is_some() {}
+    let n3 = nodes[0].member(&nid(3)).cloned().expect("n1 knows n3");
+    let elsewhere = addr(9);
+    let mut moved = Update::of(&n3, true);
+    moved.addr = elsewhere;
+    moved.incarnation += 1;
+    nodes[0].handle_message(addr(2), gossip(2, vec![moved.clone()]), now);
+    assert_eq!(nodes[0].member(&nid(3)).map(|m| m.addr()), Some(addr(3)));
+    assert_eq!(nodes[0].refusals().second_hand_claims, 1);
+    // n1 asks n3 at the claimed address, once.
+    let check = nodes[0].poll_transmit().expect("a check");
+    assert_eq!(check.to, elsewhere);
+    assert!(matches!(&check.msg.body, Body::Ping { target, .. } if *target == nid(3)));
+    nodes[0].handle_message(addr(2), gossip(2, vec![moved.clone()]), now);
+    assert!(
+        nodes[0].poll_transmit().is_none(),
+        "one check per incarnation"
+    );
+
+    // n3's own word moves it.
+    nodes[0].handle_message(elsewhere, gossip(3, vec![moved]), now);
+    assert_eq!(nodes[0].member(&nid(3)).map(|m| m.addr()), Some(elsewhere));
+}
+
+#[test]
+fn an_ack_counts_only_from_the_node_probed_and_a_relay_relays_only_the_targets_ack() {
+    let now = Instant::now();
+    let mut nodes = three(now);
+    let n1 = &mut nodes[0];
+    // Probe until the probe in flight is n3's.
+    let mut at = now;
+    while n1.probe.as_ref().is_none_or(|p| p.target != nid(3)) {
+        at += Duration::from_millis(1);
+        n1.start_probe(at);
+    }
+    let seq = n1.probe.as_ref().map(|p| p.seq).expect("a probe");
+    let ack = |from: u8| Message {
+        from: nid(from),
+        body: Body::Ack { seq },
+        updates: Vec::new(),
+    };
+    n1.handle_message(addr(2), ack(2), at);
+    assert!(
+        n1.probe.as_ref().is_some_and(|p| !p.acked),
+        "n2 was not asked"
+    );
+    assert_eq!(n1.refusals().unexpected_acks, 1);
+    n1.handle_message(addr(3), ack(3), at);
+    assert!(n1.probe.as_ref().is_some_and(|p| p.acked));
+
+    // n2 relays n1's indirect probe of n3: an ack from n1 for n2's ping is not n3's.
+    let n2 = &mut nodes[1];
+    while n2.poll_transmit().is_some() {}
+    let req = Message {
+        from: nid(1),
+        body: Body::PingReq {
+            seq: 77,
+            target: nid(3),
+            target_addr: addr(3),
+        },
+        updates: Vec::new(),
+    };
+    n2.handle_message(addr(1), req, at);
+    let ping = n2.poll_transmit().expect("n2 pings n3");
+    let Body::Ping { seq: own, .. } = ping.msg.body else {
+        panic!("{:?}", ping.msg.body)
+    };
+    let relayed_ack = |from: u8| Message {
+        from: nid(from),
+        body: Body::Ack { seq: own },
+        updates: Vec::new(),
+    };
+    n2.handle_message(addr(1), relayed_ack(1), at);
+    assert!(n2.poll_transmit().is_none(), "nothing relayed");
+    assert_eq!(n2.refusals().unexpected_acks, 1);
+    n2.handle_message(addr(3), relayed_ack(3), at);
+    let relayed = n2.poll_transmit().expect("n3's ack relayed");
+    assert_eq!(relayed.to, addr(1));
+    assert!(matches!(relayed.msg.body, Body::Ack { seq: 77 }));
+}
+
+#[test]
+fn a_message_claiming_to_come_from_the_node_itself_is_refused() {
+    let now = Instant::now();
+    let mut nodes = three(now);
+    let n3 = nodes[0].member(&nid(3)).cloned().expect("n1 knows n3");
+    let mut dead = Update::of(&n3, true);
+    dead.state = MemberState::Dead;
+    nodes[0].handle_message(addr(2), gossip(1, vec![dead]), now);
+    assert_eq!(state_of(&nodes[0], 3), Some(MemberState::Alive));
+    assert_eq!(nodes[0].refusals().impersonations, 1);
+}

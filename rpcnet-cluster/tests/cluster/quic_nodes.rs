@@ -69,7 +69,11 @@ pub(crate) fn start_node(name: &str, bind: &str, seeds: &[SocketAddr]) -> Node {
 }
 
 pub(crate) fn start_node_with(name: &str, bind: &str, seeds: &[SocketAddr], tags: Tags) -> Node {
-    let rpc = rpc_config(bind);
+    start_node_on(name, rpc_config(bind), seeds, tags)
+}
+
+/// Starts a node whose server and peer clients use `rpc` (its certificate, mutual TLS…).
+pub(crate) fn start_node_on(name: &str, rpc: RpcConfig, seeds: &[SocketAddr], tags: Tags) -> Node {
     // A node restarted on its port binds once the stopped one's endpoint has closed its socket.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let bound = loop {
@@ -79,7 +83,7 @@ pub(crate) fn start_node_with(name: &str, bind: &str, seeds: &[SocketAddr], tags
                 let _ = error;
                 std::thread::sleep(Duration::from_millis(10));
             }
-            Err(error) => panic!("{name} cannot bind {bind}: {error:?}"),
+            Err(error) => panic!("{name} cannot bind: {error:?}"),
         }
     };
     let addr = bound.local_addr();

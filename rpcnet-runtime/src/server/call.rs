@@ -368,6 +368,7 @@ mod tests {
             budget: ConnBudget::new(1 << 20, &shared.budget),
             shared,
             peer: None,
+            peer_certificate: None,
             inflight: Default::default(),
             registry: Default::default(),
         });

@@ -27,6 +27,7 @@ pub(super) async fn serve_connection(
     admitted: Admitted,
 ) {
     let peer = connection.remote_addr().ok();
+    let peer_certificate = crate::peer::peer_certificate(&connection);
     let span = tracing::debug_span!("connection", id = connection.id(), peer = ?peer);
     let serve = async move {
         debug!("accepted");
@@ -34,6 +35,7 @@ pub(super) async fn serve_connection(
         let conn = Arc::new(ConnShared {
             shared: Arc::clone(&shared),
             peer,
+            peer_certificate,
             inflight: Inflight::default(),
             registry: CancelRegistry::default(),
             budget: ConnBudget::new(shared.config.receive_budget.0, &shared.budget),
@@ -141,6 +143,7 @@ async fn read_one_way(mut stream: ReceiveStream, conn: Arc<ConnShared>) {
         reader.wait_closed().await?;
         let message = OneWayMessage {
             from: conn.peer,
+            peer_certificate: conn.peer_certificate.clone(),
             payload,
         };
         if !inbox.offer(message) {

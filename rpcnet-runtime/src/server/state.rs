@@ -111,6 +111,8 @@ pub(super) struct ConnShared {
     pub(super) shared: Arc<Shared>,
     /// The client's address.
     pub(super) peer: Option<SocketAddr>,
+    /// The certificate the client presented (mutual TLS only).
+    pub(super) peer_certificate: Option<Arc<crate::PeerCertificate>>,
     /// This connection's calls in progress.
     pub(super) inflight: Inflight,
     pub(super) registry: CancelRegistry,

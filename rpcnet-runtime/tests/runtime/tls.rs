@@ -149,3 +149,60 @@ async fn with_mutual_tls_only_clients_with_a_certificate_from_the_cluster_ca_get
         .expect("inbox open");
     assert_eq!(message.payload, Bytes::from_static(b"real"));
 }
+
+/// A node of the development cluster with its own certificate (`certs/cluster/nodes/`).
+fn named_node(id: &str) -> RpcConfig {
+    RpcConfig::new(cluster_file(&format!("nodes/{id}_cert.pem")), "127.0.0.1:0")
+        .with_key_path(cluster_file(&format!("nodes/{id}_key.pem")))
+        .with_ca_path(cluster_file("cluster_ca.pem"))
+        .with_server_name("localhost")
+        .with_mutual_tls(true)
+}
+
+/// Sends one one-way message from a client configured by `client` to a fresh server
+/// configured by `server`, and returns it as the server's inbox delivered it.
+async fn deliver_one_way(server: RpcConfig, client: RpcConfig) -> rpcnet_runtime::OneWayMessage {
+    let bound = ping_server(server).bind().expect("binds");
+    let mut inbox = bound
+        .one_way_inbox(rpcnet_runtime::FIRST_ONE_WAY_KIND, 16, 1 << 20)
+        .expect("inbox");
+    let addr = bound.local_addr();
+    tokio::spawn(bound.serve());
+    let endpoint = rpcnet_runtime::ClientEndpoint::new(&client).expect("endpoint");
+    let sender = RpcClient::lazy(&endpoint, addr, client);
+    sender
+        .send_one_way(
+            rpcnet_runtime::FIRST_ONE_WAY_KIND,
+            Bytes::from_static(b"hi"),
+        )
+        .await
+        .expect("sent");
+    tokio::time::timeout(PATIENCE, inbox.recv())
+        .await
+        .expect("delivered in time")
+        .expect("inbox open")
+}
+
+#[tokio::test]
+async fn with_mutual_tls_a_one_way_message_carries_the_names_of_the_certificate_its_sender_presented(
+) {
+    let message = deliver_one_way(cluster_node("127.0.0.1:0"), named_node("b")).await;
+    let cert = message
+        .peer_certificate
+        .expect("mutual TLS: the sender's certificate comes with its message");
+    assert_eq!(cert.uris(), ["rpcnet://node/b"]);
+    assert_eq!(cert.dns_names(), ["localhost"]);
+    assert!(!cert.der().is_empty());
+    assert!(message.from.is_some_and(|a| a.ip().is_loopback()));
+
+    let message = deliver_one_way(cluster_node("127.0.0.1:0"), named_node("mallory")).await;
+    let cert = message.peer_certificate.expect("a certificate");
+    assert_eq!(cert.uris(), ["rpcnet://node/mallory"]);
+}
+
+#[tokio::test]
+async fn without_mutual_tls_a_one_way_message_carries_no_certificate() {
+    let message = deliver_one_way(config("127.0.0.1:0"), config("127.0.0.1:0")).await;
+    assert!(message.peer_certificate.is_none());
+    assert!(message.from.is_some());
+}
