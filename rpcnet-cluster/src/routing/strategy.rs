@@ -7,7 +7,7 @@ use rand::Rng;
 /// How the registry chooses among the workers that match a call's filter.
 ///
 /// Every strategy is O(1) per pick except [`LeastConnections`](Self::LeastConnections),
-/// which looks at every candidate unless it finds an idle one first. The default is
+/// which looks at every candidate (unless it finds an idle one of unknown latency first). The default is
 /// [`PowerOfTwoChoices`](Self::PowerOfTwoChoices).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
@@ -16,11 +16,13 @@ pub enum LoadBalancingStrategy {
     RoundRobin,
     /// A uniformly random worker.
     Random,
-    /// The worker with the fewest calls in flight from this registry; ties go to the next
-    /// worker in turn, so an idle pool is used round robin. Keeps the counts of equal
-    /// workers within one of each other, which suits long calls (streams) of similar cost;
-    /// blind to latency, it still sends a slow worker its share whenever that worker's
-    /// count is as low as the others'.
+    /// The least loaded of all candidates, where a worker's load is its calls in flight
+    /// from this registry (plus the one to come), each weighted by the recent latency of
+    /// its calls (a moving average) once the latencies are known; ties go to the next
+    /// worker in turn, so an idle pool is used round robin. Among equally fast workers it
+    /// is plain least connections, keeping their counts within one of each other, which
+    /// suits long calls (streams) of similar cost; a worker ten times slower counts as ten
+    /// times as loaded per call, so it gets a call only when the others are that busy.
     LeastConnections,
     /// The less loaded of two workers drawn at random ("power of two choices"), where a
     /// worker's load is its calls in flight (plus the one to come) times the recent latency
@@ -80,14 +82,15 @@ impl LoadBalancingStrategy {
             LoadBalancingStrategy::LeastConnections => {
                 let start = cursor.fetch_add(1, Ordering::Relaxed) % count;
                 let mut best = start;
-                let mut best_load = load(start).in_flight;
+                let mut best_load = load(start);
                 for step in 1..count {
-                    if best_load == 0 {
+                    // Nothing beats an idle worker of unknown latency: it is tried at once.
+                    if best_load == Load::default() {
                         break;
                     }
                     let i = (start + step) % count;
-                    let l = load(i).in_flight;
-                    if l < best_load {
+                    let l = load(i);
+                    if l.lighter_than(best_load) {
                         best = i;
                         best_load = l;
                     }
@@ -176,6 +179,40 @@ mod tests {
     }
 
     #[test]
+    fn least_connections_weighs_calls_in_flight_by_latency() {
+        let cursor = AtomicUsize::new(0);
+        let mut rng = SmallRng::seed_from_u64(3);
+        // The slow worker is idle, the fast ones busy, but not ten times as busy (their
+        // expected waits stay below the slow worker's 20 ms while they take 4 more calls).
+        let mut loads = [
+            Load {
+                in_flight: 0,
+                latency_us: 20_000,
+            },
+            Load {
+                in_flight: 6,
+                latency_us: 2_000,
+            },
+            Load {
+                in_flight: 6,
+                latency_us: 2_000,
+            },
+        ];
+        for _ in 0..4 {
+            let pick = LoadBalancingStrategy::LeastConnections
+                .pick(3, |i| loads[i], &cursor, &mut rng)
+                .expect("a pick");
+            assert_ne!(pick, 0, "{loads:?}");
+            loads[pick].in_flight += 1;
+        }
+        // Once the fast ones are more than ten times as busy, the slow one takes a call.
+        loads[1].in_flight = 10;
+        loads[2].in_flight = 10;
+        let pick = LoadBalancingStrategy::LeastConnections.pick(3, |i| loads[i], &cursor, &mut rng);
+        assert_eq!(pick, Some(0));
+    }
+
+    #[test]
     fn least_connections_keeps_counts_within_one() {
         let cursor = AtomicUsize::new(0);
         let mut rng = SmallRng::seed_from_u64(1);
@@ -198,7 +235,7 @@ mod tests {
         let cursor = AtomicUsize::new(0);
         let mut rng = SmallRng::seed_from_u64(1);
         let loads = [9, 3, 9];
-        for _ in 0..10 {
+        for _ in 0..4 {
             let pick = LoadBalancingStrategy::LeastConnections.pick(
                 3,
                 |i| busy(loads[i]),
