@@ -38,8 +38,9 @@ pub use rpcnet_runtime::{
     BidiStreamingCall, BoundServer, BoxError, CallContext, CallError, CallOptions, ClientEndpoint,
     ClientStreamingCall, Code, CodecError, FromClient, Metadata, MethodHandler, MethodKind,
     MethodTable, Never, Payload, ProtocolError, ResponseStream, RpcClient, RpcConfig, RpcError,
-    RpcServer, ServerStreamingCall, Service, ShutdownHandle, Status, UnaryCall,
-    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_MTU,
+    RpcServer, ServerStreamingCall, Service, ShutdownHandle, Status, TraceContext, UnaryCall,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_DEADLINE, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_MTU,
+    DEFAULT_RECEIVE_BUDGET_PER_CONNECTION, DEFAULT_RECEIVE_BUDGET_PER_SERVER, TRACEPARENT,
 };
 
 #[cfg(feature = "cluster")]

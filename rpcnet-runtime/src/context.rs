@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::header::Metadata;
+use crate::trace::{TraceContext, TRACEPARENT};
 
 tokio::task_local! {
     static CURRENT: CallContext;
@@ -145,6 +146,15 @@ impl CallContext {
         &self.inner.metadata
     }
 
+    /// The trace the call belongs to, if the client sent a valid `traceparent` (see
+    /// [`TraceContext`]). Calls the handler makes continue it.
+    pub fn trace(&self) -> Option<TraceContext> {
+        self.inner
+            .metadata
+            .get_str(TRACEPARENT)
+            .and_then(TraceContext::parse)
+    }
+
     /// The call's cancellation flag.
     pub(crate) fn signal(&self) -> &CallSignal {
         &self.inner.signal
@@ -172,9 +182,11 @@ pub(crate) struct Deadline {
 }
 
 /// The deadline a new outgoing call gets: its own (or the client default), but never later
-/// than the deadline of the call the current task is serving.
-pub(crate) fn effective_deadline(own: Option<Duration>) -> Option<Deadline> {
-    let inherited = CURRENT.try_with(CallContext::deadline).ok().flatten();
+/// than `inherited`, the deadline of the call the current task is serving.
+pub(crate) fn effective_deadline(
+    own: Option<Duration>,
+    inherited: Option<Instant>,
+) -> Option<Deadline> {
     if own.is_none() && inherited.is_none() {
         return None;
     }
@@ -201,16 +213,18 @@ mod tests {
             Some(Instant::now() + Duration::from_millis(100)),
             Metadata::new(),
         );
+        let served = || CallContext::current().and_then(|c| c.deadline());
         let inside = ctx
-            .scope(async { effective_deadline(Some(Duration::from_secs(10))) })
+            .scope(async { effective_deadline(Some(Duration::from_secs(10)), served()) })
             .await
             .expect("has a deadline");
         assert_eq!(inside.at - Instant::now(), Duration::from_millis(100));
         assert_eq!(inside.remaining, Duration::from_millis(100));
-        let outside = effective_deadline(Some(Duration::from_secs(10))).expect("own deadline");
+        let outside =
+            effective_deadline(Some(Duration::from_secs(10)), served()).expect("own deadline");
         assert_eq!(outside.at - Instant::now(), Duration::from_secs(10));
         assert_eq!(outside.remaining, Duration::from_secs(10));
-        assert!(effective_deadline(None).is_none());
+        assert!(effective_deadline(None, served()).is_none());
     }
 
     #[tokio::test]

@@ -34,6 +34,7 @@ mod one_way;
 mod payload;
 mod peer;
 mod server;
+mod trace;
 mod transport;
 
 pub use call::{
@@ -53,6 +54,7 @@ pub use one_way::{OneWayInbox, OneWayMessage, FIRST_ONE_WAY_KIND};
 pub use payload::Payload;
 pub use peer::PeerCertificate;
 pub use server::{BoundServer, RpcServer, ShutdownHandle};
+pub use trace::{TraceContext, TRACEPARENT};
 pub use transport::ALPN;
 
 /// What [`RpcClient::connect`] accepts as a server address (`"127.0.0.1:8090"`,

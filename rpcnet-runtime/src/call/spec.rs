@@ -6,8 +6,9 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::client::RpcClient;
-use crate::context::{effective_deadline, Deadline};
+use crate::context::{effective_deadline, CallContext, Deadline};
 use crate::header::Metadata;
+use crate::trace::TRACEPARENT;
 
 /// Per-call options: a deadline override and metadata. The call builders take the same
 /// settings one by one ([`UnaryCall::timeout`](crate::UnaryCall::timeout), …);
@@ -32,10 +33,22 @@ impl CallOptions {
         self
     }
 
-    /// The call's deadline on `client`: this call's timeout or else the client's default,
-    /// and no later than the deadline of the call being served, if any.
-    pub(crate) fn deadline(&self, client: &RpcClient) -> Option<Deadline> {
-        effective_deadline(self.timeout.or(client.config().default_deadline))
+    /// Readies the call to go out on `client`: returns its deadline (this call's timeout or
+    /// else the client's default, and no later than the deadline of the call being served,
+    /// if any), and continues the served call's trace in the metadata unless the caller
+    /// set a `traceparent` itself.
+    pub(crate) fn prepare(&mut self, client: &RpcClient) -> Option<Deadline> {
+        let own = self.timeout.or(client.config().default_deadline);
+        let Some(serving) = CallContext::current() else {
+            return effective_deadline(own, None);
+        };
+        if let Some(trace) = serving.trace() {
+            if self.metadata.get(TRACEPARENT).is_none() {
+                self.metadata
+                    .insert(TRACEPARENT, trace.child().to_traceparent());
+            }
+        }
+        effective_deadline(own, serving.deadline())
     }
 }
 
@@ -58,8 +71,8 @@ impl CallSpec {
     }
 
     /// The call's parts, and its deadline as of now.
-    pub(crate) fn start(self) -> (RpcClient, &'static str, CallOptions, Option<Deadline>) {
-        let deadline = self.options.deadline(&self.client);
+    pub(crate) fn start(mut self) -> (RpcClient, &'static str, CallOptions, Option<Deadline>) {
+        let deadline = self.options.prepare(&self.client);
         (self.client, self.method, self.options, deadline)
     }
 }

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use serde::{de::DeserializeOwned, Serialize};
+use tracing::Instrument;
 
 use super::spec::{call_builder, CallOptions, CallSpec};
 use super::stream::{open_call, read_single, single_reply, start_single_request};
@@ -75,7 +76,14 @@ where
             cancel.complete();
             single_reply::<Resp, E>(message, status, method)
         };
-        bound_call(deadline, call).boxed()
+        let span = client_span(method);
+        bound_call(deadline, call)
+            .map(|result| {
+                record_client_status(&result);
+                result
+            })
+            .instrument(span)
+            .boxed()
     }
 }
 
@@ -83,9 +91,9 @@ async fn raw_unary(
     client: RpcClient,
     method: &str,
     request: Bytes,
-    options: CallOptions,
+    mut options: CallOptions,
 ) -> Result<Bytes, RpcError> {
-    let deadline = options.deadline(&client);
+    let deadline = options.prepare(&client);
     let call = async {
         let request = start_single_request(&client, method, deadline, &options, |out, limit| {
             if request.len() > limit {
@@ -105,8 +113,42 @@ async fn raw_unary(
             _ => Err(CallError::<()>::Rpc(RpcError::from_status(status, method))),
         }
     };
-    bound_call(deadline, call).await.map_err(|e| match e {
+    let result = bound_call(deadline, call)
+        .map(|result| {
+            record_client_status(&result);
+            result
+        })
+        .instrument(client_span(method))
+        .await;
+    result.map_err(|e| match e {
         CallError::Rpc(e) => e,
         CallError::Application(()) => RpcError::Status(Status::new(Code::Application, "")),
     })
+}
+
+/// A unary call's span on the client, with the OpenTelemetry RPC attributes (the status
+/// code is recorded when the call ends).
+fn client_span(method: &str) -> tracing::Span {
+    let (service, name) = method.rsplit_once('.').unwrap_or(("", method));
+    tracing::debug_span!(
+        "call",
+        otel.name = %method,
+        otel.kind = "client",
+        rpc.system = "rpcnet",
+        rpc.service = %service,
+        rpc.method = %name,
+        rpc.response.status_code = tracing::field::Empty,
+    )
+}
+
+/// Records how a unary call ended on its span (the current one).
+fn record_client_status<T, E>(result: &Result<T, CallError<E>>) {
+    let span = tracing::Span::current();
+    if !span.is_disabled() {
+        let code = match result {
+            Ok(_) => Code::Ok,
+            Err(error) => error.code(),
+        };
+        span.record("rpc.response.status_code", code.as_u16());
+    }
 }

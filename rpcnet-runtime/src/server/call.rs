@@ -62,7 +62,7 @@ async fn serve_call(
     ctx: CallContext,
     handler: &MethodHandler,
 ) {
-    let span = tracing::debug_span!("call", method = %ctx.method(), stream_id);
+    let span = call_span(&ctx, stream_id);
     // Registered for cancels only once the call has to wait (see `CancelRegistry`).
     let mut registration = None;
 
@@ -149,6 +149,12 @@ async fn serve_call(
 
     let _enter = span.enter();
     let cancel = ctx.signal();
+    match &outcome {
+        Outcome::Done => {}
+        Outcome::DeadlineExceeded => record_status(&span, Code::DeadlineExceeded),
+        Outcome::Cancelled => record_status(&span, Code::Cancelled),
+        Outcome::Failed(status) => record_status(&span, status.code()),
+    }
     match outcome {
         Outcome::Done => {
             trace!("completed");
@@ -189,6 +195,40 @@ async fn serve_call(
             let _ = send_status_alone(tx, &status).await;
         }
     }
+}
+
+/// The call's span, with the OpenTelemetry RPC attributes (the status code is recorded
+/// when the call ends) and the trace id the client sent, if any.
+fn call_span(ctx: &CallContext, stream_id: u64) -> tracing::Span {
+    let (service, method) = ctx.method().rsplit_once('.').unwrap_or(("", ctx.method()));
+    let span = tracing::debug_span!(
+        "call",
+        otel.name = %ctx.method(),
+        otel.kind = "server",
+        rpc.system = "rpcnet",
+        rpc.service = %service,
+        rpc.method = %method,
+        network.peer.address = tracing::field::Empty,
+        network.peer.port = tracing::field::Empty,
+        rpc.response.status_code = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        stream_id,
+    );
+    if !span.is_disabled() {
+        if let Some(peer) = ctx.peer() {
+            span.record("network.peer.address", tracing::field::display(peer.ip()));
+            span.record("network.peer.port", peer.port());
+        }
+        if let Some(trace) = ctx.trace() {
+            span.record("trace_id", tracing::field::display(trace.trace_id()));
+        }
+    }
+    span
+}
+
+/// Records the status a call ends with on its span (see [`call_span`]).
+pub(super) fn record_status(span: &tracing::Span, code: Code) {
+    span.record("rpc.response.status_code", code.as_u16());
 }
 
 fn outcome_for(error: RpcError) -> Outcome {

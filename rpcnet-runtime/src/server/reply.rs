@@ -40,6 +40,7 @@ pub(super) fn write_reply<'a>(
                 (Some(status), _) | (None, Err(status)) => (Segments::with_capacity(64), status),
                 (None, Ok(out)) => (out, Status::new(Code::Ok, "")),
             };
+            super::call::record_status(&tracing::Span::current(), status.code());
             futures::future::Either::Left(send_status(tx, out, &status))
         }
         // Boxed: a single reply, the usual case, then does not carry a stream writer's state.
@@ -67,6 +68,7 @@ async fn write_stream(
             }
             Fill::End(status) => {
                 let status = take_failure(failure).unwrap_or(status);
+                super::call::record_status(&tracing::Span::current(), status.code());
                 put_status_frame(&mut buffer, &status);
                 send_or_stall(tx, buffers::share(buffer), stall).await?;
                 return tx.finish().map_err(stream_error);

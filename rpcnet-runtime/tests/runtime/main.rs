@@ -9,4 +9,5 @@ mod lifecycle;
 mod one_way;
 mod support;
 mod tls;
+mod trace;
 mod wire;
