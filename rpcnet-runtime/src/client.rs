@@ -19,6 +19,7 @@ use crate::config::RpcConfig;
 use crate::error::RpcError;
 use crate::frame::{put_frame_header, FrameType, MAX_FRAME_HEADER_LEN};
 use crate::io::{connection_error, stream_error};
+use crate::metrics::{ClientMethodMetrics, ClientMetrics};
 use crate::one_way;
 use crate::transport::{self, app_error};
 
@@ -44,6 +45,8 @@ struct Inner {
     config: RpcConfig,
     state: RwLock<ConnState>,
     reconnect: tokio::sync::Mutex<()>,
+    /// Call metrics by method, if the configuration turns them on.
+    metrics: Option<ClientMetrics>,
 }
 
 #[derive(Debug)]
@@ -122,6 +125,7 @@ impl RpcClient {
     /// A client that connects on its first call rather than now (and reconnects as usual).
     pub fn lazy(endpoint: &ClientEndpoint, addr: SocketAddr, config: RpcConfig) -> Self {
         let initial_backoff = config.reconnect_backoff.0;
+        let metrics = config.metrics.then(ClientMetrics::default);
         RpcClient {
             inner: Arc::new(Inner {
                 endpoint: endpoint.endpoint.clone(),
@@ -135,6 +139,7 @@ impl RpcClient {
                     closed: false,
                 }),
                 reconnect: tokio::sync::Mutex::new(()),
+                metrics,
             }),
         }
     }
@@ -189,6 +194,11 @@ impl RpcClient {
             Ok(state) => state.closed,
             Err(poisoned) => poisoned.into_inner().closed,
         }
+    }
+
+    /// The metrics handles of `method`, if this client reports metrics.
+    pub(crate) fn method_metrics(&self, method: &str) -> Option<Arc<ClientMethodMetrics>> {
+        self.inner.metrics.as_ref()?.method(method)
     }
 
     /// The server address this client talks to.

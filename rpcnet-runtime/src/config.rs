@@ -74,6 +74,7 @@ pub struct RpcConfig {
     pub(crate) max_concurrent_streams: u64,
     pub(crate) max_connections: usize,
     pub(crate) receive_budget: (usize, usize),
+    pub(crate) metrics: bool,
     pub(crate) stream_window: u64,
     pub(crate) connection_window: u64,
     pub(crate) send_buffer_size: u32,
@@ -134,6 +135,7 @@ impl RpcConfig {
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             max_concurrent_streams: 1024,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            metrics: false,
             receive_budget: (
                 DEFAULT_RECEIVE_BUDGET_PER_CONNECTION,
                 DEFAULT_RECEIVE_BUDGET_PER_SERVER,
@@ -275,6 +277,30 @@ impl RpcConfig {
     /// ([`with_max_message_size`](Self::with_max_message_size)).
     pub fn with_receive_budget(mut self, per_connection: usize, per_server: usize) -> Self {
         self.receive_budget = (per_connection.max(1), per_server.max(1));
+        self
+    }
+
+    /// Whether servers and clients made with this configuration report call metrics
+    /// through the [`metrics`](https://docs.rs/metrics) facade (default: off). Whatever
+    /// recorder the application installs (a Prometheus exporter, say) receives them;
+    /// install it before binding servers and making calls, since each method's handles are
+    /// made once (a server's when it binds, a client's on its first call of the method).
+    ///
+    /// | name | kind | labels |
+    /// |---|---|---|
+    /// | `rpcnet_server_calls_started_total` | counter | `method` |
+    /// | `rpcnet_server_calls_finished_total` | counter | `method`, `code` |
+    /// | `rpcnet_server_calls_in_flight` | gauge | `method` |
+    /// | `rpcnet_server_call_duration_seconds` | histogram | `method` |
+    /// | `rpcnet_server_connections` | gauge | |
+    /// | `rpcnet_client_calls_finished_total` | counter | `method`, `code`: unary calls |
+    /// | `rpcnet_client_call_duration_seconds` | histogram | `method`: unary calls |
+    ///
+    /// `code` is the status code in snake case: `ok`, `cancelled`, `invalid_argument`,
+    /// `deadline_exceeded`, `resource_exhausted`, `unimplemented`, `internal`,
+    /// `unavailable`, `application` (the service's typed error), `unknown`.
+    pub fn with_metrics(mut self, enabled: bool) -> Self {
+        self.metrics = enabled;
         self
     }
 

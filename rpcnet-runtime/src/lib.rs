@@ -30,6 +30,7 @@ mod frame;
 mod handler;
 mod header;
 mod io;
+mod metrics;
 mod one_way;
 mod payload;
 mod peer;

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use serde::{de::DeserializeOwned, Serialize};
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::spec::{call_builder, CallOptions, CallSpec};
@@ -17,6 +18,7 @@ use crate::codec::put_message_segments;
 use crate::deadline::bound_call;
 use crate::error::{CallError, Code, RpcError, Status};
 use crate::frame::{put_frame, FrameType};
+use crate::metrics::ClientMethodMetrics;
 
 impl RpcClient {
     /// Makes an untyped unary call: `request` is sent as the message payload as is and the
@@ -66,6 +68,8 @@ where
     fn into_future(self) -> Self::IntoFuture {
         let UnaryCall { spec, request, .. } = self;
         let (client, method, options, deadline) = spec.start();
+        let metrics = client.method_metrics(method);
+        let started = metrics.as_ref().map(|_| Instant::now());
         let call = async move {
             let request =
                 start_single_request(&client, method, deadline, &options, |out, limit| {
@@ -78,8 +82,8 @@ where
         };
         let span = client_span(method);
         bound_call(deadline, call)
-            .map(|result| {
-                record_client_status(&result);
+            .map(move |result| {
+                record_client_status(&result, metrics.as_deref(), started);
                 result
             })
             .instrument(span)
@@ -113,9 +117,11 @@ async fn raw_unary(
             _ => Err(CallError::<()>::Rpc(RpcError::from_status(status, method))),
         }
     };
+    let metrics = client.method_metrics(method);
+    let started = metrics.as_ref().map(|_| Instant::now());
     let result = bound_call(deadline, call)
         .map(|result| {
-            record_client_status(&result);
+            record_client_status(&result, metrics.as_deref(), started);
             result
         })
         .instrument(client_span(method))
@@ -141,14 +147,21 @@ fn client_span(method: &str) -> tracing::Span {
     )
 }
 
-/// Records how a unary call ended on its span (the current one).
-fn record_client_status<T, E>(result: &Result<T, CallError<E>>) {
+/// Records how a unary call ended on its span (the current one) and in its metrics.
+fn record_client_status<T, E>(
+    result: &Result<T, CallError<E>>,
+    metrics: Option<&ClientMethodMetrics>,
+    started: Option<Instant>,
+) {
+    let code = || match result {
+        Ok(_) => Code::Ok,
+        Err(error) => error.code(),
+    };
     let span = tracing::Span::current();
     if !span.is_disabled() {
-        let code = match result {
-            Ok(_) => Code::Ok,
-            Err(error) => error.code(),
-        };
-        span.record("rpc.response.status_code", code.as_u16());
+        span.record("rpc.response.status_code", code().as_u16());
+    }
+    if let (Some(metrics), Some(started)) = (metrics, started) {
+        metrics.finished(code(), started.elapsed());
     }
 }

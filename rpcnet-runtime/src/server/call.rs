@@ -15,12 +15,12 @@ use tracing::{debug, trace, Instrument};
 
 use super::reply::{handler_panicked, send_status_alone, write_reply};
 use super::request::{read_single_request, request_stalled, watch_request};
-use super::state::{CallGuard, ConnShared, ServerState};
+use super::state::{CallGuard, ConnShared, Method, ServerState};
 use crate::context::CallContext;
 use crate::deadline::{with_deadline, with_timeout};
 use crate::error::{Code, ProtocolError, RpcError, Status};
 use crate::frame::{FrameType, STREAM_KIND_RPC};
-use crate::handler::{MethodHandler, Reply, RequestBody, RequestMessages};
+use crate::handler::{Reply, RequestBody, RequestMessages};
 use crate::header::{parse_request_header, RequestHeader};
 use crate::io::FrameReader;
 use crate::transport::app_error;
@@ -45,12 +45,11 @@ pub(super) fn serve_stream(
         let conn = &*guard.conn;
         // Starting a call and serving it are functions of their own, so that what the one
         // takes is not kept beside what the other takes.
-        let Some((ctx, handler)) =
-            start_call(&mut reader, &mut tx, stream_id, conn, draining).await
+        let Some((ctx, method)) = start_call(&mut reader, &mut tx, stream_id, conn, draining).await
         else {
             return;
         };
-        serve_call(&mut reader, &mut tx, stream_id, conn, ctx, handler).await;
+        serve_call(&mut reader, &mut tx, stream_id, conn, ctx, method).await;
     }
 }
 
@@ -60,8 +59,15 @@ async fn serve_call(
     stream_id: u64,
     conn: &ConnShared,
     ctx: CallContext,
-    handler: &MethodHandler,
+    method: &Method,
 ) {
+    let handler = &method.handler;
+    // Only with metrics on (a clock reading per call is not free); boxed, so that a call
+    // without them carries one pointer for them.
+    let meter = method.metrics.as_ref().map(|metrics| {
+        metrics.started();
+        Box::new((metrics, Instant::now()))
+    });
     let span = call_span(&ctx, stream_id);
     // Registered for cancels only once the call has to wait (see `CancelRegistry`).
     let mut registration = None;
@@ -125,10 +131,10 @@ async fn serve_call(
         tokio::select! {
             biased;
             written = with_deadline(ctx.deadline(), respond) => match written {
-                Some(Ok(())) => Outcome::Done,
+                Some(Ok(code)) => Outcome::Done(Some(code)),
                 Some(Err(error)) => {
                     debug!(error = %error, "could not write the reply");
-                    Outcome::Done
+                    Outcome::Done(None)
                 }
                 None => Outcome::DeadlineExceeded,
             },
@@ -149,14 +155,21 @@ async fn serve_call(
 
     let _enter = span.enter();
     let cancel = ctx.signal();
-    match &outcome {
-        Outcome::Done => {}
-        Outcome::DeadlineExceeded => record_status(&span, Code::DeadlineExceeded),
-        Outcome::Cancelled => record_status(&span, Code::Cancelled),
-        Outcome::Failed(status) => record_status(&span, status.code()),
+    let code = match &outcome {
+        Outcome::Done(code) => *code,
+        Outcome::DeadlineExceeded => Some(Code::DeadlineExceeded),
+        Outcome::Cancelled => Some(Code::Cancelled),
+        Outcome::Failed(status) => Some(status.code()),
+    };
+    // A reply that could not be written went to a client that is gone.
+    let code = code.unwrap_or(Code::Cancelled);
+    span.record("rpc.response.status_code", code.as_u16());
+    if let Some(meter) = meter {
+        let (metrics, started) = *meter;
+        metrics.finished(code, started.elapsed());
     }
     match outcome {
-        Outcome::Done => {
+        Outcome::Done(_) => {
             trace!("completed");
             // Read the client's end of stream rather than abandon the receive side: an
             // abandoned side costs a STOP_SENDING frame, while the client's FIN follows the
@@ -226,11 +239,6 @@ fn call_span(ctx: &CallContext, stream_id: u64) -> tracing::Span {
     span
 }
 
-/// Records the status a call ends with on its span (see [`call_span`]).
-pub(super) fn record_status(span: &tracing::Span, code: Code) {
-    span.record("rpc.response.status_code", code.as_u16());
-}
-
 fn outcome_for(error: RpcError) -> Outcome {
     match error {
         RpcError::Cancelled | RpcError::Unavailable { .. } | RpcError::Stream(_) => {
@@ -249,13 +257,13 @@ async fn start_call<'a>(
     stream_id: u64,
     conn: &'a ConnShared,
     draining: bool,
-) -> Option<(CallContext, &'a MethodHandler)> {
+) -> Option<(CallContext, &'a Method)> {
     let shared = &*conn.shared;
     // A peer that opens a stream and stalls is dropped after the stall timeout. The
     // header nearly always arrives with the stream, so the timer is only armed when the
     // first attempt has to wait.
     let start = with_timeout(shared.config.stall_timeout, read_start(&mut *reader));
-    let (header, method, handler) = match start.await {
+    let (header, name, method) = match start.await {
         None => {
             debug!(stream_id, "no request header in time");
             let _ = tx.reset(app_error(app_error::PROTOCOL));
@@ -269,7 +277,7 @@ async fn start_call<'a>(
             return None;
         }
         Some(Ok(header)) => match shared.methods.get(&header.method[..]) {
-            Some((name, handler)) => (header, Arc::clone(name), handler),
+            Some(method) => (header, Arc::clone(&method.name), method),
             None => {
                 debug!(stream_id, method = %header.method(), "unimplemented method");
                 let status = Status::refused(
@@ -291,14 +299,15 @@ async fn start_call<'a>(
     // Every call ends by the server's maximum deadline, whatever the client asked for.
     let max = shared.config.max_deadline;
     let deadline = Some(Instant::now() + header.deadline.map_or(max, |d| d.min(max)));
-    let ctx = CallContext::new(method, conn.peer, deadline, header.metadata);
-    Some((ctx, handler))
+    let ctx = CallContext::new(name, conn.peer, deadline, header.metadata);
+    Some((ctx, method))
 }
 
 /// How a call ended, decided while its reply and its request stream race.
 enum Outcome {
-    /// The reply went out (or the client is gone and there is no one to tell).
-    Done,
+    /// The reply went out with this status (or, `None`, the client is gone and there is
+    /// no one to tell).
+    Done(Option<Code>),
     /// The server enforced the deadline.
     DeadlineExceeded,
     /// The client reset the stream.

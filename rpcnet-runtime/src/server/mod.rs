@@ -26,12 +26,13 @@ use tracing::{debug, Instrument};
 
 use self::connection::serve_connection;
 use self::inflight::Inflight;
-use self::state::{ServerState, Shared, CANCEL_PATIENCE, DEFAULT_GRACE};
+use self::state::{Method, ServerState, Shared, CANCEL_PATIENCE, DEFAULT_GRACE};
 use crate::budget::ServerBudget;
 use crate::config::RpcConfig;
 use crate::context::CallContext;
 use crate::error::{RpcError, Status};
 use crate::handler::{MethodHandler, MethodTable, Service};
+use crate::metrics::ServerMethodMetrics;
 use crate::one_way::{self, OneWayInbox};
 use crate::transport::{self, app_error};
 
@@ -91,10 +92,12 @@ impl RpcServer {
             HashMap::with_capacity_and_hasher(self.methods.methods.len(), FxBuildHasher);
         for (name, handler) in self.methods.methods {
             let key = Box::from(name.as_bytes());
-            if methods
-                .insert(key, (Arc::from(name.as_str()), handler))
-                .is_some()
-            {
+            let method = Method {
+                metrics: self.config.metrics.then(|| ServerMethodMetrics::new(&name)),
+                name: Arc::from(name.as_str()),
+                handler,
+            };
+            if methods.insert(key, method).is_some() {
                 return Err(RpcError::Config {
                     message: format!("method `{name}` is registered twice"),
                     source: None,

@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::TryFutureExt;
 use s2n_quic::stream::SendStream;
 
 use crate::buffers;
@@ -33,15 +34,15 @@ pub(super) fn write_reply<'a>(
     limit: usize,
     stall: Duration,
     failure: Option<&'a Mutex<Option<Status>>>,
-) -> impl Future<Output = Result<(), RpcError>> + 'a {
+) -> impl Future<Output = Result<Code, RpcError>> + 'a {
     match reply {
         Reply::Single(result) => {
             let (out, status) = match (take_failure(failure), result) {
                 (Some(status), _) | (None, Err(status)) => (Segments::with_capacity(64), status),
                 (None, Ok(out)) => (out, Status::new(Code::Ok, "")),
             };
-            super::call::record_status(&tracing::Span::current(), status.code());
-            futures::future::Either::Left(send_status(tx, out, &status))
+            let code = status.code();
+            futures::future::Either::Left(send_status(tx, out, &status).map_ok(move |()| code))
         }
         // Boxed: a single reply, the usual case, then does not carry a stream writer's state.
         Reply::Stream(stream) => futures::future::Either::Right(Box::pin(write_stream(
@@ -56,7 +57,7 @@ async fn write_stream(
     limit: usize,
     stall: Duration,
     failure: Option<&Mutex<Option<Status>>>,
-) -> Result<(), RpcError> {
+) -> Result<Code, RpcError> {
     // Each write goes out in a pooled buffer, which comes back once QUIC has had it
     // acknowledged and drops it.
     let mut buffer = buffers::write_buffer();
@@ -68,10 +69,10 @@ async fn write_stream(
             }
             Fill::End(status) => {
                 let status = take_failure(failure).unwrap_or(status);
-                super::call::record_status(&tracing::Span::current(), status.code());
                 put_status_frame(&mut buffer, &status);
                 send_or_stall(tx, buffers::share(buffer), stall).await?;
-                return tx.finish().map_err(stream_error);
+                tx.finish().map_err(stream_error)?;
+                return Ok(status.code());
             }
         }
     }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use ::metrics::Gauge;
 use rustc_hash::FxBuildHasher;
 use tokio::sync::watch;
 
@@ -15,6 +16,7 @@ use crate::budget::{ConnBudget, ServerBudget};
 use crate::cancel::CancelRegistry;
 use crate::config::RpcConfig;
 use crate::handler::MethodHandler;
+use crate::metrics::{self, ServerMethodMetrics};
 use crate::one_way::OneWaySender;
 
 /// How long a shutdown waits for calls in progress when no grace period was given.
@@ -33,12 +35,22 @@ pub(super) enum ServerState {
     Closed,
 }
 
+/// A method a server serves.
+#[derive(Debug)]
+pub(super) struct Method {
+    /// Its full name, `Service.method`.
+    pub(super) name: Arc<str>,
+    pub(super) handler: MethodHandler,
+    /// Its metrics, if the server's configuration turns them on.
+    pub(super) metrics: Option<ServerMethodMetrics>,
+}
+
 /// What every connection and call of a server shares.
 #[derive(Debug)]
 pub(super) struct Shared {
     pub(super) config: RpcConfig,
     /// Handlers by method name, looked up by the name's bytes as they arrive.
-    pub(super) methods: HashMap<Box<[u8]>, (Arc<str>, MethodHandler), FxBuildHasher>,
+    pub(super) methods: HashMap<Box<[u8]>, Method, FxBuildHasher>,
     pub(super) inflight: Inflight,
     pub(super) state: watch::Sender<ServerState>,
     /// The grace period of the shutdown under way (the first one asked for wins).
@@ -55,11 +67,14 @@ pub(super) struct Shared {
 
 /// A connection's place among those a server serves; given up when dropped.
 #[derive(Debug)]
-pub(super) struct Admitted(Arc<AtomicUsize>);
+pub(super) struct Admitted(Arc<AtomicUsize>, Option<Gauge>);
 
 impl Drop for Admitted {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+        if let Some(gauge) = &self.1 {
+            gauge.decrement(1.0);
+        }
     }
 }
 
@@ -72,7 +87,13 @@ impl Shared {
                 (n < limit).then_some(n + 1)
             })
             .ok()
-            .map(|_| Admitted(Arc::clone(&self.connection_count)))
+            .map(|_| {
+                let gauge = self.config.metrics.then(metrics::connections);
+                if let Some(gauge) = &gauge {
+                    gauge.increment(1.0);
+                }
+                Admitted(Arc::clone(&self.connection_count), gauge)
+            })
     }
 
     /// Keeps track of a new connection (and forgets the ones that have ended).

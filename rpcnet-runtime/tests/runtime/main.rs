@@ -6,6 +6,7 @@ mod calls;
 mod certificate;
 mod hostile;
 mod lifecycle;
+mod metrics;
 mod one_way;
 mod support;
 mod tls;
