@@ -254,8 +254,26 @@ fn view_at<'a>(run: &'a Run, node: &str, at_ms: u64) -> Option<&'a View> {
     i.checked_sub(1).map(|i| &views[i].1)
 }
 
+/// Whether `worker` is cut off or partitioned one way at `at_ms`.
+fn partitioned(run: &Run, worker: &str, at_ms: u64) -> bool {
+    let mut inside = false;
+    for e in run
+        .events
+        .iter()
+        .filter(|e| e.worker == worker && e.at_ms <= at_ms)
+    {
+        match e.fault {
+            Fault::Cut | Fault::OneWay => inside = true,
+            Fault::HealCut | Fault::HealOneWay => inside = false,
+            _ => {}
+        }
+    }
+    inside
+}
+
 /// The nodes whose views must agree at `at_ms` after a heal at `heal_ms`: every node but
-/// the workers killed from [`KILLED_RECENTLY`] before the heal until then.
+/// the workers killed from [`KILLED_RECENTLY`] before the heal until then, and those
+/// partitioned at `at_ms` by a later fault.
 fn settled_nodes(run: &Run, heal_ms: u64, at_ms: u64) -> Vec<&str> {
     let since = heal_ms.saturating_sub(ms(KILLED_RECENTLY));
     run.nodes
@@ -264,7 +282,7 @@ fn settled_nodes(run: &Run, heal_ms: u64, at_ms: u64) -> Vec<&str> {
         .filter(|n| {
             !run.events.iter().any(|e| {
                 e.fault == Fault::Kill && e.worker == *n && e.at_ms >= since && e.at_ms <= at_ms
-            })
+            }) && !partitioned(run, n, at_ms)
         })
         .collect()
 }
@@ -289,6 +307,7 @@ pub fn convergence_ms(run: &Run, heal_ms: u64) -> Option<u64> {
         .values()
         .flatten()
         .map(|(t, _)| *t)
+        .chain(run.events.iter().map(|e| e.at_ms))
         .filter(|t| *t > heal_ms && *t <= run.end_ms)
         .collect();
     times.push(heal_ms);
@@ -666,6 +685,28 @@ mod tests {
             worker: "worker-1".into(),
         });
         assert_eq!(convergence_ms(&run, 36_000), Some(0));
+    }
+
+    #[test]
+    fn a_node_partitioned_after_the_heal_is_left_out_of_the_agreement() {
+        let mut run = three_nodes();
+        all_live(&mut run, 0);
+        run.views
+            .get_mut("worker-2")
+            .expect("node")
+            .push((20_000, view(&[("director", 'A'), ("worker-1", 'D')])));
+        run.events.push(Event {
+            at_ms: 30_000,
+            fault: Fault::HealCut,
+            worker: "worker-1".into(),
+        });
+        assert_eq!(convergence_ms(&run, 30_000), None);
+        run.events.push(Event {
+            at_ms: 32_000,
+            fault: Fault::OneWay,
+            worker: "worker-2".into(),
+        });
+        assert_eq!(convergence_ms(&run, 30_000), Some(2_000));
     }
 
     #[test]

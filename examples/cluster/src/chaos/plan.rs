@@ -96,19 +96,19 @@ pub const MIN_DURATION: Duration = Duration::from_secs(60);
 /// The schedule repeats in blocks of this length.
 const BLOCK: Duration = Duration::from_secs(60);
 /// Where in a block the cut starts, and the one-way partition.
-const CUT_AT: Duration = Duration::from_secs(6);
-const ONE_WAY_AT: Duration = Duration::from_secs(28);
+const CUT_AT: Duration = Duration::from_secs(4);
+const ONE_WAY_AT: Duration = Duration::from_secs(30);
 /// How long after a heal a worker is spared from kills, so its rejoin is measured alone.
 const HEAL_WINDOW: Duration = Duration::from_secs(15);
 /// When the loss starts.
-const LOSS_AT: Duration = Duration::from_secs(4);
+const LOSS_AT: Duration = Duration::from_secs(2);
 
 /// The schedule for a run of `duration` (at least [`MIN_DURATION`]) from `seed`.
 ///
-/// Every 60-s block cuts one worker off for 20 s (from 6 s into the block) and partitions
-/// one worker one way for 10 s (from 28 s); a worker other than the steady one is killed
-/// every 10 s and restarted 5 s later, sparing a worker while it is partitioned and for
-/// 15 s after its heal; one worker loses 10 % of its packets from 4 s until the quiet
+/// Every 60-s block cuts one worker off for 20 s (from 4 s into the block) and partitions
+/// another worker one way for 10 s (from 30 s); a worker other than the steady one is
+/// killed every 10 s and restarted 5 s later, sparing a worker while it is partitioned and
+/// for 15 s after its heal; one worker loses 10 % of its packets from 2 s until the quiet
 /// tail. Nothing is faulty during the last [`QUIET_TAIL`].
 pub fn plan(seed: u64, duration: Duration) -> Plan {
     let duration = duration.max(MIN_DURATION);
@@ -133,7 +133,7 @@ pub fn plan(seed: u64, duration: Duration) -> Plan {
     let mut block = Duration::ZERO;
     while block + ONE_WAY_AT + ONE_WAY <= faults_end {
         let cut = rng.gen_range(0..WORKERS);
-        let one_way = rng.gen_range(0..WORKERS);
+        let one_way = (cut + rng.gen_range(1..WORKERS)) % WORKERS;
         let (cut_from, cut_until) = (block + CUT_AT, block + CUT_AT + CUT);
         let (ow_from, ow_until) = (block + ONE_WAY_AT, block + ONE_WAY_AT + ONE_WAY);
         steps.push(step(cut_from, Fault::Cut, cut));
@@ -212,6 +212,18 @@ mod tests {
                     w == kill.worker && from < kill.at + DOWN && kill.at < until
                 });
                 assert!(!hit, "seed {seed}: {kill:?} hits a partitioned worker");
+            }
+        }
+    }
+
+    #[test]
+    fn the_one_way_partition_hits_another_worker_than_the_cut() {
+        for seed in 0..50 {
+            let p = plan(seed, Duration::from_secs(300));
+            let cuts = p.steps.iter().filter(|s| s.fault == Fault::Cut);
+            let one_ways = p.steps.iter().filter(|s| s.fault == Fault::OneWay);
+            for (cut, one_way) in cuts.zip(one_ways) {
+                assert_ne!(cut.worker, one_way.worker, "seed {seed}");
             }
         }
     }

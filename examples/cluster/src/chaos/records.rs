@@ -91,9 +91,10 @@ pub async fn log_views(cluster: Cluster, path: &Path) -> io::Result<()> {
             list.join(",")
         };
         file.write_all(format!("{} {list}\n", now_ms()).as_bytes())?;
-        match tokio::time::timeout(Duration::from_secs(1), cluster.changed()).await {
-            Ok(Err(_)) => return Ok(()),
-            Ok(Ok(())) | Err(_) => {}
+        let change = tokio::time::timeout(Duration::from_secs(1), cluster.changed()).await;
+        if let Ok(Err(_)) = change {
+            // The node has stopped.
+            return Ok(());
         }
     }
 }

@@ -566,10 +566,7 @@ fn read_run(out: &Path) -> Result<Run, String> {
             parts.next(),
             parts.next().map(str::parse),
         ) {
-            run.rss
-                .entry(name.to_owned())
-                .or_insert_with(Vec::new)
-                .push((ms, kb));
+            run.rss.entry(name.to_owned()).or_default().push((ms, kb));
         }
     }
     Ok(run)
