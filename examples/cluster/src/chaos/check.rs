@@ -509,6 +509,7 @@ mod tests {
             id: id.to_owned(),
             retry_safe: safe,
             outcome,
+            took_ms: 1,
             detail: String::new(),
         }
     }

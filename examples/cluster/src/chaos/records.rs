@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `requests-<worker>.log` | the worker (`WORKER_REQUEST_LOG`) | `<request id>` |
 //! | `view-<node>.log` | every node (`MEMBERSHIP_LOG`) | `<ms> <id>=<A\|S\|D\|L>,…` (`-` for none) |
-//! | `calls.log` | the load generator | `<ms> <id> <s\|u> <ok\|fail\|wrong> <worker or error>` |
+//! | `calls.log` | the load generator | `<ms> <id> <s\|u> <ok\|fail\|wrong> <took ms> <worker or error>` |
 //! | `events.log` | the harness | `<ms> <fault> <worker>` |
 //! | `stream-<n>.log` | the harness, from a client's stdout | `<ms> <line>` |
 //! | `rss.log` | the harness | `<ms> <process> <kB>` |
@@ -131,6 +131,8 @@ pub struct Call {
     pub retry_safe: bool,
     /// What the client was told.
     pub outcome: CallOutcome,
+    /// How long the call took, retries included.
+    pub took_ms: u64,
     /// The worker that answered, or the error.
     pub detail: String,
 }
@@ -156,16 +158,17 @@ impl Call {
         };
         let safe = if self.retry_safe { 's' } else { 'u' };
         format!(
-            "{} {} {safe} {outcome} {}",
+            "{} {} {safe} {outcome} {} {}",
             self.at_ms,
             self.id,
+            self.took_ms,
             self.detail.replace('\n', " ")
         )
     }
 
     /// Parses a `calls.log` line (not a `#` line).
     pub fn parse(line: &str) -> Option<Call> {
-        let mut parts = line.splitn(5, ' ');
+        let mut parts = line.splitn(6, ' ');
         let at_ms = parts.next()?.parse().ok()?;
         let id = parts.next()?.to_owned();
         let retry_safe = match parts.next()? {
@@ -179,12 +182,14 @@ impl Call {
             "wrong" => CallOutcome::WrongReply,
             _ => return None,
         };
+        let took_ms = parts.next()?.parse().ok()?;
         let detail = parts.next().unwrap_or("").to_owned();
         Some(Call {
             at_ms,
             id,
             retry_safe,
             outcome,
+            took_ms,
             detail,
         })
     }
@@ -207,10 +212,12 @@ mod tests {
             id: "s-42".to_owned(),
             retry_safe: true,
             outcome: CallOutcome::Failed,
+            took_ms: 3_012,
             detail: "worker worker-2 lost: connection closed".to_owned(),
         };
         assert_eq!(Call::parse(&call.line()), Some(call));
-        assert_eq!(Call::parse("12 u-1 x ok worker-1"), None);
+        assert_eq!(Call::parse("12 u-1 x ok 5 worker-1"), None);
+        assert_eq!(Call::parse("12 u-1 u ok worker-1"), None);
     }
 
     #[test]

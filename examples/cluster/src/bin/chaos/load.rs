@@ -183,6 +183,7 @@ async fn load(settings: Settings, retries: RetryCounter) -> Result<bool, String>
 
 async fn one_call(client: &ClusterClient, id: String, retry_safe: bool) -> Call {
     let workers = TagFilter::new().with_tag("role", "worker");
+    let began = Instant::now();
     let outcome = client
         .call_worker(RECORD_METHOD, id.clone().into_bytes(), workers)
         .retry_safe(retry_safe)
@@ -203,6 +204,7 @@ async fn one_call(client: &ClusterClient, id: String, retry_safe: bool) -> Call 
         id,
         retry_safe,
         outcome,
+        took_ms: u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX),
         detail,
     }
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use rpcnet_cluster_example::chaos::check::{check, max_gap_ms, rss_windows, Event, Run, Stream};
 use rpcnet_cluster_example::chaos::plan::{plan, worker_label, Fault, Plan, WORKERS};
-use rpcnet_cluster_example::chaos::records::{now_ms, parse_view, timed, Call};
+use rpcnet_cluster_example::chaos::records::{now_ms, parse_view, timed, Call, CallOutcome};
 use rpcnet_cluster_example::processes::{sibling, token, Process};
 use rpcnet_cluster_example::settings::cluster_config;
 
@@ -580,7 +580,7 @@ fn report(out: &Path, plan: &Plan) -> Result<bool, String> {
     let ok = run
         .calls
         .iter()
-        .filter(|c| c.outcome == rpcnet_cluster_example::chaos::records::CallOutcome::Ok)
+        .filter(|c| c.outcome == CallOutcome::Ok)
         .count();
     let duplicates = run.executions.values().filter(|n| **n > 1).count();
     let mut summary = vec![
@@ -604,6 +604,24 @@ fn report(out: &Path, plan: &Plan) -> Result<bool, String> {
             duplicates
         ),
     ];
+    let mut took: Vec<u64> = run
+        .calls
+        .iter()
+        .filter(|c| c.outcome == CallOutcome::Ok)
+        .map(|c| c.took_ms)
+        .collect();
+    took.sort_unstable();
+    let quantile = |q: f64| {
+        let i = ((took.len() as f64 * q).ceil() as usize).saturating_sub(1);
+        took.get(i).copied().unwrap_or(0)
+    };
+    summary.push(format!(
+        "successful calls took: p50 {} ms, p99 {} ms, p99.9 {} ms, max {} ms",
+        quantile(0.5),
+        quantile(0.99),
+        quantile(0.999),
+        took.last().copied().unwrap_or(0)
+    ));
     for s in &run.streams {
         summary.push(format!(
             "{}: {} tokens, {} failovers, max gap {:.1} s",
