@@ -4,8 +4,8 @@
 //! seeded fault schedule, and checks what they recorded.
 //!
 //! ```text
-//! chaos run   --prefix P --subnet 10.231.0 --out DIR --seed N --duration SECS
-//! chaos load  --director IP:PORT --bind IP:PORT --out DIR --duration SECS
+//! chaos run   --prefix P --subnet 10.231.0 --out DIR --seed N --duration SECS [--iptables CMD]
+//! chaos load  --director IP:PORT --bind IP:PORT --out DIR --duration SECS [--rate N] [--unsafe-every N]
 //! chaos relay --listen IP:PORT --to IP:PORT --delay-ms MS
 //! chaos check --out DIR     (the checks again, over a finished run's records)
 //! ```
