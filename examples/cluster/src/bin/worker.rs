@@ -8,8 +8,9 @@
 //! ```
 //!
 //! For the chaos harness, `WORKER_REQUEST_LOG` names a file where the `record` method
-//! appends each request id it executes, and `MEMBERSHIP_LOG` one where the node writes its
-//! membership view.
+//! appends each request id it executes, `MEMBERSHIP_LOG` one where the node writes its
+//! membership view, and `WORKER_ADVERTISE_ADDR` the address the cluster should reach the
+//! worker at when it differs from `WORKER_ADDR` (the harness puts a delaying relay there).
 //!
 //! A simulated failure is announced: the worker ends its open streams with
 //! `InferenceError::WorkerFailed`, refuses every call, and leaves the routing pool
@@ -106,6 +107,9 @@ struct Settings {
     request_log: Option<PathBuf>,
     /// Where the node writes its membership view (`MEMBERSHIP_LOG`; none by default).
     membership_log: Option<PathBuf>,
+    /// The address other nodes reach this worker at, when it is not `addr`
+    /// (`WORKER_ADVERTISE_ADDR`; for example a relay in front of it).
+    advertise: Option<SocketAddr>,
 }
 
 /// A path from the variable `name`, if it is set.
@@ -126,6 +130,10 @@ fn settings() -> Result<Settings, Box<dyn std::error::Error>> {
         },
         request_log: path_var("WORKER_REQUEST_LOG"),
         membership_log: path_var("MEMBERSHIP_LOG"),
+        advertise: match var_or("WORKER_ADVERTISE_ADDR", "").as_str() {
+            "" => None,
+            _ => Some(addr_var("WORKER_ADVERTISE_ADDR", DEFAULT_WORKER_ADDR)?),
+        },
         label,
     })
 }
@@ -176,10 +184,13 @@ impl Running {
             })?
         };
         let tags = tags(&label, false)?;
-        let node = NodeConfig::new(NodeId::new(label.clone()).map_err(|e| e.to_string())?)
+        let mut node = NodeConfig::new(NodeId::new(label.clone()).map_err(|e| e.to_string())?)
             .with_tags(tags)
             .with_seeds([settings.director.to_string()])
             .with_cluster_config(cluster_config());
+        if let Some(addr) = settings.advertise {
+            node = node.with_advertise_addr(addr);
+        }
         let cluster = Cluster::start(&bound, &config, node)
             .map_err(|e| format!("cannot start the cluster node: {}", one_line(&e)))?;
         let events = tokio::spawn(log_events(label.clone(), cluster.clone()));

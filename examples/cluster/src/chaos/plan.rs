@@ -76,6 +76,8 @@ pub struct Plan {
     pub steady: usize,
     /// The worker whose link loses packets.
     pub lossy: usize,
+    /// The worker every node reaches through the delaying relay.
+    pub delayed: usize,
     /// How long the load runs.
     pub duration: Duration,
 }
@@ -109,7 +111,8 @@ const LOSS_AT: Duration = Duration::from_secs(2);
 /// another worker one way for 10 s (from 30 s); a worker other than the steady one is
 /// killed every 10 s and restarted 5 s later, sparing a worker while it is partitioned and
 /// for 15 s after its heal; one worker loses 10 % of its packets from 2 s until the quiet
-/// tail. Nothing is faulty during the last [`QUIET_TAIL`].
+/// tail. Nothing is faulty during the last [`QUIET_TAIL`]. One worker (`delayed`) is
+/// reached by every node through a relay that delays each datagram, for the whole run.
 pub fn plan(seed: u64, duration: Duration) -> Plan {
     let duration = duration.max(MIN_DURATION);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -160,12 +163,14 @@ pub fn plan(seed: u64, duration: Duration) -> Plan {
         }
         at += KILL_EVERY;
     }
+    let delayed = rng.gen_range(0..WORKERS);
     // Stable: steps at one instant keep the order above (a heal before a kill).
     steps.sort_by_key(|s| s.at);
     Plan {
         steps,
         steady,
         lossy,
+        delayed,
         duration,
     }
 }

@@ -6,6 +6,10 @@
 //! `<prefix>-load`, each with one interface `eth0` on the run's bridge, addressed
 //! `<subnet>.2`, `<subnet>.11` … `<subnet>.13` and `<subnet>.20`. Faults are `iptables`
 //! rules inside a worker's namespace, on its `eth0`, so they vanish with the namespace.
+//! Two relays delay datagrams: one in the delayed worker's namespace, which that worker
+//! advertises as its address (so every node's calls, streams and probes to it are
+//! delayed), and one in the load's namespace in front of the director, for the second
+//! streaming client.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -41,6 +45,8 @@ struct Layout {
     subnet: String,
     out: PathBuf,
     iptables: String,
+    /// The worker reached through the delaying relay in its namespace.
+    delayed: usize,
 }
 
 impl Layout {
@@ -54,6 +60,11 @@ impl Layout {
 
     fn worker(&self, i: usize) -> String {
         format!("{}.{}:{WORKER_PORT}", self.subnet, 11 + i)
+    }
+
+    /// Where the delayed worker's relay listens, in the worker's namespace.
+    fn worker_relay(&self) -> String {
+        format!("{}.{}:{RELAY_PORT}", self.subnet, 11 + self.delayed)
     }
 
     fn load_ip(&self) -> String {
@@ -100,18 +111,19 @@ impl Layout {
     }
 }
 
-fn parse_layout(options: &Options) -> Result<Layout, String> {
+fn parse_layout(options: &Options, delayed: usize) -> Result<Layout, String> {
     Ok(Layout {
         prefix: options.get("prefix")?.to_owned(),
         subnet: options.get("subnet")?.to_owned(),
         out: PathBuf::from(options.get("out")?),
         iptables: options.parse_or("iptables", "iptables".to_owned())?,
+        delayed,
     })
 }
 
 fn start_worker(layout: &Layout, bin: &Path, i: usize, generation: u32) -> Result<Process, String> {
     let label = worker_label(i);
-    let env = [
+    let mut env = vec![
         ("WORKER_LABEL", label.clone()),
         ("WORKER_ADDR", layout.worker(i)),
         ("DIRECTOR_ADDR", layout.director()),
@@ -132,6 +144,9 @@ fn start_worker(layout: &Layout, bin: &Path, i: usize, generation: u32) -> Resul
                 .to_string(),
         ),
     ];
+    if i == layout.delayed {
+        env.push(("WORKER_ADVERTISE_ADDR", layout.worker_relay()));
+    }
     let name = if generation == 0 {
         label
     } else {
@@ -253,19 +268,20 @@ fn timed_lines(process: &Process, anchor: Instant, anchor_ms: u64) -> Vec<String
 }
 
 pub(crate) fn main(options: &Options) -> Result<bool, String> {
-    let layout = parse_layout(options)?;
     let seed: u64 = options.parse_as("seed")?;
     let duration = Duration::from_secs(options.parse_as("duration")?);
     let plan = plan(seed, duration);
+    let layout = parse_layout(options, plan.delayed)?;
     fs::create_dir_all(&layout.out).map_err(|e| format!("{}: {e}", layout.out.display()))?;
     let bin = |name: &str| sibling(name).map_err(|e| e.to_string());
     let (director_bin, worker_bin, client_bin) = (bin("director")?, bin("worker")?, bin("client")?);
     let chaos_bin = std::env::current_exe().map_err(|e| e.to_string())?;
     println!(
-        "🌪️  chaos run: seed {seed}, {} s, steady worker {}, lossy worker {}, records in {}",
+        "🌪️  chaos run: seed {seed}, {} s, steady worker {}, lossy worker {}, delayed worker {}, records in {}",
         plan.duration.as_secs(),
         worker_label(plan.steady),
         worker_label(plan.lossy),
+        worker_label(plan.delayed),
         layout.out.display()
     );
     let begun = Instant::now();
@@ -283,6 +299,23 @@ pub(crate) fn main(options: &Options) -> Result<bool, String> {
         &[],
     )?;
     wait_for_line(&director, begun, "✅ Director ready")?;
+    let worker_relay = layout.start(
+        "relay-worker",
+        &format!("w{}", plan.delayed + 1),
+        &chaos_bin,
+        &[],
+        &[
+            "relay",
+            "--listen",
+            &layout.worker_relay(),
+            "--to",
+            &layout.worker(plan.delayed),
+            "--delay-ms",
+            &RELAY_DELAY_MS.to_string(),
+        ]
+        .map(String::from),
+    )?;
+    wait_for_line(&worker_relay, begun, "RELAY READY")?;
     let mut workers: Vec<Option<Process>> = Vec::new();
     for i in 0..WORKERS {
         workers.push(Some(start_worker(&layout, &worker_bin, i, 0)?));
@@ -423,9 +456,10 @@ pub(crate) fn main(options: &Options) -> Result<bool, String> {
             format!("duration {}", plan.duration.as_secs()),
             format!("steady {}", worker_label(plan.steady)),
             format!("lossy {}", worker_label(plan.lossy)),
+            format!("delayed {}", worker_label(plan.delayed)),
         ],
     )?;
-    let all = [&director, &load, &relay]
+    let all = [&director, &load, &relay, &worker_relay]
         .into_iter()
         .chain(streams.iter())
         .chain(workers.iter().flatten())
@@ -438,7 +472,7 @@ pub(crate) fn main(options: &Options) -> Result<bool, String> {
     }
     drop(streams);
     drop(workers);
-    drop((director, load, relay));
+    drop((director, load, relay, worker_relay));
     if let Some(e) = failure {
         return Err(e);
     }
@@ -585,13 +619,14 @@ fn report(out: &Path, plan: &Plan) -> Result<bool, String> {
     let duplicates = run.executions.values().filter(|n| **n > 1).count();
     let mut summary = vec![
         format!(
-            "run: {:.0} s of load, faults: {} kills, {} cuts, {} one-way partitions, 10% loss on {}, {} ms relay delay each way for stream-relayed's director calls",
+            "run: {:.0} s of load, faults: {} kills, {} cuts, {} one-way partitions, 10% loss on {}, {} ms delay each way through relays to {} and (for stream-relayed) to the director",
             (run.end_ms - run.start_ms) as f64 / 1e3,
             count(Fault::Kill),
             count(Fault::Cut),
             count(Fault::OneWay),
             worker_label(plan.lossy),
-            RELAY_DELAY_MS
+            RELAY_DELAY_MS,
+            worker_label(plan.delayed)
         ),
         format!(
             "calls: {} ({} retry-safe, {} not), {} succeeded, {} failed, {} retries, {} request ids executed more than once",
