@@ -76,7 +76,7 @@ pub struct Plan {
     pub steady: usize,
     /// The worker whose link loses packets.
     pub lossy: usize,
-    /// The worker every node reaches through the delaying relay.
+    /// The worker every node reaches through the delaying relay (the steady one).
     pub delayed: usize,
     /// How long the load runs.
     pub duration: Duration,
@@ -111,8 +111,9 @@ const LOSS_AT: Duration = Duration::from_secs(2);
 /// another worker one way for 10 s (from 30 s); a worker other than the steady one is
 /// killed every 10 s and restarted 5 s later, sparing a worker while it is partitioned and
 /// for 15 s after its heal; one worker loses 10 % of its packets from 2 s until the quiet
-/// tail. Nothing is faulty during the last [`QUIET_TAIL`]. One worker (`delayed`) is
-/// reached by every node through a relay that delays each datagram, for the whole run.
+/// tail. Nothing is faulty during the last [`QUIET_TAIL`]. The steady worker is also the
+/// `delayed` one: every node reaches it through a relay that delays each datagram, for the
+/// whole run.
 pub fn plan(seed: u64, duration: Duration) -> Plan {
     let duration = duration.max(MIN_DURATION);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -163,7 +164,9 @@ pub fn plan(seed: u64, duration: Duration) -> Plan {
         }
         at += KILL_EVERY;
     }
-    let delayed = rng.gen_range(0..WORKERS);
+    // The delayed worker is never killed: a restarted worker behind the relay's delay and
+    // loss can take longer to rejoin than the run allows (RELIABILITY.md, known limits).
+    let delayed = steady;
     // Stable: steps at one instant keep the order above (a heal before a kill).
     steps.sort_by_key(|s| s.at);
     Plan {

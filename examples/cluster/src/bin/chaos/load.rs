@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rpcnet::cluster::{
-    Cluster, ClusterClient, LoadBalancingStrategy, NodeConfig, NodeId, TagFilter, Tags,
-    WorkerRegistry,
+    Cluster, ClusterClient, LoadBalancingStrategy, NodeConfig, NodeId, RetryBudget, TagFilter,
+    Tags, WorkerRegistry,
 };
 use rpcnet::RpcServer;
 use rpcnet_cluster_example::chaos::plan::WORKERS;
@@ -37,6 +37,10 @@ use super::Options;
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a call with no worker in the pool waits for one.
 const WAIT_FOR_WORKER: Duration = Duration::from_secs(5);
+/// Retries allowed per call made over the budget's window. The default budget (0.2) is
+/// spent when both workers that take the calls hang for seconds at once (one killed, one
+/// partitioned, until detection): at 100 calls a second that is hundreds of calls to retry.
+const RETRY_RATIO: f64 = 1.0;
 /// How long the load generator waits for the three workers before giving up.
 const STARTUP: Duration = Duration::from_secs(90);
 /// The `ClusterClient`'s debug event for a retry, which the retry count counts.
@@ -135,7 +139,9 @@ async fn load(settings: Settings, retries: RetryCounter) -> Result<bool, String>
     ));
     registry.start().await;
     let client = Arc::new(
-        ClusterClient::new(Arc::clone(&registry), config).with_wait_for_worker(WAIT_FOR_WORKER),
+        ClusterClient::new(Arc::clone(&registry), config)
+            .with_wait_for_worker(WAIT_FOR_WORKER)
+            .with_retry_budget(RetryBudget::new(Duration::from_secs(10), 10, RETRY_RATIO)),
     );
     let started = Instant::now();
     while registry.workers().len() < WORKERS {
