@@ -4,8 +4,10 @@
 //! continuing its sequence. `README.md` next to this file walks through it.
 //!
 //! The library part holds what the binaries share: the service traits ([`services`]), the
-//! configuration ([`settings`]) and console set-up ([`console`]).
+//! configuration ([`settings`]), console set-up ([`console`]), child processes
+//! ([`processes`]) and the chaos harness's schedule and checks ([`chaos`]).
 
+pub mod chaos;
 pub mod console;
 pub mod processes;
 pub mod services;

@@ -5,6 +5,8 @@
 //! - [`Inference`]: a worker streams generated tokens back for a stream of requests.
 //! - `compute`: a raw byte method on the workers (`RpcServer::register`), the one the
 //!   director calls through `ClusterClient::call_worker`; see [`COMPUTE_METHOD`].
+//! - `record`: a raw method on the workers that records request ids for the chaos harness;
+//!   see [`RECORD_METHOD`].
 
 use std::pin::Pin;
 
@@ -13,6 +15,11 @@ use serde::{Deserialize, Serialize};
 
 /// The raw method every worker serves: takes any bytes, answers `"<label>:<byte count>"`.
 pub const COMPUTE_METHOD: &str = "compute";
+
+/// The raw method the chaos harness's load calls on the workers: the request is a request
+/// id (UTF-8); the worker appends it to its request log (`WORKER_REQUEST_LOG`, if set)
+/// before answering `"<label>:<request id>"`.
+pub const RECORD_METHOD: &str = "record";
 
 /// A request for a worker.
 #[derive(Serialize, Deserialize, Debug, Clone, Default)]

@@ -1,7 +1,8 @@
 //! The director: the cluster's seed node (`role=director`). It keeps the pool of workers
 //! (a `WorkerRegistry`, least connections, `role=worker`), prints it when it changes and
 //! every few seconds, hands workers out to clients (the `Director` service), and sends a
-//! `compute` call through the `ClusterClient` every two seconds.
+//! `compute` call through the `ClusterClient` every two seconds. With `MEMBERSHIP_LOG` set
+//! to a path it also writes its membership view there (for the chaos harness).
 //!
 //! ```text
 //! DIRECTOR_ADDR=127.0.0.1:61000 cargo run --manifest-path examples/cluster/Cargo.toml --bin director
@@ -19,12 +20,13 @@ use rpcnet::cluster::{
     TagFilter, Tags, WorkerInfo, WorkerRegistry,
 };
 use rpcnet::RpcServer;
+use rpcnet_cluster_example::chaos::records::log_views;
 use rpcnet_cluster_example::console::{init_tracing, one_line};
 use rpcnet_cluster_example::services::{
     AssignRequest, Director, DirectorError, DirectorServer, WorkerAssignment, COMPUTE_METHOD,
 };
 use rpcnet_cluster_example::settings::{
-    addr_var, cluster_config, rpc_config, DEFAULT_DIRECTOR_ADDR,
+    addr_var, cluster_config, rpc_config, var_or, DEFAULT_DIRECTOR_ADDR,
 };
 
 /// How often the director prints the pool when nothing changes.
@@ -172,6 +174,16 @@ async fn run() -> Result<(), String> {
         .with_cluster_config(cluster_config());
     let cluster = Cluster::start(&bound, &config, node)
         .map_err(|e| format!("cannot start the cluster node: {}", one_line(&e)))?;
+    let membership_log = var_or("MEMBERSHIP_LOG", "");
+    if !membership_log.is_empty() {
+        let cluster = cluster.clone();
+        tokio::spawn(async move {
+            let path = std::path::PathBuf::from(membership_log);
+            if let Err(e) = log_views(cluster, &path).await {
+                eprintln!("❌ director: membership log {}: {e}", path.display());
+            }
+        });
+    }
     let registry = Arc::new(WorkerRegistry::new(
         cluster.clone(),
         LoadBalancingStrategy::LeastConnections,

@@ -7,6 +7,11 @@
 //!     cargo run --manifest-path examples/cluster/Cargo.toml --bin worker
 //! ```
 //!
+//! For the chaos harness, `WORKER_REQUEST_LOG` names a file where the `record` method
+//! appends each request id it executes, `MEMBERSHIP_LOG` one where the node writes its
+//! membership view, and `WORKER_ADVERTISE_ADDR` the address the cluster should reach the
+//! worker at when it differs from `WORKER_ADDR` (the harness puts a delaying relay there).
+//!
 //! A simulated failure is announced: the worker ends its open streams with
 //! `InferenceError::WorkerFailed`, refuses every call, and leaves the routing pool
 //! gracefully by re-tagging itself `role=failed-worker`, so the director drops it at once
@@ -18,16 +23,20 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use rpcnet::cluster::{Cluster, ClusterEvent, NodeConfig, NodeId, Tags};
 use rpcnet::{Code, RpcServer, ShutdownHandle, Status};
+use rpcnet_cluster_example::chaos::records::{log_views, RequestLog};
 use rpcnet_cluster_example::console::{init_tracing, one_line};
 use rpcnet_cluster_example::services::{
-    Inference, InferenceError, InferenceRequest, InferenceResponse, InferenceServer, COMPUTE_METHOD,
+    Inference, InferenceError, InferenceRequest, InferenceResponse, InferenceServer,
+    COMPUTE_METHOD, RECORD_METHOD,
 };
 use rpcnet_cluster_example::settings::{
     addr_var, bool_var, cluster_config, rpc_config, var_or, FailureCycle, DEFAULT_DIRECTOR_ADDR,
@@ -94,6 +103,18 @@ struct Settings {
     addr: SocketAddr,
     director: SocketAddr,
     failure: Option<FailureCycle>,
+    /// Where `record` appends request ids (`WORKER_REQUEST_LOG`; none by default).
+    request_log: Option<PathBuf>,
+    /// Where the node writes its membership view (`MEMBERSHIP_LOG`; none by default).
+    membership_log: Option<PathBuf>,
+    /// The address other nodes reach this worker at, when it is not `addr`
+    /// (`WORKER_ADVERTISE_ADDR`; for example a relay in front of it).
+    advertise: Option<SocketAddr>,
+}
+
+/// A path from the variable `name`, if it is set.
+fn path_var(name: &str) -> Option<PathBuf> {
+    Some(PathBuf::from(var_or(name, ""))).filter(|p| !p.as_os_str().is_empty())
 }
 
 fn settings() -> Result<Settings, Box<dyn std::error::Error>> {
@@ -106,6 +127,12 @@ fn settings() -> Result<Settings, Box<dyn std::error::Error>> {
             Some(FailureCycle::from_env()?)
         } else {
             None
+        },
+        request_log: path_var("WORKER_REQUEST_LOG"),
+        membership_log: path_var("MEMBERSHIP_LOG"),
+        advertise: match var_or("WORKER_ADVERTISE_ADDR", "").as_str() {
+            "" => None,
+            _ => Some(addr_var("WORKER_ADVERTISE_ADDR", DEFAULT_WORKER_ADDR)?),
         },
         label,
     })
@@ -141,18 +168,40 @@ impl Running {
                 };
                 async move { answer }
             });
+            let log = match &settings.request_log {
+                Some(path) => Some(Arc::new(RequestLog::open(path).map_err(|e| {
+                    format!("cannot open the request log {}: {e}", path.display())
+                })?)),
+                None => None,
+            };
+            let (record_label, record_failed) = (label.clone(), failed.clone());
+            server.register(RECORD_METHOD, move |_ctx, request| {
+                let answer = record(&record_label, &record_failed, log.as_deref(), &request);
+                async move { answer }
+            });
             server.bind().map_err(|error| {
                 format!("cannot serve on {}: {}", settings.addr, one_line(&error))
             })?
         };
         let tags = tags(&label, false)?;
-        let node = NodeConfig::new(NodeId::new(label.clone()).map_err(|e| e.to_string())?)
+        let mut node = NodeConfig::new(NodeId::new(label.clone()).map_err(|e| e.to_string())?)
             .with_tags(tags)
             .with_seeds([settings.director.to_string()])
             .with_cluster_config(cluster_config());
+        if let Some(addr) = settings.advertise {
+            node = node.with_advertise_addr(addr);
+        }
         let cluster = Cluster::start(&bound, &config, node)
             .map_err(|e| format!("cannot start the cluster node: {}", one_line(&e)))?;
         let events = tokio::spawn(log_events(label.clone(), cluster.clone()));
+        if let Some(path) = settings.membership_log.clone() {
+            let (cluster, label) = (cluster.clone(), label.clone());
+            tokio::spawn(async move {
+                if let Err(e) = log_views(cluster, &path).await {
+                    eprintln!("❌ [{label}] membership log {}: {e}", path.display());
+                }
+            });
+        }
         let shutdown = bound.shutdown_handle();
         let serving = tokio::spawn(async move {
             if let Err(error) = bound.serve().await {
@@ -202,6 +251,33 @@ impl Running {
         let _ = self.serving.await;
         self.events.abort();
     }
+}
+
+/// The `record` method: appends the request id to the request log, then answers
+/// `<label>:<request id>`.
+fn record(
+    label: &str,
+    failed: &watch::Receiver<bool>,
+    log: Option<&RequestLog>,
+    request: &[u8],
+) -> Result<bytes::Bytes, Status> {
+    if *failed.borrow() {
+        return Err(Status::new(Code::Unavailable, "the worker is failed"));
+    }
+    let id = std::str::from_utf8(request)
+        .ok()
+        .filter(|id| !id.is_empty() && !id.contains(char::is_whitespace))
+        .ok_or_else(|| {
+            Status::new(
+                Code::InvalidArgument,
+                "a request id is non-empty UTF-8 without spaces",
+            )
+        })?;
+    if let Some(log) = log {
+        log.record(id)
+            .map_err(|e| Status::new(Code::Internal, format!("cannot record: {e}")))?;
+    }
+    Ok(format!("{label}:{id}").into_bytes().into())
 }
 
 /// Logs every membership change this node sees.
