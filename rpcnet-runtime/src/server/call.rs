@@ -228,7 +228,12 @@ async fn start_call<'a>(
             let _ = send_status_alone(tx, &status).await;
             return None;
         }
-        Some(Ok(header)) => match shared.methods.get(&header.method[..]) {
+        Some(Ok(header)) => match shared
+            .methods
+            .get(&header.method[..])
+            .map(|(name, handler)| (name, handler))
+            .or_else(|| shared.late_methods.get(&header.method[..]))
+        {
             Some((name, handler)) => (header, Arc::clone(name), handler),
             None => {
                 debug!(stream_id, method = %header.method(), "unimplemented method");
@@ -356,6 +361,7 @@ mod tests {
         let shared = Arc::new(Shared {
             config,
             methods: HashMap::default(),
+            late_methods: Default::default(),
             inflight: Default::default(),
             state,
             grace: Mutex::new(None),
