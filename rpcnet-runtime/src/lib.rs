@@ -70,9 +70,9 @@ pub use tokio::net::ToSocketAddrs;
 pub mod __private {
     pub use crate::handler::RequestStream as Streaming;
     pub use crate::{
-        BidiStreamingCall, CallError, ClientStreamingCall, FromClient, MethodHandler,
-        MethodTable, Never, ResponseStream, RpcClient, RpcConfig, RpcError, ServerStreamingCall,
-        Service, ToSocketAddrs, UnaryCall,
+        BidiStreamingCall, CallError, ClientStreamingCall, FromClient, MethodHandler, MethodTable,
+        Never, ResponseStream, RpcClient, RpcConfig, RpcError, ServerStreamingCall, Service,
+        ToSocketAddrs, UnaryCall,
     };
     pub use futures::future::BoxFuture;
     pub use futures::{Stream, StreamExt};

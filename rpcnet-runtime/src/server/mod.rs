@@ -108,7 +108,8 @@ impl RpcServer {
     /// same method name, or if the certificate, key or address is unusable.
     pub fn bind(mut self) -> Result<BoundServer, RpcError> {
         let (state, _) = watch::channel(ServerState::Running);
-        let health = HealthReporter::new(self.services.iter().map(String::as_str), state.subscribe());
+        let health =
+            HealthReporter::new(self.services.iter().map(String::as_str), state.subscribe());
         if self.health && !self.services.iter().any(|s| s == HEALTH_SERVICE) {
             HealthServer::new(HealthService {
                 reporter: health.clone(),
