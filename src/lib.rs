@@ -10,6 +10,8 @@
 //!   cancellation by dropping, typed application errors next to framework errors
 //!   ([`CallError`]), message size limits, graceful shutdown.
 //! - Byte fields as [`Payload`]: large payloads travel without copies.
+//! - A built-in [`health`] service on every server (`rpcnet.Health`: `check` and a
+//!   streaming `watch`), reporting `NotServing` once a graceful shutdown begins.
 //! - With the `cluster` feature (on by default): SWIM gossip membership with Phi Accrual
 //!   failure detection, node tags and membership events, sharing the node's RPC endpoint
 //!   (`cluster::Cluster`); routing of calls to workers by tags and load, with failover
@@ -33,6 +35,7 @@
 //! understand, are documented in `PROTOCOL.md` in the repository.
 
 pub use rpcnet_macros::service;
+pub use rpcnet_runtime::health;
 pub use rpcnet_runtime::RequestStream as Streaming;
 pub use rpcnet_runtime::{
     BidiStreamingCall, BoundServer, BoxError, CallContext, CallError, CallOptions, ClientEndpoint,
@@ -132,6 +135,7 @@ pub mod cluster {
     //! listed here: a [`Cluster`] drives them for you. Depend on the `rpcnet-cluster` crate
     //! to run the protocol over another transport or in a simulation.
 
+    pub use rpcnet_cluster::membership;
     pub use rpcnet_cluster::{
         Cluster, ClusterClient, ClusterConfig, ClusterError, ClusterEvent, ClusterEvents, InFlight,
         InvalidNodeId, LoadBalancingStrategy, Member, MemberState, NodeConfig, NodeId,

@@ -115,6 +115,8 @@ pub use crate::config::ClusterConfig;
 pub use crate::event::ClusterEvent;
 pub use crate::member::{InvalidNodeId, Member, MemberState, NodeId, MAX_NODE_ID_LEN};
 #[cfg(feature = "quic")]
+pub use crate::node::membership;
+#[cfg(feature = "quic")]
 pub use crate::node::{
     Cluster, ClusterError, ClusterEvents, NodeConfig, GOSSIP_STREAM_KIND, NODE_URI_PREFIX,
 };

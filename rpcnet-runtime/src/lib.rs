@@ -15,6 +15,7 @@
 //! - `client` (connections), `call` (the four call kinds on them), `one_way`.
 //! - `server`, `handler`, `context`: serving calls.
 //! - `config`, `error`: what users configure and what they get back.
+//! - [`health`]: the health service servers serve by default.
 
 mod budget;
 mod buffers;
@@ -29,6 +30,7 @@ mod error;
 mod frame;
 mod handler;
 mod header;
+pub mod health;
 mod io;
 mod metrics;
 mod one_way;
@@ -62,3 +64,20 @@ pub use transport::ALPN;
 /// `"host:port"`, a `SocketAddr`, …): tokio's, so host names are resolved without blocking
 /// the runtime.
 pub use tokio::net::ToSocketAddrs;
+
+/// What `#[rpcnet_macros::service]` refers to when given `crate = "rpcnet_runtime"` (or
+/// `crate = "crate"` here), for the built-in services written with the macro in the crates
+/// below the `rpcnet` facade (such as [`health`]). Not a public API: it may change in any
+/// release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::handler::RequestStream as Streaming;
+    pub use crate::{
+        BidiStreamingCall, CallError, ClientStreamingCall, FromClient, MethodHandler, MethodTable,
+        Never, ResponseStream, RpcClient, RpcConfig, RpcError, ServerStreamingCall, Service,
+        ToSocketAddrs, UnaryCall,
+    };
+    pub use futures::future::BoxFuture;
+    pub use futures::{Stream, StreamExt};
+    pub use serde::{de::DeserializeOwned, Serialize};
+}

@@ -6,6 +6,7 @@
 // prelude: `service_hygiene` reaches it through `#[rpcnet::service(crate = "my_rpc")]`.
 extern crate rpcnet as my_rpc;
 
+mod health;
 mod loopback;
 mod macro_ui;
 mod schema_evolution;

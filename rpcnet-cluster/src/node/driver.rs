@@ -40,6 +40,8 @@ pub(super) struct Driver {
     peers: PeerClients,
     subscribers: Vec<mpsc::UnboundedSender<ClusterEvent>>,
     members: watch::Sender<Arc<Vec<Member>>>,
+    /// This node as it gossips itself (incarnation, tags).
+    local: watch::Sender<Member>,
     sends: Arc<Semaphore>,
     send_timeout: Duration,
     /// Messages refused here because their sender is not who the certificate names.
@@ -54,6 +56,7 @@ impl Driver {
         rpc: RpcConfig,
         endpoint: ClientEndpoint,
         members: watch::Sender<Arc<Vec<Member>>>,
+        local: watch::Sender<Member>,
         refusals: Arc<Mutex<Refusals>>,
     ) -> Result<Self, ClusterError> {
         let period = config.cluster.health_check_interval();
@@ -77,6 +80,7 @@ impl Driver {
             SmallRng::from_entropy(),
             Instant::now(),
         )?;
+        local.send_replace(swim.local().clone());
         Ok(Driver {
             swim,
             addr,
@@ -87,6 +91,7 @@ impl Driver {
             peers: PeerClients::new(peer_capacity),
             subscribers: Vec::new(),
             members,
+            local,
             sends: Arc::new(Semaphore::new(MAX_SENDS_IN_FLIGHT)),
             send_timeout,
             impersonations: 0,
@@ -243,6 +248,14 @@ impl Driver {
     fn publish_members(&self) {
         let members: Vec<Member> = self.swim.members().cloned().collect();
         self.members.send_replace(Arc::new(members));
+        self.local.send_if_modified(|local| {
+            let now = self.swim.local();
+            let changed = local != now;
+            if changed {
+                *local = now.clone();
+            }
+            changed
+        });
     }
 
     fn send(&mut self, transmit: Transmit) {

@@ -17,6 +17,7 @@
 mod driver;
 mod envelope;
 mod events;
+pub mod membership;
 mod peers;
 
 use std::net::SocketAddr;
@@ -47,6 +48,7 @@ pub struct NodeConfig {
     pub(crate) cluster: ClusterConfig,
     pub(crate) advertise: Option<SocketAddr>,
     pub(crate) inbox_capacity: usize,
+    pub(crate) membership_service: bool,
 }
 
 impl NodeConfig {
@@ -59,7 +61,15 @@ impl NodeConfig {
             cluster: ClusterConfig::default(),
             advertise: None,
             inbox_capacity: 1024,
+            membership_service: true,
         }
+    }
+
+    /// Does not serve the [membership service](membership) (`rpcnet.Membership`) on the
+    /// node's server, which [`Cluster::start`] otherwise adds.
+    pub fn without_membership_service(mut self) -> Self {
+        self.membership_service = false;
+        self
     }
 
     /// The node's tags (`role=worker`, `label=worker-a`, …), gossiped to every member.
@@ -138,6 +148,8 @@ struct Inner {
     addr: SocketAddr,
     commands: mpsc::UnboundedSender<Command>,
     members: watch::Receiver<Arc<Vec<Member>>>,
+    /// This node as it gossips itself.
+    local: watch::Receiver<Member>,
     refusals: Arc<std::sync::Mutex<Refusals>>,
 }
 
@@ -146,6 +158,9 @@ impl Cluster {
     /// the cluster through the configured seeds. `rpc` is the TLS configuration used to
     /// reach the other nodes (typically the same certificate the server uses). Call this
     /// before `server.serve()`.
+    ///
+    /// Unless [`NodeConfig::without_membership_service`] was called, the node's
+    /// [membership service](membership) is added to `server`.
     pub fn start(
         server: &BoundServer,
         rpc: &RpcConfig,
@@ -166,6 +181,14 @@ impl Cluster {
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (members_tx, members) = watch::channel(Arc::new(Vec::new()));
         let id = config.id.clone();
+        let membership_service = config.membership_service;
+        let (local_tx, local) = watch::channel(Member {
+            id: config.id.clone(),
+            addr,
+            state: MemberState::Alive,
+            incarnation: 0,
+            tags: config.tags.clone(),
+        });
         let refusals = Arc::new(std::sync::Mutex::new(Refusals::default()));
         let driver = driver::Driver::new(
             config,
@@ -173,18 +196,28 @@ impl Cluster {
             rpc.clone(),
             endpoint,
             members_tx,
+            local_tx,
             Arc::clone(&refusals),
         )?;
         tokio::spawn(driver.run(inbox, commands_rx));
-        Ok(Cluster {
+        let cluster = Cluster {
             inner: Arc::new(Inner {
                 id,
                 addr,
                 commands,
                 members,
+                local,
                 refusals,
             }),
-        })
+        };
+        if membership_service {
+            server
+                .add_service(membership::MembershipServer::new(
+                    membership::MembershipService::new(&cluster, server.shutdown_handle()),
+                ))
+                .map_err(ClusterError::Transport)?;
+        }
+        Ok(cluster)
     }
 
     /// This node's id.

@@ -276,7 +276,11 @@ async fn start_call<'a>(
             let _ = send_status_alone(tx, &status).await;
             return None;
         }
-        Some(Ok(header)) => match shared.methods.get(&header.method[..]) {
+        Some(Ok(header)) => match shared
+            .methods
+            .get(&header.method[..])
+            .or_else(|| shared.late_methods.get(&header.method[..]))
+        {
             Some(method) => (header, Arc::clone(&method.name), method),
             None => {
                 debug!(stream_id, method = %header.method(), "unimplemented method");
@@ -405,6 +409,7 @@ mod tests {
         let shared = Arc::new(Shared {
             config,
             methods: HashMap::default(),
+            late_methods: Default::default(),
             inflight: Default::default(),
             state,
             grace: Mutex::new(None),

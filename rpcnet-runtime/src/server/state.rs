@@ -12,6 +12,7 @@ use rustc_hash::FxBuildHasher;
 use tokio::sync::watch;
 
 use super::inflight::Inflight;
+use super::late::LateMethods;
 use crate::budget::{ConnBudget, ServerBudget};
 use crate::cancel::CancelRegistry;
 use crate::config::RpcConfig;
@@ -27,7 +28,7 @@ pub(super) const CANCEL_PATIENCE: Duration = Duration::from_millis(500);
 
 /// Where a server is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum ServerState {
+pub(crate) enum ServerState {
     Running,
     /// Stop taking calls; let in-flight ones finish.
     Draining,
@@ -51,6 +52,8 @@ pub(super) struct Shared {
     pub(super) config: RpcConfig,
     /// Handlers by method name, looked up by the name's bytes as they arrive.
     pub(super) methods: HashMap<Box<[u8]>, Method, FxBuildHasher>,
+    /// Methods added after binding, looked up when `methods` has no such name.
+    pub(super) late_methods: LateMethods,
     pub(super) inflight: Inflight,
     pub(super) state: watch::Sender<ServerState>,
     /// The grace period of the shutdown under way (the first one asked for wins).
