@@ -4,6 +4,7 @@
 
 use std::future::{poll_fn, Future};
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use futures::future::OptionFuture;
@@ -177,9 +178,21 @@ async fn serve_call(
             // stream limit until then anyway, so waiting holds nothing extra.
             // Bounded by the stall timeout, and boxed (see above) as most clients have
             // finished by now.
-            if !reader.is_closed() {
+            // During a shutdown the connection closes as soon as its calls are done, and
+            // closing drops what the client has not acknowledged: the reply then waits for
+            // its acknowledgement.
+            let draining = conn.shared.draining.load(Ordering::Acquire);
+            if !reader.is_closed() || draining {
                 let stall = conn.shared.config.stall_timeout;
-                let _ = Box::pin(with_timeout(stall, reader.wait_closed())).await;
+                Box::pin(async move {
+                    if !reader.is_closed() {
+                        let _ = with_timeout(stall, reader.wait_closed()).await;
+                    }
+                    if draining {
+                        let _ = with_timeout(stall, poll_fn(|cx| tx.poll_flush(cx))).await;
+                    }
+                })
+                .await;
             }
         }
         Outcome::DeadlineExceeded => {
@@ -416,6 +429,7 @@ mod tests {
             one_way: Mutex::default(),
             connections: Mutex::default(),
             connection_count: Default::default(),
+            draining: Default::default(),
             budget: ServerBudget::new(1 << 20),
         });
         let conn = Arc::new(ConnShared {

@@ -17,6 +17,7 @@ mod state;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -156,6 +157,7 @@ impl RpcServer {
                 one_way: Mutex::default(),
                 connections: Mutex::default(),
                 connection_count: Arc::default(),
+                draining: AtomicBool::new(false),
                 budget,
             }),
         })
@@ -186,6 +188,7 @@ impl ShutdownHandle {
         }
         self.shared.state.send_if_modified(|state| {
             if *state == ServerState::Running {
+                self.shared.draining.store(true, Ordering::Release);
                 *state = ServerState::Draining;
                 true
             } else {
@@ -352,6 +355,7 @@ impl BoundServer {
                 .ok()
                 .and_then(|g| *g)
                 .unwrap_or(DEFAULT_GRACE);
+            shared.draining.store(true, Ordering::Release);
             shared.state.send_replace(ServerState::Draining);
             debug!(inflight = shared.inflight.count(), ?grace, "draining");
             if tokio::time::timeout(grace, shared.inflight.wait_idle())

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -66,6 +66,9 @@ pub(super) struct Shared {
     pub(super) connection_count: Arc<AtomicUsize>,
     /// Bytes of requests the server holds for all its connections.
     pub(super) budget: Arc<ServerBudget>,
+    /// Set once a shutdown begins (the state says so too; this is what a call's task
+    /// reads, without the state's lock).
+    pub(super) draining: AtomicBool,
 }
 
 /// A connection's place among those a server serves; given up when dropped.

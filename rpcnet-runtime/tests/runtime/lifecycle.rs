@@ -513,3 +513,67 @@ async fn a_response_stream_its_client_stops_reading_is_reset_after_the_stall_tim
     .await;
     drop(items);
 }
+
+#[tokio::test]
+async fn every_call_in_flight_when_a_shutdown_begins_gets_its_reply() {
+    const CALLS: usize = 64;
+    let started = Arc::new(AtomicUsize::new(0));
+    let release = Arc::new(tokio::sync::Notify::new());
+    let mut server = RpcServer::new(config("127.0.0.1:0"));
+    let (flag, gate) = (Arc::clone(&started), Arc::clone(&release));
+    server.register_handler(
+        "Slow.work",
+        MethodHandler::unary(move |n: u64| {
+            let (flag, gate) = (Arc::clone(&flag), Arc::clone(&gate));
+            async move {
+                let notified = gate.notified();
+                flag.fetch_add(1, Ordering::SeqCst);
+                notified.await;
+                // A reply large enough to take several packets.
+                Ok::<_, ()>(vec![n; 2048])
+            }
+        }),
+    );
+    let server = start(server);
+    let client = client(server.addr).await;
+    let calls: Vec<_> = (0..CALLS as u64)
+        .map(|n| {
+            tokio::spawn(std::future::IntoFuture::into_future(UnaryCall::<
+                _,
+                Vec<u64>,
+                (),
+            >::new(
+                client.clone(),
+                "Slow.work",
+                n,
+            )))
+        })
+        .collect();
+    wait_for(
+        || started.load(Ordering::SeqCst) == CALLS,
+        "every handler to start",
+    )
+    .await;
+    server.shutdown.shutdown(Duration::from_secs(120));
+    // The shutdown has begun once new calls are refused.
+    let refused = UnaryCall::<_, Vec<u64>, ()>::new(client.clone(), "Slow.work", 0)
+        .timeout(PATIENCE)
+        .await
+        .expect_err("refused while draining");
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+
+    // Each handler is waiting (its `notified` was made before it counted itself in).
+    release.notify_waiters();
+    for (n, call) in calls.into_iter().enumerate() {
+        let reply = call
+            .await
+            .expect("task")
+            .unwrap_or_else(|e| panic!("call {n} lost its reply to the shutdown: {e:?}"));
+        assert_eq!(reply, vec![n as u64; 2048]);
+    }
+    tokio::time::timeout(PATIENCE, server.task)
+        .await
+        .expect("serve returns once the calls drained")
+        .expect("task")
+        .expect("clean stop");
+}
