@@ -105,6 +105,8 @@ mod event;
 mod failure_detector;
 mod member;
 #[cfg(feature = "quic")]
+mod lag;
+#[cfg(feature = "quic")]
 mod node;
 #[cfg(feature = "quic")]
 mod routing;
@@ -115,7 +117,11 @@ pub use crate::config::ClusterConfig;
 pub use crate::event::ClusterEvent;
 pub use crate::member::{InvalidNodeId, Member, MemberState, NodeId, MAX_NODE_ID_LEN};
 #[cfg(feature = "quic")]
-pub use crate::node::{Cluster, ClusterError, ClusterEvents, NodeConfig, GOSSIP_STREAM_KIND};
+pub use crate::lag::Lagged;
+#[cfg(feature = "quic")]
+pub use crate::node::{
+    Cluster, ClusterError, ClusterEvents, NodeConfig, DEFAULT_EVENT_CAPACITY, GOSSIP_STREAM_KIND,
+};
 #[cfg(feature = "quic")]
 pub use crate::routing::{
     ClusterClient, InFlight, LoadBalancingStrategy, PickedWorker, PoolEvent, PoolEvents,

@@ -14,6 +14,7 @@ use tracing::{debug, trace, Instrument};
 use super::envelope::{self, GOSSIP_STREAM_KIND};
 use super::peers::PeerClients;
 use super::{ClusterError, Command, NodeConfig};
+use crate::lag::Publisher;
 use crate::member::Member;
 use crate::swim::{Swim, Transmit};
 use crate::ClusterEvent;
@@ -33,7 +34,7 @@ pub(super) struct Driver {
     peer_config: RpcConfig,
     endpoint: ClientEndpoint,
     peers: PeerClients,
-    subscribers: Vec<mpsc::UnboundedSender<ClusterEvent>>,
+    subscribers: Vec<Publisher<ClusterEvent>>,
     members: watch::Sender<Arc<Vec<Member>>>,
     sends: Arc<Semaphore>,
     send_timeout: Duration,
@@ -202,7 +203,7 @@ impl Driver {
         // `Cluster::members` sees the change it was told about.
         self.publish_members();
         for event in events {
-            self.subscribers.retain(|s| s.send(event.clone()).is_ok());
+            self.subscribers.retain(|s| s.publish(event.clone()));
         }
     }
 

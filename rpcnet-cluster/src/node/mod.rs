@@ -24,6 +24,7 @@ use rpcnet_runtime::{BoundServer, ClientEndpoint, RpcConfig, RpcError};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::ClusterConfig;
+use crate::lag::{self, Publisher};
 use crate::member::{Member, MemberState, NodeId};
 use crate::tags::{Tags, TagsTooLarge};
 
@@ -32,6 +33,11 @@ pub use events::ClusterEvents;
 
 /// Received gossip waiting for the node task, at most (bytes); more is dropped.
 const MAX_INBOX_BYTES: usize = 16 * 1024 * 1024;
+
+/// Events queued per subscriber by default: as many as one push-pull can announce at once
+/// ([`MAX_PUSH_PULL_MEMBERS`](crate::MAX_PUSH_PULL_MEMBERS)), so a subscriber that reads
+/// promptly does not lag when its node joins a large cluster.
+pub const DEFAULT_EVENT_CAPACITY: usize = 4096;
 
 /// What the shell needs to start a node: its identity, tags, seeds and protocol settings.
 #[derive(Debug, Clone)]
@@ -42,6 +48,7 @@ pub struct NodeConfig {
     pub(crate) cluster: ClusterConfig,
     pub(crate) advertise: Option<SocketAddr>,
     pub(crate) inbox_capacity: usize,
+    pub(crate) event_capacity: usize,
 }
 
 impl NodeConfig {
@@ -54,6 +61,7 @@ impl NodeConfig {
             cluster: ClusterConfig::default(),
             advertise: None,
             inbox_capacity: 1024,
+            event_capacity: DEFAULT_EVENT_CAPACITY,
         }
     }
 
@@ -90,6 +98,15 @@ impl NodeConfig {
         self.inbox_capacity = capacity.max(1);
         self
     }
+
+    /// How many events each [`Cluster::subscribe`] subscription queues for its reader
+    /// (default [`DEFAULT_EVENT_CAPACITY`], at least 1). The node never waits for a
+    /// subscriber: when its queue is full the oldest event is dropped and the subscriber is
+    /// told how many it missed ([`Lagged`](crate::Lagged)).
+    pub fn with_event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity.max(1);
+        self
+    }
 }
 
 /// Errors of the cluster handle.
@@ -115,7 +132,7 @@ pub enum ClusterError {
 #[derive(Debug)]
 pub(crate) enum Command {
     SetTags(Tags, oneshot::Sender<Result<(), TagsTooLarge>>),
-    Subscribe(mpsc::UnboundedSender<crate::ClusterEvent>),
+    Subscribe(Publisher<crate::ClusterEvent>),
     Leave(oneshot::Sender<()>),
 }
 
@@ -133,6 +150,7 @@ struct Inner {
     addr: SocketAddr,
     commands: mpsc::UnboundedSender<Command>,
     members: watch::Receiver<Arc<Vec<Member>>>,
+    event_capacity: usize,
 }
 
 impl Cluster {
@@ -160,6 +178,7 @@ impl Cluster {
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (members_tx, members) = watch::channel(Arc::new(Vec::new()));
         let id = config.id.clone();
+        let event_capacity = config.event_capacity;
         let driver = driver::Driver::new(config, addr, rpc.clone(), endpoint, members_tx)?;
         tokio::spawn(driver.run(inbox, commands_rx));
         Ok(Cluster {
@@ -168,6 +187,7 @@ impl Cluster {
                 addr,
                 commands,
                 members,
+                event_capacity,
             }),
         })
     }
@@ -227,11 +247,13 @@ impl Cluster {
 
     /// Subscribes to membership events from now on: the node task takes the subscription
     /// before it handles any further gossip or timer (events of an input it is handling at
-    /// the moment of the call may come before it). Each subscriber gets every event,
-    /// exactly once, in order; events are not dropped for a slow subscriber, so keep
-    /// reading (membership changes are rare) or drop the subscription.
+    /// the moment of the call may come before it). A subscriber that keeps up gets every
+    /// event, exactly once, in order. The node never waits for a subscriber: each has a
+    /// queue of [`NodeConfig::with_event_capacity`] events, and one that falls further
+    /// behind loses the oldest and is told how many ([`Lagged`](crate::Lagged)); see
+    /// [`ClusterEvents`].
     pub fn subscribe(&self) -> ClusterEvents {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = lag::channel(self.inner.event_capacity);
         let _ = self.inner.commands.send(Command::Subscribe(tx));
         ClusterEvents::new(rx)
     }
