@@ -123,6 +123,9 @@ pub use crate::node::{
     Cluster, ClusterError, ClusterEvents, NodeConfig, DEFAULT_EVENT_CAPACITY, GOSSIP_STREAM_KIND,
 };
 #[cfg(feature = "quic")]
+#[doc(hidden)]
+pub use crate::node::NodeStats;
+#[cfg(feature = "quic")]
 pub use crate::routing::{
     ClusterClient, InFlight, LoadBalancingStrategy, PickedWorker, PoolEvent, PoolEvents,
     RetryBudget, RoutingError, TagFilter, WorkerCall, WorkerClient, WorkerInfo, WorkerRegistry,

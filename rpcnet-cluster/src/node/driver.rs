@@ -1,10 +1,13 @@
 //! The node task: owns the SWIM core, feeds it gossip, timers and commands, and carries
 //! out what it asks for (send messages, emit events).
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use rpcnet_runtime::{ClientEndpoint, OneWayInbox, OneWayMessage, RpcConfig};
@@ -13,16 +16,24 @@ use tracing::{debug, trace, Instrument};
 
 use super::envelope::{self, GOSSIP_STREAM_KIND};
 use super::peers::PeerClients;
-use super::{ClusterError, Command, NodeConfig};
+use super::{ClusterError, Command, Counters, NodeConfig};
 use crate::lag::Publisher;
 use crate::member::Member;
 use crate::swim::{Swim, Transmit};
 use crate::ClusterEvent;
 
-/// Gossip sends in flight at once; beyond this, messages are dropped (SWIM tolerates loss).
+/// Gossip sends to live members in flight at once; beyond this, messages are dropped (SWIM
+/// tolerates loss).
 const MAX_SENDS_IN_FLIGHT: usize = 512;
+/// Gossip sends in flight at once to addresses of no live member (answers to joining nodes,
+/// to indirect probes, or to whatever address a message claims), on a budget of their own:
+/// a flood of messages claiming addresses cannot take the members' budget.
+const MAX_STRANGER_SENDS_IN_FLIGHT: usize = 64;
 /// Peer clients kept beyond one per member: room for the seeds.
 const MAX_SEEDS: usize = 64;
+/// Gossip messages already in the inbox handled together, before one flush of the core's
+/// output.
+const GOSSIP_BATCH: usize = 64;
 /// How often unresolvable seeds are looked up again.
 const RESOLVE_RETRY: Duration = Duration::from_secs(1);
 
@@ -37,7 +48,11 @@ pub(super) struct Driver {
     subscribers: Vec<Publisher<ClusterEvent>>,
     members: watch::Sender<Arc<Vec<Member>>>,
     sends: Arc<Semaphore>,
+    stranger_sends: Arc<Semaphore>,
+    /// The addresses of the live members, as of the last published view.
+    member_addrs: HashSet<SocketAddr>,
     send_timeout: Duration,
+    counters: Arc<Counters>,
 }
 
 impl Driver {
@@ -45,8 +60,8 @@ impl Driver {
         config: NodeConfig,
         addr: SocketAddr,
         rpc: RpcConfig,
-        endpoint: ClientEndpoint,
         members: watch::Sender<Arc<Vec<Member>>>,
+        counters: Arc<Counters>,
     ) -> Result<Self, ClusterError> {
         let period = config.cluster.health_check_interval();
         let send_timeout = period.max(Duration::from_millis(500));
@@ -60,6 +75,9 @@ impl Driver {
                 Duration::from_millis(100),
                 period.max(Duration::from_secs(1)),
             );
+        // The endpoint gives up a handshake as soon as the send waiting on it does, so that
+        // gossip addressed to where nobody answers holds no connection state beyond that.
+        let endpoint = ClientEndpoint::new(&peer_config).map_err(ClusterError::Transport)?;
         let peer_capacity = config.cluster.max_members() + MAX_SEEDS;
         let swim = Swim::try_new(
             config.id,
@@ -80,7 +98,10 @@ impl Driver {
             subscribers: Vec::new(),
             members,
             sends: Arc::new(Semaphore::new(MAX_SENDS_IN_FLIGHT)),
+            stranger_sends: Arc::new(Semaphore::new(MAX_STRANGER_SENDS_IN_FLIGHT)),
+            member_addrs: HashSet::new(),
             send_timeout,
+            counters,
         })
     }
 
@@ -126,18 +147,30 @@ impl Driver {
                             break;
                         }
                     },
-                    message = inbox.recv() => match message {
-                        Some(message) => self.on_gossip(message),
-                        None => {
-                            debug!("server stopped; node stops");
-                            break;
-                        }
-                    },
+                    // Due timers before gossip: a flood that keeps the inbox full cannot stop
+                    // the node from probing, gossiping and refuting.
                     () = tokio::time::sleep_until(wake) => self.swim.handle_timeout(Instant::now()),
                     () = tokio::time::sleep_until(next_resolve), if must_join => {
                         self.resolve_and_join().await;
                         next_resolve = tokio::time::Instant::now() + RESOLVE_RETRY;
                     }
+                    message = inbox.recv() => match message {
+                        Some(message) => {
+                            self.on_gossip(message);
+                            // Messages already waiting are handled before the next flush:
+                            // a burst costs one publication of the view, not one each.
+                            for _ in 1..GOSSIP_BATCH {
+                                match inbox.recv().now_or_never() {
+                                    Some(Some(message)) => self.on_gossip(message),
+                                    _ => break,
+                                }
+                            }
+                        }
+                        None => {
+                            debug!("server stopped; node stops");
+                            break;
+                        }
+                    },
                 }
             }
             if let Some(reply) = leaving {
@@ -171,6 +204,7 @@ impl Driver {
     }
 
     fn on_gossip(&mut self, message: OneWayMessage) {
+        self.counters.gossip_handled.fetch_add(1, Ordering::Relaxed);
         match envelope::open(&message.payload) {
             Ok((from, msg)) => {
                 trace!(%from, kind = ?msg.kind(), "gossip received");
@@ -184,6 +218,9 @@ impl Driver {
 
     /// Sends what the core wants sent and publishes its events.
     fn flush(&mut self) {
+        self.counters
+            .confirmed
+            .store(self.swim.confirmed_members(), Ordering::Relaxed);
         while let Some(transmit) = self.swim.poll_transmit() {
             self.send(transmit);
         }
@@ -193,6 +230,9 @@ impl Driver {
             if let ClusterEvent::NodeFailed(m) | ClusterEvent::NodeLeft(m) = &event {
                 // Its connection is dead or unwanted; a return gets a fresh one.
                 self.peers.remove(&m.addr());
+                self.counters
+                    .peer_clients
+                    .store(self.peers.len(), Ordering::Relaxed);
             }
             events.push(event);
         }
@@ -207,13 +247,24 @@ impl Driver {
         }
     }
 
-    fn publish_members(&self) {
+    fn publish_members(&mut self) {
         let members: Vec<Member> = self.swim.members().cloned().collect();
+        self.member_addrs = members
+            .iter()
+            .filter(|m| m.state().is_live())
+            .map(Member::addr)
+            .collect();
         self.members.send_replace(Arc::new(members));
     }
 
     fn send(&mut self, transmit: Transmit) {
-        let Ok(permit) = Arc::clone(&self.sends).try_acquire_owned() else {
+        let budget = if self.member_addrs.contains(&transmit.to) {
+            &self.sends
+        } else {
+            &self.stranger_sends
+        };
+        let Ok(permit) = Arc::clone(budget).try_acquire_owned() else {
+            self.counters.sends_dropped.fetch_add(1, Ordering::Relaxed);
             trace!(to = %transmit.to, "too many gossip sends in flight; dropped");
             return;
         };
@@ -224,6 +275,9 @@ impl Driver {
             trace!(to = %transmit.to, "not a dialable address; dropped");
             return;
         };
+        self.counters
+            .peer_clients
+            .store(self.peers.len(), Ordering::Relaxed);
         let payload = envelope::seal(self.addr, &transmit.msg);
         let timeout = self.send_timeout;
         tokio::spawn(async move {

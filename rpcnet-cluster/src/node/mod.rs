@@ -17,10 +17,11 @@ mod events;
 mod peers;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rpcnet_runtime::{BoundServer, ClientEndpoint, RpcConfig, RpcError};
+use rpcnet_runtime::{BoundServer, RpcConfig, RpcError};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::ClusterConfig;
@@ -151,6 +152,34 @@ struct Inner {
     commands: mpsc::UnboundedSender<Command>,
     members: watch::Receiver<Arc<Vec<Member>>>,
     event_capacity: usize,
+    counters: Arc<Counters>,
+}
+
+/// What the node task counts, for [`Cluster::stats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) gossip_handled: AtomicU64,
+    pub(crate) peer_clients: AtomicUsize,
+    pub(crate) sends_dropped: AtomicU64,
+    pub(crate) confirmed: AtomicUsize,
+}
+
+/// Counters of a node's gossip machinery, for tests and diagnostics. Not part of the
+/// stable API: fields may change in any release.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeStats {
+    /// Gossip messages the node task took from its inbox (well-formed or not).
+    pub gossip_handled: u64,
+    /// Peer clients (one per address gossiped to) the node keeps.
+    pub peer_clients: usize,
+    /// Gossip sends dropped because too many were in flight.
+    pub sends_dropped: u64,
+    /// Members in the node's table, failed and left ones included.
+    pub members: usize,
+    /// Live members that have answered a probe of this node (never evicted to make room).
+    pub confirmed: usize,
 }
 
 impl Cluster {
@@ -167,7 +196,6 @@ impl Cluster {
         if addr.ip().is_unspecified() || addr.port() == 0 {
             return Err(ClusterError::Unadvertisable(addr));
         }
-        let endpoint = ClientEndpoint::new(rpc).map_err(ClusterError::Transport)?;
         let inbox = server
             .one_way_inbox(
                 envelope::GOSSIP_STREAM_KIND,
@@ -179,7 +207,14 @@ impl Cluster {
         let (members_tx, members) = watch::channel(Arc::new(Vec::new()));
         let id = config.id.clone();
         let event_capacity = config.event_capacity;
-        let driver = driver::Driver::new(config, addr, rpc.clone(), endpoint, members_tx)?;
+        let counters = Arc::new(Counters::default());
+        let driver = driver::Driver::new(
+            config,
+            addr,
+            rpc.clone(),
+            members_tx,
+            Arc::clone(&counters),
+        )?;
         tokio::spawn(driver.run(inbox, commands_rx));
         Ok(Cluster {
             inner: Arc::new(Inner {
@@ -188,6 +223,7 @@ impl Cluster {
                 commands,
                 members,
                 event_capacity,
+                counters,
             }),
         })
     }
@@ -246,8 +282,9 @@ impl Cluster {
     }
 
     /// Subscribes to membership events from now on: the node task takes the subscription
-    /// before it handles any further gossip or timer (events of an input it is handling at
-    /// the moment of the call may come before it). A subscriber that keeps up gets every
+    /// before it handles any further gossip or timer (events of the inputs it is handling
+    /// at the moment of the call, at most a batch of 64 gossip messages, may come before
+    /// it). A subscriber that keeps up gets every
     /// event, exactly once, in order. The node never waits for a subscriber: each has a
     /// queue of [`NodeConfig::with_event_capacity`] events, and one that falls further
     /// behind loses the oldest and is told how many ([`Lagged`](crate::Lagged)); see
@@ -277,6 +314,20 @@ impl Cluster {
         let (tx, rx) = oneshot::channel();
         if self.inner.commands.send(Command::Leave(tx)).is_ok() {
             let _ = tokio::time::timeout(Duration::from_secs(30), rx).await;
+        }
+    }
+
+    /// Counters of this node's gossip machinery (for tests and diagnostics; not a stable
+    /// API).
+    #[doc(hidden)]
+    pub fn stats(&self) -> NodeStats {
+        let counters = &self.inner.counters;
+        NodeStats {
+            gossip_handled: counters.gossip_handled.load(Ordering::Relaxed),
+            peer_clients: counters.peer_clients.load(Ordering::Relaxed),
+            sends_dropped: counters.sends_dropped.load(Ordering::Relaxed),
+            members: self.inner.members.borrow().len(),
+            confirmed: counters.confirmed.load(Ordering::Relaxed),
         }
     }
 

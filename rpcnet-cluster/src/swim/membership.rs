@@ -214,6 +214,11 @@ impl Membership {
         self.live
     }
 
+    /// How many live members have answered a probe of this node. `O(1)`.
+    pub(crate) fn confirmed(&self) -> usize {
+        self.live - self.unconfirmed.len()
+    }
+
     /// Whether `id` is a live member that has answered a probe of this node.
     pub(crate) fn is_confirmed(&self, id: &NodeId) -> bool {
         self.entries

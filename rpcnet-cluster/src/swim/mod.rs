@@ -402,6 +402,13 @@ impl<R: Rng> Swim<R> {
         &self.local
     }
 
+    /// How many live members have answered a probe of this node: those a full member table
+    /// never evicts to make room.
+    #[doc(hidden)]
+    pub fn confirmed_members(&self) -> usize {
+        self.members.confirmed()
+    }
+
     /// Lifeguard's local health score `L` (0 when healthy).
     pub fn local_health(&self) -> u32 {
         self.health.score()
