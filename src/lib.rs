@@ -135,8 +135,8 @@ pub mod cluster {
         Cluster, ClusterClient, ClusterConfig, ClusterError, ClusterEvent, ClusterEvents, InFlight,
         InvalidNodeId, Lagged, LoadBalancingStrategy, Member, MemberState, NodeConfig, NodeId,
         PickedWorker, PoolEvent, PoolEvents, RetryBudget, RoutingError, TagFilter, Tags,
-        TagsTooLarge, WorkerCall, WorkerClient, WorkerInfo, WorkerRegistry, MAX_NODE_ID_LEN,
-        MAX_TAGS_BYTES, WORKER_ROLE, DEFAULT_EVENT_CAPACITY,
+        TagsTooLarge, WorkerCall, WorkerClient, WorkerInfo, WorkerRegistry, DEFAULT_EVENT_CAPACITY,
+        MAX_NODE_ID_LEN, MAX_TAGS_BYTES, WORKER_ROLE,
     };
 }
 

@@ -43,7 +43,9 @@ impl<T> Shared<T> {
     fn lock(&self) -> MutexGuard<'_, State<T>> {
         // Nothing panics while holding the lock; should a poisoned lock ever be seen, its
         // queue is still consistent.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -164,7 +166,11 @@ mod tests {
         for i in 10_000 - 8..10_000 {
             assert_eq!(recv(&rx).now_or_never(), Some(Some(Ok(i))), "the newest");
         }
-        assert_eq!(recv(&rx).now_or_never(), None, "empty and still open: waits");
+        assert_eq!(
+            recv(&rx).now_or_never(),
+            None,
+            "empty and still open: waits"
+        );
         drop(tx);
         assert_eq!(recv(&rx).now_or_never(), Some(None), "closed");
     }

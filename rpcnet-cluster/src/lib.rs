@@ -103,9 +103,9 @@
 mod config;
 mod event;
 mod failure_detector;
-mod member;
 #[cfg(feature = "quic")]
 mod lag;
+mod member;
 #[cfg(feature = "quic")]
 mod node;
 #[cfg(feature = "quic")]
@@ -115,16 +115,16 @@ mod tags;
 
 pub use crate::config::ClusterConfig;
 pub use crate::event::ClusterEvent;
-pub use crate::member::{InvalidNodeId, Member, MemberState, NodeId, MAX_NODE_ID_LEN};
 #[cfg(feature = "quic")]
 pub use crate::lag::Lagged;
+pub use crate::member::{InvalidNodeId, Member, MemberState, NodeId, MAX_NODE_ID_LEN};
+#[cfg(feature = "quic")]
+#[doc(hidden)]
+pub use crate::node::NodeStats;
 #[cfg(feature = "quic")]
 pub use crate::node::{
     Cluster, ClusterError, ClusterEvents, NodeConfig, DEFAULT_EVENT_CAPACITY, GOSSIP_STREAM_KIND,
 };
-#[cfg(feature = "quic")]
-#[doc(hidden)]
-pub use crate::node::NodeStats;
 #[cfg(feature = "quic")]
 pub use crate::routing::{
     ClusterClient, InFlight, LoadBalancingStrategy, PickedWorker, PoolEvent, PoolEvents,

@@ -208,13 +208,8 @@ impl Cluster {
         let id = config.id.clone();
         let event_capacity = config.event_capacity;
         let counters = Arc::new(Counters::default());
-        let driver = driver::Driver::new(
-            config,
-            addr,
-            rpc.clone(),
-            members_tx,
-            Arc::clone(&counters),
-        )?;
+        let driver =
+            driver::Driver::new(config, addr, rpc.clone(), members_tx, Arc::clone(&counters))?;
         tokio::spawn(driver.run(inbox, commands_rx));
         Ok(Cluster {
             inner: Arc::new(Inner {

@@ -712,9 +712,15 @@ mod tests {
         }
         let max = 8;
         let id = |s: &str| NodeId::new(s).expect("valid id");
-        assert_eq!(table.make_room(max, false), Some(Room::Recycled(id("dead-old"))));
+        assert_eq!(
+            table.make_room(max, false),
+            Some(Room::Recycled(id("dead-old")))
+        );
         table.apply(&alive("x"), now);
-        assert_eq!(table.make_room(max, true), Some(Room::Recycled(id("dead-new"))));
+        assert_eq!(
+            table.make_room(max, true),
+            Some(Room::Recycled(id("dead-new")))
+        );
         table.apply(&alive("y"), now);
         // No tombstone left: a newcomer nobody vouches for is refused...
         assert_eq!(table.make_room(max, false), None);
@@ -729,7 +735,10 @@ mod tests {
             table.apply(&alive(&format!("new-{}", evicted.len())), now);
             table.confirm_reachable(&id(&format!("new-{}", evicted.len())));
         }
-        assert_eq!(evicted, ["unconfirmed-0", "unconfirmed-1", "unconfirmed-2", "x", "y"]);
+        assert_eq!(
+            evicted,
+            ["unconfirmed-0", "unconfirmed-1", "unconfirmed-2", "x", "y"]
+        );
         assert_eq!(table.members().count(), max);
         assert_eq!(table.live(), max);
         for i in 0..3 {

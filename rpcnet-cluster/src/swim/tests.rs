@@ -468,8 +468,10 @@ fn a_table_full_of_fake_members_still_admits_a_real_join_and_never_evicts_member
     for event in &evicted {
         let id = event.member().id();
         assert!(
-            matches!(event, ClusterEvent::NodeFailed(_) | ClusterEvent::NodeJoined(_))
-                && !real.contains(id),
+            matches!(
+                event,
+                ClusterEvent::NodeFailed(_) | ClusterEvent::NodeJoined(_)
+            ) && !real.contains(id),
             "{event:?}"
         );
     }

@@ -98,10 +98,22 @@ fn flood_config() -> ClusterConfig {
 /// Forms a cluster of `names` with [`flood_config`], the first the seed of the others.
 async fn form_small(names: &[&str]) -> Vec<Node> {
     let tune = |config: NodeConfig| config.with_cluster_config(flood_config());
-    let mut nodes = vec![start_node_tuned(names[0], "127.0.0.1:0", &[], Tags::new(), tune)];
+    let mut nodes = vec![start_node_tuned(
+        names[0],
+        "127.0.0.1:0",
+        &[],
+        Tags::new(),
+        tune,
+    )];
     let seed = nodes[0].addr;
     for name in &names[1..] {
-        nodes.push(start_node_tuned(name, "127.0.0.1:0", &[seed], Tags::new(), tune));
+        nodes.push(start_node_tuned(
+            name,
+            "127.0.0.1:0",
+            &[seed],
+            Tags::new(),
+            tune,
+        ));
     }
     for node in &nodes {
         let others: BTreeSet<String> = names
@@ -109,14 +121,16 @@ async fn form_small(names: &[&str]) -> Vec<Node> {
             .filter(|n| **n != node.name)
             .map(|n| n.to_string())
             .collect();
-        eventually("the cluster to form", || live_names(&node.cluster) == others).await;
+        eventually("the cluster to form", || {
+            live_names(&node.cluster) == others
+        })
+        .await;
     }
     nodes
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flood_claiming_100000_sender_addresses_leaves_the_node_bounded_and_its_members_alive(
-) {
+async fn a_flood_claiming_100000_sender_addresses_leaves_the_node_bounded_and_its_members_alive() {
     let max_members = MAX_MEMBERS;
     let nodes = form_small(&["a", "b", "c"]).await;
     let mut watches: Vec<ClusterEvents> = nodes.iter().map(|n| n.cluster.subscribe()).collect();
@@ -183,16 +197,20 @@ async fn a_flood_claiming_100000_sender_addresses_leaves_the_node_bounded_and_it
     }
     let stats = target.cluster.stats();
     let rss_after = resident_bytes();
-    eprintln!(
-        "flood: {CLAIMS} messages in {flood_time:?}; a handled {} gossip messages, keeps {} \
+    // Shown with --nocapture, for the closing note.
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!(
+            "flood: {CLAIMS} messages in {flood_time:?}; a handled {} gossip messages, keeps {} \
          peer clients and {} members, dropped {} sends; resident memory {:?} -> {:?} MiB",
-        stats.gossip_handled,
-        stats.peer_clients,
-        stats.members,
-        stats.sends_dropped,
-        rss_before.map(|b| b >> 20),
-        rss_after.map(|b| b >> 20),
-    );
+            stats.gossip_handled,
+            stats.peer_clients,
+            stats.members,
+            stats.sends_dropped,
+            rss_before.map(|b| b >> 20),
+            rss_after.map(|b| b >> 20),
+        );
+    }
     // The node read a large share of the flood (more distinct addresses than its peer table
     // holds), and its tables stayed within their bounds.
     let peer_capacity = max_members + SEED_ROOM;

@@ -10,8 +10,8 @@ use rpcnet_cluster::{ClusterEvent, Lagged, Tags};
 use std::collections::BTreeSet;
 
 use crate::quic_nodes::{
-    cluster_config, eventually, form, live_names, next_event_about, start_node, start_node_tuned, start_node_with,
-    PATIENCE,
+    cluster_config, eventually, form, live_names, next_event_about, start_node, start_node_tuned,
+    start_node_with, PATIENCE,
 };
 
 fn names(of: &[&str]) -> BTreeSet<String> {
@@ -149,7 +149,9 @@ async fn a_subscriber_that_never_reads_keeps_only_its_capacity_then_hears_of_its
     assert!(futures::FutureExt::now_or_never(stalled.recv()).is_none());
     // After a lag, the view holds what the missed events said.
     assert_eq!(
-        a.cluster.member("b").and_then(|m| m.tags().get("k").map(str::to_owned)),
+        a.cluster
+            .member("b")
+            .and_then(|m| m.tags().get("k").map(str::to_owned)),
         Some("39".to_owned())
     );
 }
