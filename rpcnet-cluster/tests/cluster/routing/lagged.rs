@@ -51,23 +51,33 @@ async fn a_registry_whose_subscriptions_lagged_still_holds_the_right_workers() {
     eventually("w1 out of the pool", || pool_of(&registry) == set(&["w0"])).await;
 
     // Three additions and two removals went by unread: the pool subscription hears of the
-    // lag, then gets the newest change, which agrees with the pool.
+    // lag, then gets the newest change, which agrees with the pool. (The registry publishes
+    // a change just after the pool it describes, so the last may come a moment later.)
     let Some(Err(Lagged { missed })) = pool.recv().await else {
         panic!("the lag comes first");
     };
-    assert!(missed >= 4, "missed {missed}");
-    let newest = pool.recv().await.expect("registry running");
-    assert!(
-        matches!(&newest, Ok(PoolEvent::WorkerRemoved(w)) if w.id().as_str() == "w1"),
-        "{newest:?}"
-    );
+    let mut rest = Vec::new();
+    loop {
+        let event = tokio::time::timeout(PATIENCE, pool.recv())
+            .await
+            .expect("the newest change follows the lag")
+            .expect("registry running")
+            .expect("one lag signal, then changes");
+        let last = matches!(&event, PoolEvent::WorkerRemoved(w) if w.id().as_str() == "w1");
+        rest.push(event);
+        if last {
+            break;
+        }
+    }
+    assert!(rest.len() <= 2, "{rest:?}");
+    assert!(missed as usize + rest.len() >= 5, "missed {missed}");
     assert!(futures::FutureExt::now_or_never(pool.recv()).is_none());
     // The director's membership subscription lagged as well (three joins, a leave and a tag
     // change for one slot), while its view is complete.
     let Some(Err(Lagged { missed })) = membership.recv().await else {
         panic!("the lag comes first");
     };
-    assert!(missed >= 4, "missed {missed}");
+    assert!(missed >= 3, "missed {missed}");
     assert!(["w0", "w1"].iter().all(|w| director.cluster.is_alive(w)));
     assert!(!director.cluster.is_alive("w2"));
     drop(w0);
