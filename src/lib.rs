@@ -116,8 +116,8 @@ pub mod cluster {
     //! // `ClusterClient::with_wait_for_worker`).
     //! while registry.workers().is_empty() {
     //!     match tokio::time::timeout(Duration::from_secs(30), pool.recv()).await? {
-    //!         Some(PoolEvent::WorkerAdded(_)) | None => break,
-    //!         Some(_) => {}
+    //!         Some(Ok(PoolEvent::WorkerAdded(_))) | None => break,
+    //!         Some(_) => {} // other changes, or `Lagged`: the loop reads the pool again
     //!     }
     //! }
     //!
@@ -138,10 +138,10 @@ pub mod cluster {
     pub use rpcnet_cluster::membership;
     pub use rpcnet_cluster::{
         Cluster, ClusterClient, ClusterConfig, ClusterError, ClusterEvent, ClusterEvents, InFlight,
-        InvalidNodeId, LoadBalancingStrategy, Member, MemberState, NodeConfig, NodeId,
+        InvalidNodeId, Lagged, LoadBalancingStrategy, Member, MemberState, NodeConfig, NodeId,
         PickedWorker, PoolEvent, PoolEvents, RetryBudget, RoutingError, TagFilter, Tags,
-        TagsTooLarge, WorkerCall, WorkerClient, WorkerInfo, WorkerRegistry, MAX_NODE_ID_LEN,
-        MAX_TAGS_BYTES, WORKER_ROLE,
+        TagsTooLarge, WorkerCall, WorkerClient, WorkerInfo, WorkerRegistry, DEFAULT_EVENT_CAPACITY,
+        MAX_NODE_ID_LEN, MAX_TAGS_BYTES, WORKER_ROLE,
     };
 }
 

@@ -246,8 +246,12 @@ impl ClusterConfig {
         join_backoff_max, with_join_backoff_max, Duration
     );
     knob!(
-        /// The most members (failed and left ones included) this node remembers; gossip
-        /// about further unknown members is dropped once every tombstone has been recycled.
+        /// The most members (failed and left ones included) this node remembers (default
+        /// 4,096). A full table recycles its oldest tombstone for a newcomer; failing that, a
+        /// newcomer that speaks for itself, or is announced by a member that has answered
+        /// this node's probes, takes the place of the live member admitted first among those
+        /// that never answered one (reported `NodeFailed`); any other newcomer is dropped.
+        /// Members that answered a probe are never evicted. See `PROTOCOL.md`.
         max_members, with_max_members, usize
     );
     knob!(

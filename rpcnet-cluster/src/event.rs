@@ -15,7 +15,12 @@ pub enum ClusterEvent {
     NodeJoined(Member),
     /// A member left gracefully.
     NodeLeft(Member),
-    /// A member stopped answering and did not refute its suspicion in time.
+    /// A member stopped answering and did not refute its suspicion in time; or a live
+    /// member that never answered this node's probes was evicted from a full member table
+    /// to make room for another (see [`ClusterConfig::max_members`]): this node forgets it,
+    /// and reports it `NodeJoined` if it hears of it again.
+    ///
+    /// [`ClusterConfig::max_members`]: crate::ClusterConfig::max_members
     NodeFailed(Member),
     /// A member that was reported failed is alive again at a higher incarnation (it refuted
     /// a false accusation, or restarted).

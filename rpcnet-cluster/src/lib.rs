@@ -103,6 +103,8 @@
 mod config;
 mod event;
 mod failure_detector;
+#[cfg(feature = "quic")]
+mod lag;
 mod member;
 #[cfg(feature = "quic")]
 mod node;
@@ -113,12 +115,18 @@ mod tags;
 
 pub use crate::config::ClusterConfig;
 pub use crate::event::ClusterEvent;
+#[cfg(feature = "quic")]
+pub use crate::lag::Lagged;
 pub use crate::member::{InvalidNodeId, Member, MemberState, NodeId, MAX_NODE_ID_LEN};
 #[cfg(feature = "quic")]
 pub use crate::node::membership;
 #[cfg(feature = "quic")]
+#[doc(hidden)]
+pub use crate::node::NodeStats;
+#[cfg(feature = "quic")]
 pub use crate::node::{
-    Cluster, ClusterError, ClusterEvents, NodeConfig, GOSSIP_STREAM_KIND, NODE_URI_PREFIX,
+    Cluster, ClusterError, ClusterEvents, NodeConfig, DEFAULT_EVENT_CAPACITY, GOSSIP_STREAM_KIND,
+    NODE_URI_PREFIX,
 };
 #[cfg(feature = "quic")]
 pub use crate::routing::{

@@ -1,10 +1,13 @@
 //! The node task: owns the SWIM core, feeds it gossip, timers and commands, and carries
 //! out what it asks for (send messages, emit events).
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use rpcnet_runtime::{ClientEndpoint, OneWayInbox, OneWayMessage, RpcConfig};
@@ -13,20 +16,28 @@ use tracing::{debug, trace, Instrument};
 
 use super::envelope::{self, GOSSIP_STREAM_KIND};
 use super::peers::PeerClients;
-use super::{ClusterError, Command, NodeConfig};
+use super::{ClusterError, Command, Counters, NodeConfig};
+use crate::lag::Publisher;
 use crate::member::Member;
 use crate::member::NodeId;
 use crate::swim::{Refusals, Swim, Transmit};
 use crate::ClusterEvent;
 
-/// Gossip sends in flight at once; beyond this, messages are dropped (SWIM tolerates loss).
+/// Gossip sends to live members in flight at once; beyond this, messages are dropped (SWIM
+/// tolerates loss).
 const MAX_SENDS_IN_FLIGHT: usize = 512;
+/// Gossip sends in flight at once to addresses of no live member (answers to joining nodes,
+/// to indirect probes, or to whatever address a message claims), on a budget of their own:
+/// a flood of messages claiming addresses cannot take the members' budget.
+const MAX_STRANGER_SENDS_IN_FLIGHT: usize = 64;
 /// Peer clients kept beyond one per member: room for the seeds.
 const MAX_SEEDS: usize = 64;
 /// The prefix of the certificate name (a `URI` subject alternative name) that binds a
 /// certificate to a node id: `rpcnet://node/<id>`.
 pub const NODE_URI_PREFIX: &str = "rpcnet://node/";
-
+/// Gossip messages already in the inbox handled together, before one flush of the core's
+/// output.
+const GOSSIP_BATCH: usize = 64;
 /// How often unresolvable seeds are looked up again.
 const RESOLVE_RETRY: Duration = Duration::from_secs(1);
 
@@ -38,15 +49,19 @@ pub(super) struct Driver {
     peer_config: RpcConfig,
     endpoint: ClientEndpoint,
     peers: PeerClients,
-    subscribers: Vec<mpsc::UnboundedSender<ClusterEvent>>,
+    subscribers: Vec<Publisher<ClusterEvent>>,
     members: watch::Sender<Arc<Vec<Member>>>,
     /// This node as it gossips itself (incarnation, tags).
     local: watch::Sender<Member>,
     sends: Arc<Semaphore>,
+    stranger_sends: Arc<Semaphore>,
+    /// The addresses of the live members, as of the last published view.
+    member_addrs: HashSet<SocketAddr>,
     send_timeout: Duration,
     /// Messages refused here because their sender is not who the certificate names.
     impersonations: u64,
     refusals: Arc<Mutex<Refusals>>,
+    counters: Arc<Counters>,
 }
 
 impl Driver {
@@ -54,10 +69,10 @@ impl Driver {
         config: NodeConfig,
         addr: SocketAddr,
         rpc: RpcConfig,
-        endpoint: ClientEndpoint,
         members: watch::Sender<Arc<Vec<Member>>>,
         local: watch::Sender<Member>,
         refusals: Arc<Mutex<Refusals>>,
+        counters: Arc<Counters>,
     ) -> Result<Self, ClusterError> {
         let period = config.cluster.health_check_interval();
         let send_timeout = period.max(Duration::from_millis(500));
@@ -71,6 +86,9 @@ impl Driver {
                 Duration::from_millis(100),
                 period.max(Duration::from_secs(1)),
             );
+        // The endpoint gives up a handshake as soon as the send waiting on it does, so that
+        // gossip addressed to where nobody answers holds no connection state beyond that.
+        let endpoint = ClientEndpoint::new(&peer_config).map_err(ClusterError::Transport)?;
         let peer_capacity = config.cluster.max_members() + MAX_SEEDS;
         let swim = Swim::try_new(
             config.id,
@@ -93,9 +111,12 @@ impl Driver {
             members,
             local,
             sends: Arc::new(Semaphore::new(MAX_SENDS_IN_FLIGHT)),
+            stranger_sends: Arc::new(Semaphore::new(MAX_STRANGER_SENDS_IN_FLIGHT)),
+            member_addrs: HashSet::new(),
             send_timeout,
             impersonations: 0,
             refusals,
+            counters,
         })
     }
 
@@ -141,18 +162,30 @@ impl Driver {
                             break;
                         }
                     },
-                    message = inbox.recv() => match message {
-                        Some(message) => self.on_gossip(message),
-                        None => {
-                            debug!("server stopped; node stops");
-                            break;
-                        }
-                    },
+                    // Due timers before gossip: a flood that keeps the inbox full cannot stop
+                    // the node from probing, gossiping and refuting.
                     () = tokio::time::sleep_until(wake) => self.swim.handle_timeout(Instant::now()),
                     () = tokio::time::sleep_until(next_resolve), if must_join => {
                         self.resolve_and_join().await;
                         next_resolve = tokio::time::Instant::now() + RESOLVE_RETRY;
                     }
+                    message = inbox.recv() => match message {
+                        Some(message) => {
+                            self.on_gossip(message);
+                            // Messages already waiting are handled before the next flush:
+                            // a burst costs one publication of the view, not one each.
+                            for _ in 1..GOSSIP_BATCH {
+                                match inbox.recv().now_or_never() {
+                                    Some(Some(message)) => self.on_gossip(message),
+                                    _ => break,
+                                }
+                            }
+                        }
+                        None => {
+                            debug!("server stopped; node stops");
+                            break;
+                        }
+                    },
                 }
             }
             if let Some(reply) = leaving {
@@ -186,6 +219,7 @@ impl Driver {
     }
 
     fn on_gossip(&mut self, message: OneWayMessage) {
+        self.counters.gossip_handled.fetch_add(1, Ordering::Relaxed);
         match envelope::open(&message.payload) {
             Ok((from, msg)) => {
                 trace!(%from, kind = ?msg.kind(), "gossip received");
@@ -222,6 +256,9 @@ impl Driver {
 
     /// Sends what the core wants sent and publishes its events.
     fn flush(&mut self) {
+        self.counters
+            .confirmed
+            .store(self.swim.confirmed_members(), Ordering::Relaxed);
         while let Some(transmit) = self.swim.poll_transmit() {
             self.send(transmit);
         }
@@ -231,6 +268,9 @@ impl Driver {
             if let ClusterEvent::NodeFailed(m) | ClusterEvent::NodeLeft(m) = &event {
                 // Its connection is dead or unwanted; a return gets a fresh one.
                 self.peers.remove(&m.addr());
+                self.counters
+                    .peer_clients
+                    .store(self.peers.len(), Ordering::Relaxed);
             }
             events.push(event);
         }
@@ -241,12 +281,17 @@ impl Driver {
         // `Cluster::members` sees the change it was told about.
         self.publish_members();
         for event in events {
-            self.subscribers.retain(|s| s.send(event.clone()).is_ok());
+            self.subscribers.retain(|s| s.publish(event.clone()));
         }
     }
 
-    fn publish_members(&self) {
+    fn publish_members(&mut self) {
         let members: Vec<Member> = self.swim.members().cloned().collect();
+        self.member_addrs = members
+            .iter()
+            .filter(|m| m.state().is_live())
+            .map(Member::addr)
+            .collect();
         self.members.send_replace(Arc::new(members));
         self.local.send_if_modified(|local| {
             let now = self.swim.local();
@@ -259,7 +304,13 @@ impl Driver {
     }
 
     fn send(&mut self, transmit: Transmit) {
-        let Ok(permit) = Arc::clone(&self.sends).try_acquire_owned() else {
+        let budget = if self.member_addrs.contains(&transmit.to) {
+            &self.sends
+        } else {
+            &self.stranger_sends
+        };
+        let Ok(permit) = Arc::clone(budget).try_acquire_owned() else {
+            self.counters.sends_dropped.fetch_add(1, Ordering::Relaxed);
             trace!(to = %transmit.to, "too many gossip sends in flight; dropped");
             return;
         };
@@ -270,6 +321,9 @@ impl Driver {
             trace!(to = %transmit.to, "not a dialable address; dropped");
             return;
         };
+        self.counters
+            .peer_clients
+            .store(self.peers.len(), Ordering::Relaxed);
         let payload = envelope::seal(self.addr, &transmit.msg);
         let timeout = self.send_timeout;
         tokio::spawn(async move {

@@ -78,8 +78,9 @@ pub trait Membership {
     /// Every member this node knows about, itself first.
     async fn members(&self) -> Result<Vec<MemberInfo>, MembershipError>;
 
-    /// The membership events this node sees from now on. Ends when the node stops or its
-    /// server begins shutting down.
+    /// The membership events this node sees from now on. Ends when the node stops, its
+    /// server begins shutting down, or the watcher fell so far behind that events were
+    /// dropped (list the members and watch again).
     async fn watch(
         &self,
     ) -> Result<Pin<Box<dyn Stream<Item = MembershipEvent> + Send>>, MembershipError>;
@@ -151,8 +152,9 @@ impl MembershipService {
         let mut events = cluster.subscribe();
         let recorded = Arc::clone(&changes);
         tokio::spawn(async move {
+            // After a lag the missed members' last change times stay as they were.
             while let Some(event) = events.next().await {
-                if let Ok(mut changes) = recorded.lock() {
+                if let (Ok(event), Ok(mut changes)) = (event, recorded.lock()) {
                     changes.insert(event.member().id().as_str().to_owned(), now_ms());
                 }
             }
@@ -195,8 +197,11 @@ impl Membership for MembershipService {
         let events = self.cluster()?.subscribe();
         let shutdown = self.shutdown.clone();
         let stopped = async move { shutdown.shutting_down().await };
+        // A watcher that fell so far behind that events were dropped sees its watch end
+        // (rather than a gap it cannot notice), and can list the members and watch again.
         Ok(events
-            .filter_map(|e| std::future::ready(event(&e)))
+            .take_while(|e| std::future::ready(e.is_ok()))
+            .filter_map(|e| std::future::ready(e.ok().as_ref().and_then(event)))
             .take_until(stopped)
             .boxed())
     }

@@ -21,13 +21,15 @@ pub mod membership;
 mod peers;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rpcnet_runtime::{BoundServer, ClientEndpoint, RpcConfig, RpcError};
+use rpcnet_runtime::{BoundServer, RpcConfig, RpcError};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::ClusterConfig;
+use crate::lag::{self, Publisher};
 use crate::member::{Member, MemberState, NodeId};
 use crate::swim::Refusals;
 use crate::tags::{Tags, TagsTooLarge};
@@ -39,6 +41,11 @@ pub use events::ClusterEvents;
 /// Received gossip waiting for the node task, at most (bytes); more is dropped.
 const MAX_INBOX_BYTES: usize = 16 * 1024 * 1024;
 
+/// Events queued per subscriber by default: as many as one push-pull can announce at once
+/// ([`MAX_PUSH_PULL_MEMBERS`](crate::MAX_PUSH_PULL_MEMBERS)), so a subscriber that reads
+/// promptly does not lag when its node joins a large cluster.
+pub const DEFAULT_EVENT_CAPACITY: usize = 4096;
+
 /// What the shell needs to start a node: its identity, tags, seeds and protocol settings.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -49,6 +56,7 @@ pub struct NodeConfig {
     pub(crate) advertise: Option<SocketAddr>,
     pub(crate) inbox_capacity: usize,
     pub(crate) membership_service: bool,
+    pub(crate) event_capacity: usize,
 }
 
 impl NodeConfig {
@@ -62,6 +70,7 @@ impl NodeConfig {
             advertise: None,
             inbox_capacity: 1024,
             membership_service: true,
+            event_capacity: DEFAULT_EVENT_CAPACITY,
         }
     }
 
@@ -105,6 +114,15 @@ impl NodeConfig {
         self.inbox_capacity = capacity.max(1);
         self
     }
+
+    /// How many events each [`Cluster::subscribe`] subscription queues for its reader
+    /// (default [`DEFAULT_EVENT_CAPACITY`], at least 1). The node never waits for a
+    /// subscriber: when its queue is full the oldest event is dropped and the subscriber is
+    /// told how many it missed ([`Lagged`](crate::Lagged)).
+    pub fn with_event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity.max(1);
+        self
+    }
 }
 
 /// Errors of the cluster handle.
@@ -130,7 +148,7 @@ pub enum ClusterError {
 #[derive(Debug)]
 pub(crate) enum Command {
     SetTags(Tags, oneshot::Sender<Result<(), TagsTooLarge>>),
-    Subscribe(mpsc::UnboundedSender<crate::ClusterEvent>),
+    Subscribe(Publisher<crate::ClusterEvent>),
     Leave(oneshot::Sender<()>),
 }
 
@@ -151,6 +169,35 @@ struct Inner {
     /// This node as it gossips itself.
     local: watch::Receiver<Member>,
     refusals: Arc<std::sync::Mutex<Refusals>>,
+    event_capacity: usize,
+    counters: Arc<Counters>,
+}
+
+/// What the node task counts, for [`Cluster::stats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) gossip_handled: AtomicU64,
+    pub(crate) peer_clients: AtomicUsize,
+    pub(crate) sends_dropped: AtomicU64,
+    pub(crate) confirmed: AtomicUsize,
+}
+
+/// Counters of a node's gossip machinery, for tests and diagnostics. Not part of the
+/// stable API: fields may change in any release.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeStats {
+    /// Gossip messages the node task took from its inbox (well-formed or not).
+    pub gossip_handled: u64,
+    /// Peer clients (one per address gossiped to) the node keeps.
+    pub peer_clients: usize,
+    /// Gossip sends dropped because too many were in flight.
+    pub sends_dropped: u64,
+    /// Members in the node's table, failed and left ones included.
+    pub members: usize,
+    /// Live members that have answered a probe of this node (never evicted to make room).
+    pub confirmed: usize,
 }
 
 impl Cluster {
@@ -170,7 +217,6 @@ impl Cluster {
         if addr.ip().is_unspecified() || addr.port() == 0 {
             return Err(ClusterError::Unadvertisable(addr));
         }
-        let endpoint = ClientEndpoint::new(rpc).map_err(ClusterError::Transport)?;
         let inbox = server
             .one_way_inbox(
                 envelope::GOSSIP_STREAM_KIND,
@@ -190,14 +236,16 @@ impl Cluster {
             tags: config.tags.clone(),
         });
         let refusals = Arc::new(std::sync::Mutex::new(Refusals::default()));
+        let event_capacity = config.event_capacity;
+        let counters = Arc::new(Counters::default());
         let driver = driver::Driver::new(
             config,
             addr,
             rpc.clone(),
-            endpoint,
             members_tx,
             local_tx,
             Arc::clone(&refusals),
+            Arc::clone(&counters),
         )?;
         tokio::spawn(driver.run(inbox, commands_rx));
         let cluster = Cluster {
@@ -208,6 +256,8 @@ impl Cluster {
                 members,
                 local,
                 refusals,
+                event_capacity,
+                counters,
             }),
         };
         if membership_service {
@@ -274,12 +324,15 @@ impl Cluster {
     }
 
     /// Subscribes to membership events from now on: the node task takes the subscription
-    /// before it handles any further gossip or timer (events of an input it is handling at
-    /// the moment of the call may come before it). Each subscriber gets every event,
-    /// exactly once, in order; events are not dropped for a slow subscriber, so keep
-    /// reading (membership changes are rare) or drop the subscription.
+    /// before it handles any further gossip or timer (events of the inputs it is handling
+    /// at the moment of the call, at most a batch of 64 gossip messages, may come before
+    /// it). A subscriber that keeps up gets every
+    /// event, exactly once, in order. The node never waits for a subscriber: each has a
+    /// queue of [`NodeConfig::with_event_capacity`] events, and one that falls further
+    /// behind loses the oldest and is told how many ([`Lagged`](crate::Lagged)); see
+    /// [`ClusterEvents`].
     pub fn subscribe(&self) -> ClusterEvents {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = lag::channel(self.inner.event_capacity);
         let _ = self.inner.commands.send(Command::Subscribe(tx));
         ClusterEvents::new(rx)
     }
@@ -312,6 +365,20 @@ impl Cluster {
     /// "Who can gossip" in `rpcnet-cluster/PROTOCOL.md`). The counts only grow.
     pub fn refusals(&self) -> Refusals {
         self.inner.refusals.lock().map(|r| *r).unwrap_or_default()
+    }
+
+    /// Counters of this node's gossip machinery (for tests and diagnostics; not a stable
+    /// API).
+    #[doc(hidden)]
+    pub fn stats(&self) -> NodeStats {
+        let counters = &self.inner.counters;
+        NodeStats {
+            gossip_handled: counters.gossip_handled.load(Ordering::Relaxed),
+            peer_clients: counters.peer_clients.load(Ordering::Relaxed),
+            sends_dropped: counters.sends_dropped.load(Ordering::Relaxed),
+            members: self.inner.members.borrow().len(),
+            confirmed: counters.confirmed.load(Ordering::Relaxed),
+        }
     }
 
     /// Whether the member with this id is alive or suspected (not failed, not left) in

@@ -70,7 +70,6 @@ impl PeerClients {
     }
 
     /// How many clients are kept.
-    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.clients.len()
     }

@@ -4,8 +4,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures::Stream;
-use tokio::sync::mpsc;
 
+use crate::lag::{Lagged, Subscription};
 use crate::routing::worker::WorkerInfo;
 
 /// A change to the pool, fed by the cluster's membership events.
@@ -36,26 +36,35 @@ impl PoolEvent {
 /// A subscription to [`PoolEvent`]s from the moment of subscription (see
 /// [`WorkerRegistry::subscribe`](super::WorkerRegistry::subscribe)): use
 /// [`recv`](Self::recv) or the `Stream` implementation. Ends when the registry stops.
+///
+/// Like [`ClusterEvents`](crate::ClusterEvents), each subscription has a queue of its own
+/// ([`WorkerRegistry::with_event_capacity`](super::WorkerRegistry::with_event_capacity),
+/// [`DEFAULT_EVENT_CAPACITY`](crate::DEFAULT_EVENT_CAPACITY) by default) and the registry
+/// never waits for it: a subscriber that falls behind loses the oldest changes and reads
+/// [`Lagged`] with their number, then the newest changes. The pool itself
+/// ([`WorkerRegistry::workers`](super::WorkerRegistry::workers)) is always current.
 #[derive(Debug)]
 pub struct PoolEvents {
-    rx: mpsc::UnboundedReceiver<PoolEvent>,
+    rx: Subscription<PoolEvent>,
 }
 
 impl PoolEvents {
-    pub(crate) fn new(rx: mpsc::UnboundedReceiver<PoolEvent>) -> Self {
+    pub(crate) fn new(rx: Subscription<PoolEvent>) -> Self {
         PoolEvents { rx }
     }
 
-    /// The next change, or `None` once the registry has stopped.
-    pub async fn recv(&mut self) -> Option<PoolEvent> {
-        self.rx.recv().await
+    /// The next change, [`Lagged`] if changes were dropped since the last read because
+    /// this subscriber fell behind, or `None` once the registry has stopped and every
+    /// queued change has been read.
+    pub async fn recv(&mut self) -> Option<Result<PoolEvent, Lagged>> {
+        std::future::poll_fn(|cx| self.rx.poll_recv(cx)).await
     }
 }
 
 impl Stream for PoolEvents {
-    type Item = PoolEvent;
+    type Item = Result<PoolEvent, Lagged>;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<PoolEvent>> {
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.rx.poll_recv(cx)
     }
 }

@@ -9,8 +9,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, Instrument};
 
+use crate::lag::{self, Publisher};
 use crate::member::{Member, MemberState, NodeId};
-use crate::node::Cluster;
+use crate::node::{Cluster, DEFAULT_EVENT_CAPACITY};
 use crate::routing::event::{PoolEvent, PoolEvents};
 use crate::routing::filter::TagFilter;
 use crate::routing::pool::Pool;
@@ -38,16 +39,17 @@ pub struct WorkerRegistry {
     strategy: LoadBalancingStrategy,
     pool_filter: TagFilter,
     pool: watch::Receiver<Arc<Pool>>,
-    subscribe: mpsc::UnboundedSender<mpsc::UnboundedSender<PoolEvent>>,
+    subscribe: mpsc::UnboundedSender<Publisher<PoolEvent>>,
     pending: Mutex<Option<Pending>>,
     cursor: AtomicUsize,
+    event_capacity: usize,
 }
 
 /// What [`WorkerRegistry::start`] hands to the task it starts.
 #[derive(Debug)]
 struct Pending {
     pool: watch::Sender<Arc<Pool>>,
-    subscribe: mpsc::UnboundedReceiver<mpsc::UnboundedSender<PoolEvent>>,
+    subscribe: mpsc::UnboundedReceiver<Publisher<PoolEvent>>,
 }
 
 impl WorkerRegistry {
@@ -68,6 +70,7 @@ impl WorkerRegistry {
                 subscribe: subscribe_rx,
             })),
             cursor: AtomicUsize::new(0),
+            event_capacity: DEFAULT_EVENT_CAPACITY,
         }
     }
 
@@ -100,6 +103,7 @@ impl WorkerRegistry {
             subscribe,
             pending: Mutex::new(None),
             cursor: AtomicUsize::new(0),
+            event_capacity: DEFAULT_EVENT_CAPACITY,
         }
     }
 
@@ -107,6 +111,14 @@ impl WorkerRegistry {
     /// live member. Set it before [`start`](Self::start).
     pub fn with_pool_filter(mut self, filter: impl Into<TagFilter>) -> Self {
         self.pool_filter = filter.into();
+        self
+    }
+
+    /// How many changes each [`subscribe`](Self::subscribe)d stream queues for its reader
+    /// (default [`DEFAULT_EVENT_CAPACITY`], at least 1); a reader that falls further behind
+    /// loses the oldest and is told how many ([`Lagged`](crate::Lagged)).
+    pub fn with_event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity.max(1);
         self
     }
 
@@ -138,10 +150,11 @@ impl WorkerRegistry {
         self.snapshot().workers().map(|w| w.info()).collect()
     }
 
-    /// Subscribes to changes of the pool from now on. Events are not dropped for a slow
-    /// subscriber: keep reading, or drop the subscription.
+    /// Subscribes to changes of the pool from now on. The registry never waits for a
+    /// subscriber: one that falls more than [`with_event_capacity`](Self::with_event_capacity)
+    /// changes behind loses the oldest and is told how many (see [`PoolEvents`]).
     pub fn subscribe(&self) -> PoolEvents {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = lag::channel(self.event_capacity);
         let _ = self.subscribe.send(tx);
         PoolEvents::new(rx)
     }
@@ -243,7 +256,7 @@ async fn maintain(
         pool,
         mut subscribe,
     } = pending;
-    let mut subscribers: Vec<mpsc::UnboundedSender<PoolEvent>> = Vec::new();
+    let mut subscribers: Vec<Publisher<PoolEvent>> = Vec::new();
     loop {
         tokio::select! {
             changed = members.changed() => {
@@ -263,7 +276,7 @@ async fn maintain(
                 };
                 for event in events {
                     debug!(?event, "pool changed");
-                    subscribers.retain(|s| s.send(event.clone()).is_ok());
+                    subscribers.retain(|s| s.publish(event.clone()));
                 }
                 if changed.is_err() {
                     break;

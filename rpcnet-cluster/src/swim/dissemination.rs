@@ -36,7 +36,7 @@ use std::time::Instant;
 
 use rand::Rng;
 
-use super::membership::{is_newer, judge, Suspicion, Verdict};
+use super::membership::{is_newer, judge, Room, Suspicion, Verdict};
 use super::message::{header_bound, Body, Message, Update, MAX_PIGGYBACK_UPDATES};
 use super::{Swim, Transmit, MAX_ADDRESS_CHECKS};
 use crate::event::ClusterEvent;
@@ -147,6 +147,14 @@ impl Dissemination {
         }
     }
 
+    /// Drops the queued update about `id`, if any (the member was forgotten).
+    pub(crate) fn forget(&mut self, id: &NodeId) {
+        if let Some(old) = self.items.remove(id) {
+            let key = old.key();
+            self.set(old.class).remove(&key);
+        }
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
@@ -254,7 +262,7 @@ impl<R: Rng> Swim<R> {
                 }
             }
             Verdict::Apply => {
-                if current.is_none() && !self.members.make_room(self.config.max_members()) {
+                if current.is_none() && !self.admit(&u, sender) {
                     return;
                 }
                 let event = self.members.apply(&u, now);
@@ -265,7 +273,8 @@ impl<R: Rng> Swim<R> {
                     event,
                     Some(ClusterEvent::NodeJoined(_) | ClusterEvent::NodeRecovered(_))
                 ) {
-                    self.rotation.insert(&mut self.rng, u.id.clone());
+                    self.rotation
+                        .insert(&mut self.rng, &self.members, u.id.clone());
                 }
                 if u.state != MemberState::Suspect {
                     u.suspecter = None;
@@ -299,6 +308,28 @@ impl<R: Rng> Swim<R> {
         let seq = self.next_seq();
         let target = id.clone();
         self.send(addr, Body::Ping { seq, target }, None);
+    }
+
+    /// Makes room in the member table for `u`'s unknown member, if there is room to make
+    /// (see `Membership::make_room`). The newcomer may take the place of a live member that
+    /// never answered a probe only if it speaks for itself (`u` is about `sender`) or comes
+    /// from a member that has answered one; a member evicted that way is reported failed.
+    fn admit(&mut self, u: &Update, sender: &NodeId) -> bool {
+        let vouched = u.id == *sender || self.members.is_confirmed(sender);
+        match self.members.make_room(self.config.max_members(), vouched) {
+            None => false,
+            Some(Room::Free) => true,
+            Some(Room::Recycled(id)) => {
+                self.broadcasts.forget(&id);
+                true
+            }
+            Some(Room::Evicted(mut member)) => {
+                self.broadcasts.forget(&member.id);
+                member.state = MemberState::Dead;
+                self.events.push_back(ClusterEvent::NodeFailed(member));
+                true
+            }
+        }
     }
 
     fn start_suspicion(&mut self, u: &Update, now: Instant) {

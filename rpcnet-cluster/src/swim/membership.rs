@@ -155,14 +155,45 @@ pub(crate) struct Entry {
     pub(crate) member: Member,
     pub(crate) suspicion: Option<Suspicion>,
     pub(crate) changed_at: Instant,
+    /// Whether the member has answered one of this node's probes.
+    confirmed: bool,
+    /// When the member entered the table, as a serial number (the eviction order of
+    /// unconfirmed members).
+    admitted: u64,
+}
+
+/// How a full table made room for one more member ([`Membership::make_room`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Room {
+    /// The table was not full.
+    Free,
+    /// The oldest tombstone, of this member, was forgotten.
+    Recycled(NodeId),
+    /// This live member, which never answered a probe of this node and entered the table
+    /// before every other such member, was evicted (as it was: its state is still live).
+    Evicted(Member),
 }
 
 /// The remote members this node knows, failed and left ones included.
+///
+/// A full table ([`make_room`](Self::make_room)) gives up, in this order: the oldest
+/// tombstone; then, for a newcomer the caller vouches for, the live member admitted first
+/// among those that never answered a probe of this node. Members that answered a probe are
+/// never evicted. Each eviction candidate is kept in an ordered index, so finding one, or
+/// finding that there is none, costs `O(log n)`.
 #[derive(Debug, Default)]
 pub(crate) struct Membership {
     entries: BTreeMap<NodeId, Entry>,
     deadlines: BTreeSet<(Instant, NodeId)>,
+    /// Failed and left members, by the time of their last change.
+    tombstones: BTreeSet<(Instant, NodeId)>,
+    /// Live members that have not answered a probe, by admission.
+    unconfirmed: BTreeSet<(u64, NodeId)>,
+    next_admission: u64,
     live: usize,
+    /// Index entries looked at by `make_room`, for the tests of its cost.
+    #[cfg(test)]
+    pub(crate) examined: usize,
 }
 
 impl Membership {
@@ -183,9 +214,35 @@ impl Membership {
         self.live
     }
 
+    /// How many live members have answered a probe of this node. `O(1)`.
+    pub(crate) fn confirmed(&self) -> usize {
+        self.live - self.unconfirmed.len()
+    }
+
+    /// Whether `id` is a live member that has answered a probe of this node.
+    pub(crate) fn is_confirmed(&self, id: &NodeId) -> bool {
+        self.entries
+            .get(id)
+            .is_some_and(|e| e.confirmed && e.member.state.is_live())
+    }
+
+    /// Records that `id` answered a probe of this node: it is no longer evicted to make room.
+    pub(crate) fn confirm_reachable(&mut self, id: &NodeId) {
+        if let Some(entry) = self.entries.get_mut(id) {
+            if !entry.confirmed {
+                self.unconfirmed.remove(&(entry.admitted, id.clone()));
+                entry.confirmed = true;
+            }
+        }
+    }
+
     /// Takes an update the caller judged [`Verdict::Apply`]; returns the event it causes.
     pub(crate) fn apply(&mut self, u: &Update, now: Instant) -> Option<ClusterEvent> {
         let previous = self.entries.get(&u.id).map(|e| e.member.state);
+        if let Some(entry) = self.entries.get(&u.id) {
+            unindex(&mut self.tombstones, &mut self.unconfirmed, &u.id, entry);
+        }
+        let admitted = self.next_admission;
         let entry = self.entries.entry(u.id.clone()).or_insert_with(|| Entry {
             member: Member {
                 id: u.id.clone(),
@@ -196,7 +253,12 @@ impl Membership {
             },
             suspicion: None,
             changed_at: now,
+            confirmed: false,
+            admitted,
         });
+        if previous.is_none() {
+            self.next_admission += 1;
+        }
         // Tags and address are versioned by incarnation: whatever update first brings a
         // higher incarnation brings the member's tags and address at that incarnation (a
         // suspicion can overtake the `Alive` that announced new tags).
@@ -204,11 +266,20 @@ impl Membership {
         let tags_changed = newer && entry.member.tags != u.tags;
         if newer {
             entry.member.tags = u.tags.clone();
+            if entry.member.addr != u.addr {
+                // What answered at the old address says nothing about the new one.
+                entry.confirmed = false;
+            }
             entry.member.addr = u.addr;
         }
         entry.member.state = u.state;
         entry.member.incarnation = u.incarnation;
         entry.changed_at = now;
+        if !u.state.is_live() {
+            // A member that comes back must answer a probe again to be kept over others.
+            entry.confirmed = false;
+        }
+        index(&mut self.tombstones, &mut self.unconfirmed, &u.id, entry);
         if u.state != MemberState::Suspect {
             if let Some(s) = entry.suspicion.take() {
                 self.deadlines.remove(&(s.deadline, u.id.clone()));
@@ -286,37 +357,90 @@ impl Membership {
         self.suspect(id, suspicion);
     }
 
-    /// Makes room for one more member under `max`: recycles the oldest tombstone if needed.
-    /// `false` if the table is full of live members.
-    pub(crate) fn make_room(&mut self, max: usize) -> bool {
+    /// Makes room for one more member under `max`, or returns `None` if the table is full
+    /// of members it keeps. It gives up the oldest tombstone first; then, if
+    /// `may_evict_live` (the caller vouches for the newcomer), the live member admitted
+    /// first among those that never answered a probe of this node. `O(log n)`.
+    pub(crate) fn make_room(&mut self, max: usize, may_evict_live: bool) -> Option<Room> {
         if self.entries.len() < max {
-            return true;
+            return Some(Room::Free);
         }
-        let oldest = self
-            .entries
-            .iter()
-            .filter(|(_, e)| !e.member.state.is_live())
-            .min_by_key(|(_, e)| e.changed_at)
-            .map(|(id, _)| id.clone());
-        match oldest {
-            Some(id) => {
-                self.entries.remove(&id);
-                true
-            }
-            None => false,
+        #[cfg(test)]
+        {
+            self.examined += 1;
         }
+        if let Some((_, id)) = self.tombstones.pop_first() {
+            self.remove(&id);
+            return Some(Room::Recycled(id));
+        }
+        if !may_evict_live {
+            return None;
+        }
+        #[cfg(test)]
+        {
+            self.examined += 1;
+        }
+        let (_, id) = self.unconfirmed.pop_first()?;
+        self.remove(&id).map(Room::Evicted)
+    }
+
+    /// Forgets a member (its index entries already removed by the caller, or removed here).
+    fn remove(&mut self, id: &NodeId) -> Option<Member> {
+        let entry = self.entries.remove(id)?;
+        unindex(&mut self.tombstones, &mut self.unconfirmed, id, &entry);
+        if let Some(s) = &entry.suspicion {
+            self.deadlines.remove(&(s.deadline, id.clone()));
+        }
+        if entry.member.state.is_live() {
+            self.live -= 1;
+        }
+        Some(entry.member)
     }
 
     /// Forgets failed and left members whose state is older than `ttl`.
     pub(crate) fn reap(&mut self, now: Instant, ttl: Duration) {
-        self.entries.retain(|_, e| {
-            e.member.state.is_live() || now.saturating_duration_since(e.changed_at) < ttl
-        });
+        while let Some((at, _)) = self.tombstones.first() {
+            if now.saturating_duration_since(*at) < ttl {
+                break;
+            }
+            if let Some((_, id)) = self.tombstones.pop_first() {
+                self.remove(&id);
+            }
+        }
     }
 
     /// The `i`-th member (in id order) satisfying `keep`, for random picks.
     pub(crate) fn nth_where(&self, i: usize, keep: impl Fn(&Member) -> bool) -> Option<&Member> {
         self.members().filter(|m| keep(m)).nth(i)
+    }
+}
+
+/// Removes `entry`'s eviction-index key, if it has one.
+fn unindex(
+    tombstones: &mut BTreeSet<(Instant, NodeId)>,
+    unconfirmed: &mut BTreeSet<(u64, NodeId)>,
+    id: &NodeId,
+    entry: &Entry,
+) {
+    if entry.member.state.is_live() {
+        unconfirmed.remove(&(entry.admitted, id.clone()));
+    } else {
+        tombstones.remove(&(entry.changed_at, id.clone()));
+    }
+}
+
+/// Adds `entry`'s eviction-index key: tombstones by last change, live members that never
+/// answered a probe by admission; confirmed live members have none.
+fn index(
+    tombstones: &mut BTreeSet<(Instant, NodeId)>,
+    unconfirmed: &mut BTreeSet<(u64, NodeId)>,
+    id: &NodeId,
+    entry: &Entry,
+) {
+    if !entry.member.state.is_live() {
+        tombstones.insert((entry.changed_at, id.clone()));
+    } else if !entry.confirmed {
+        unconfirmed.insert((entry.admitted, id.clone()));
     }
 }
 
@@ -524,5 +648,101 @@ mod tests {
         assert_eq!(table.get(&u.id).map(|m| m.tags.len()), Some(1));
         u.state = Left;
         assert_eq!(kind(table.apply(&u, now)), Some(Some("NodeLeft".into())));
+    }
+
+    fn alive(name: &str) -> Update {
+        Update {
+            id: NodeId::new(name).expect("valid id"),
+            addr: ([10, 0, 0, 1], 1).into(),
+            incarnation: 0,
+            state: Alive,
+            tags: Tags::new(),
+            suspecter: None,
+        }
+    }
+
+    /// A full table of `n` live members that all answered probes, and how many index
+    /// entries `make_room` looked at to refuse 1,000 newcomers.
+    fn examined_refusing_1000_in_a_full_table_of(n: usize) -> usize {
+        let now = Instant::now();
+        let mut table = Membership::default();
+        for i in 0..n {
+            let u = alive(&format!("m{i}"));
+            table.apply(&u, now);
+            table.confirm_reachable(&u.id);
+        }
+        for vouched in [false, true] {
+            for _ in 0..500 {
+                assert_eq!(table.make_room(n, vouched), None);
+            }
+        }
+        assert_eq!(table.members().count(), n);
+        table.examined
+    }
+
+    #[test]
+    fn refusing_a_member_when_the_table_is_full_costs_the_same_at_64_and_at_4096_members() {
+        let small = examined_refusing_1000_in_a_full_table_of(64);
+        let large = examined_refusing_1000_in_a_full_table_of(4096);
+        // Two index lookups at most per refusal (tombstones, then unconfirmed members), each
+        // O(log n), whatever the size; a scan would look at every member.
+        assert_eq!(small, large);
+        assert!(large <= 2 * 1000, "{large}");
+    }
+
+    #[test]
+    fn a_full_table_gives_up_the_oldest_tombstone_then_the_first_unconfirmed_member_never_a_confirmed_one(
+    ) {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(1);
+        let mut table = Membership::default();
+        // confirmed-0..2 answered probes; unconfirmed-0..2 did not; two tombstones, the
+        // second older than the first.
+        for i in 0..3 {
+            let u = alive(&format!("confirmed-{i}"));
+            table.apply(&u, now);
+            table.confirm_reachable(&u.id);
+            table.apply(&alive(&format!("unconfirmed-{i}")), now);
+        }
+        for (name, at) in [("dead-new", later), ("dead-old", now)] {
+            let mut u = alive(name);
+            table.apply(&u, now);
+            u.state = Dead;
+            table.apply(&u, at);
+        }
+        let max = 8;
+        let id = |s: &str| NodeId::new(s).expect("valid id");
+        assert_eq!(
+            table.make_room(max, false),
+            Some(Room::Recycled(id("dead-old")))
+        );
+        table.apply(&alive("x"), now);
+        assert_eq!(
+            table.make_room(max, true),
+            Some(Room::Recycled(id("dead-new")))
+        );
+        table.apply(&alive("y"), now);
+        // No tombstone left: a newcomer nobody vouches for is refused...
+        assert_eq!(table.make_room(max, false), None);
+        // ...one that is vouched for takes the place of the unconfirmed members, first
+        // admitted first, and then nothing more can be evicted.
+        let mut evicted = Vec::new();
+        while let Some(room) = table.make_room(max, true) {
+            let Room::Evicted(member) = room else {
+                panic!("{room:?}");
+            };
+            evicted.push(member.id.as_str().to_owned());
+            table.apply(&alive(&format!("new-{}", evicted.len())), now);
+            table.confirm_reachable(&id(&format!("new-{}", evicted.len())));
+        }
+        assert_eq!(
+            evicted,
+            ["unconfirmed-0", "unconfirmed-1", "unconfirmed-2", "x", "y"]
+        );
+        assert_eq!(table.members().count(), max);
+        assert_eq!(table.live(), max);
+        for i in 0..3 {
+            assert!(table.is_confirmed(&id(&format!("confirmed-{i}"))));
+        }
     }
 }

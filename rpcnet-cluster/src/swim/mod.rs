@@ -130,9 +130,14 @@ pub struct Transmit {
 ///
 /// # Bounded state
 ///
-/// Gossip about unknown members adds at most [`ClusterConfig::max_members`] entries
-/// (tombstones are recycled first, live members never evicted), relays are capped, and the
-/// broadcast queue holds at most one update per known member.
+/// Gossip about unknown members adds at most [`ClusterConfig::max_members`] entries. A full
+/// table recycles its oldest tombstone first; then a newcomer that speaks for itself (the
+/// update is about the message's sender) or is announced by a member that has answered one
+/// of this node's probes may take the place of the live member admitted first among those
+/// that never answered one, which is reported [`ClusterEvent::NodeFailed`]; members that
+/// answered a probe are never evicted. Admitting or refusing a member costs `O(log n)`.
+/// Relays are capped, the probe order is compacted under churn, and the broadcast queue
+/// holds at most one update per known member.
 ///
 /// # Lifeguard
 ///
@@ -466,6 +471,13 @@ impl<R: Rng> Swim<R> {
     /// What this node refused to take at its senders' word so far.
     pub fn refusals(&self) -> Refusals {
         self.refusals
+    }
+
+    /// How many live members have answered a probe of this node: those a full member table
+    /// never evicts to make room.
+    #[doc(hidden)]
+    pub fn confirmed_members(&self) -> usize {
+        self.members.confirmed()
     }
 
     /// Lifeguard's local health score `L` (0 when healthy).

@@ -103,8 +103,18 @@ impl Rotation {
     }
 
     /// Adds a member that became live at a random place among those not yet probed this
-    /// round.
-    pub(crate) fn insert(&mut self, rng: &mut impl Rng, id: NodeId) {
+    /// round. The order is compacted (members no longer live dropped) whenever it has grown
+    /// to twice the live members, so churn cannot grow it without bound.
+    pub(crate) fn insert(&mut self, rng: &mut impl Rng, members: &Membership, id: NodeId) {
+        if self.order.len() >= 2 * members.live() + 16 {
+            let live = |id: &NodeId| members.get(id).is_some_and(|m| m.state.is_live());
+            let probed = self.order[..self.cursor.min(self.order.len())]
+                .iter()
+                .filter(|id| live(id))
+                .count();
+            self.order.retain(|id| live(id));
+            self.cursor = probed;
+        }
         self.order.push(id);
         let last = self.order.len() - 1;
         let at = random_index(rng, self.cursor.min(last)..self.order.len());
@@ -327,6 +337,8 @@ impl<R: Rng> Swim<R> {
             }
             if !p.acked {
                 p.acked = true;
+                let target = p.target.clone();
+                self.members.confirm_reachable(&target);
                 if *sender == p.target {
                     self.detector.record(now.saturating_duration_since(p.sent));
                 }

@@ -414,6 +414,86 @@ fn gossip_about_unknown_members_cannot_grow_the_table_past_max_members_nor_evict
 }
 
 #[test]
+fn a_table_full_of_fake_members_still_admits_a_real_join_and_never_evicts_members_that_answer_probes(
+) {
+    let now = Instant::now();
+    let config = ClusterConfig::for_tests().with_max_members(50);
+    let mut nodes: Vec<Swim<ChaCha8Rng>> = (1..=4).map(|i| node(i, config.clone(), now)).collect();
+    for n in &mut nodes[1..] {
+        n.join(&[addr(1)], now);
+    }
+    // Long enough for n1 to probe each of the others.
+    let now = run(&mut nodes, &[], now, Duration::from_secs(3));
+    let real: Vec<NodeId> = (2..=4)
+        .map(|i| NodeId::new(format!("n{i}")).expect("valid id"))
+        .collect();
+    for id in &real {
+        assert!(nodes[0].members.is_confirmed(id), "{id:?} answered a probe");
+    }
+    let _ = events(&mut nodes[0]);
+    let fake = |name: String| Update {
+        id: NodeId::new(name).expect("valid id"),
+        addr: addr(9),
+        incarnation: 1,
+        state: MemberState::Alive,
+        tags: Tags::new(),
+        suspecter: None,
+    };
+    // Fakes announced second-hand fill the table, and then are refused.
+    for batch in 0..10u32 {
+        let updates = (0..MAX_PIGGYBACK_UPDATES as u32)
+            .map(|i| fake(format!("fake-{batch}-{i}")))
+            .collect();
+        let msg = Message {
+            from: NodeId::new("attacker").expect("valid id"),
+            body: Body::Gossip,
+            updates,
+        };
+        nodes[0].handle_message(addr(9), msg, now);
+    }
+    assert_eq!(nodes[0].members().count(), 50);
+    // Fakes that speak for themselves take the place of fakes, never of a real member.
+    for i in 0..1000u32 {
+        let name = format!("self-announced-{i}");
+        let msg = Message {
+            from: NodeId::new(name.clone()).expect("valid id"),
+            body: Body::Gossip,
+            updates: vec![fake(name)],
+        };
+        nodes[0].handle_message(addr(9), msg, now);
+        assert_eq!(nodes[0].members().count(), 50);
+    }
+    let evicted = events(&mut nodes[0]);
+    assert!(!evicted.is_empty());
+    for event in &evicted {
+        let id = event.member().id();
+        assert!(
+            matches!(
+                event,
+                ClusterEvent::NodeFailed(_) | ClusterEvent::NodeJoined(_)
+            ) && !real.contains(id),
+            "{event:?}"
+        );
+    }
+    for id in &real {
+        assert_eq!(
+            nodes[0].member(id).map(Member::state),
+            Some(MemberState::Alive)
+        );
+    }
+    // A real node joining through n1 gets in, and the protocol carries on with it.
+    nodes.push(node(5, config.clone(), now));
+    nodes[4].join(&[addr(1)], now);
+    pump(&mut nodes, &[], now);
+    assert_eq!(state_of(&nodes[0], 5), Some(MemberState::Alive));
+    assert_eq!(nodes[0].members().count(), 50);
+    let _ = run(&mut nodes, &[], now, Duration::from_secs(1));
+    for i in 2..=5 {
+        assert_eq!(state_of(&nodes[0], i), Some(MemberState::Alive), "n{i}");
+    }
+}
+
+#[test]
 fn gossip_messages_stay_within_the_packet_budget_with_the_largest_fields() {
     let now = Instant::now();
     let c = ClusterConfig::lan();

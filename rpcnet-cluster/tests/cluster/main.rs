@@ -1,8 +1,9 @@
 //! The integration tests of rpcnet-cluster, one module per topic, built as one test binary so
 //! the crate links once: the SWIM core in the deterministic simulator (`sim`), and real nodes
-//! over QUIC on loopback (`quic_nodes`, `quic_membership`, `quic_identity`, and `routing`: the worker registry
-//! and cluster client; these need the `quic` feature).
+//! over QUIC on loopback (`quic_nodes`, `quic_membership`, `quic_identity`, `quic_flood`, and
+//! `routing`: the worker registry and cluster client; these need the `quic` feature).
 
+mod quic_flood;
 mod quic_identity;
 mod quic_membership;
 mod quic_nodes;

@@ -137,6 +137,8 @@ fn forgeries_about_c(observer: &Node, c: &Node, mallory_addr: SocketAddr) -> Byt
 /// Panics if an event saying c failed or left is waiting on `node`'s subscription.
 fn no_failure_or_departure_of_c(node: &mut Node) {
     while let Some(Some(event)) = futures::FutureExt::now_or_never(node.events.recv()) {
+        // A lag would hide the events this check is for.
+        let event = event.expect("the subscription kept every event");
         assert!(
             !matches!(&event, ClusterEvent::NodeFailed(m) | ClusterEvent::NodeLeft(m)
                 if m.id().as_str() == "c"),

@@ -1,16 +1,17 @@
 //! Documented membership behaviour of the `Cluster` handle over real nodes on loopback:
-//! subscriptions get every event in order even when read late, a graceful leave is reported
+//! subscriptions get every event in order even when read late (and, past their capacity,
+//! a lag signal and the newest events), a graceful leave is reported
 //! as `NodeLeft` (never `NodeFailed`), a node rejoins after leaving (at a fresh port), a node restarted at a new
 //! address is seen there, and a node restarted on its port before anyone declared it failed
 //! is seen at its new incarnation and then stays alive (its peers reach the new process).
 #![cfg(feature = "quic")]
 
-use rpcnet_cluster::{ClusterEvent, Tags};
+use rpcnet_cluster::{ClusterEvent, Lagged, Tags};
 use std::collections::BTreeSet;
 
 use crate::quic_nodes::{
-    cluster_config, eventually, form, live_names, next_event_about, start_node, start_node_with,
-    PATIENCE,
+    cluster_config, eventually, form, live_names, next_event_about, start_node, start_node_tuned,
+    start_node_with, PATIENCE,
 };
 
 fn names(of: &[&str]) -> BTreeSet<String> {
@@ -24,6 +25,7 @@ fn no_pending_event_about(
     ok: impl Fn(&ClusterEvent) -> bool,
 ) {
     while let Some(Some(event)) = futures::FutureExt::now_or_never(node.events.recv()) {
+        let event = event.expect("within the subscription's capacity: no lag");
         assert!(
             event.member().id().as_str() != name || ok(&event),
             "{}: unexpected {event:?}",
@@ -52,7 +54,8 @@ async fn a_subscriber_that_reads_late_gets_every_event_a_prompt_one_got_in_the_s
             let event = tokio::time::timeout_at(deadline, prompt.recv())
                 .await
                 .expect("a sees b's tag change")
-                .expect("a running");
+                .expect("a running")
+                .expect("read promptly: no lag");
             let done = matches!(&event, ClusterEvent::TagsChanged(m)
                 if m.id().as_str() == "b" && m.tags().get("k") == Some(value.as_str()));
             seen.push(event);
@@ -65,7 +68,8 @@ async fn a_subscriber_that_reads_late_gets_every_event_a_prompt_one_got_in_the_s
         let got = late
             .recv()
             .await
-            .expect("the late subscriber's events are all kept");
+            .expect("the late subscriber's events are all kept")
+            .expect("within the subscription's capacity: no lag");
         assert_eq!(&got, expected, "event {i}");
     }
     // Every tag value arrived, in order, at rising incarnations.
@@ -84,6 +88,74 @@ async fn a_subscriber_that_reads_late_gets_every_event_a_prompt_one_got_in_the_s
         expected
     );
     assert!(values.windows(2).all(|w| w[0].1 < w[1].1), "{values:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_never_reads_keeps_only_its_capacity_then_hears_of_its_lag_and_gets_the_newest(
+) {
+    const CAPACITY: usize = 8;
+    let a = start_node_tuned("a", "127.0.0.1:0", &[], Tags::new(), |config| {
+        config.with_event_capacity(CAPACITY)
+    });
+    let b = start_node("b", "127.0.0.1:0", &[a.addr]);
+    eventually("a and b to see each other", || {
+        a.cluster.is_alive("b") && b.cluster.is_alive("a")
+    })
+    .await;
+    let mut prompt = a.cluster.subscribe();
+    let mut stalled = a.cluster.subscribe();
+    // b changes its tags 40 times; the prompt subscriber reads each change before the next,
+    // the stalled one reads nothing.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut seen = Vec::new();
+    for k in 0..40 {
+        let value = k.to_string();
+        b.cluster
+            .set_tags(Tags::new().with("k", &value).expect("small tags"))
+            .await
+            .expect("tags set");
+        loop {
+            let event = tokio::time::timeout_at(deadline, prompt.recv())
+                .await
+                .expect("a sees b's tag change")
+                .expect("a running")
+                .expect("read promptly: no lag");
+            let done = matches!(&event, ClusterEvent::TagsChanged(m)
+                if m.tags().get("k") == Some(value.as_str()));
+            seen.push(event);
+            if done {
+                break;
+            }
+        }
+    }
+    assert!(seen.len() >= 40);
+    // The stalled subscriber's queue held only the newest CAPACITY events: it hears how many
+    // it missed, then gets the newest events, the same as the prompt one's last ones, then
+    // nothing more. (The node hands an event to one subscription after the other, so the
+    // last may reach it a moment after the prompt subscriber read it.)
+    let Some(Err(Lagged { missed })) = stalled.recv().await else {
+        panic!("the lag comes first");
+    };
+    let mut rest = Vec::new();
+    while rest.last() != seen.last() {
+        let event = tokio::time::timeout_at(deadline, stalled.recv())
+            .await
+            .expect("the newest events follow the lag")
+            .expect("a running")
+            .expect("one lag signal, then events");
+        rest.push(event);
+    }
+    assert!(rest.len() <= CAPACITY + 1, "{} events kept", rest.len());
+    assert_eq!(rest[..], seen[seen.len() - rest.len()..]);
+    assert!(missed as usize + rest.len() >= 40, "missed {missed}");
+    assert!(futures::FutureExt::now_or_never(stalled.recv()).is_none());
+    // After a lag, the view holds what the missed events said.
+    assert_eq!(
+        a.cluster
+            .member("b")
+            .and_then(|m| m.tags().get("k").map(str::to_owned)),
+        Some("39".to_owned())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

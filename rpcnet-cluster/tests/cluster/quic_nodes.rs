@@ -74,6 +74,29 @@ pub(crate) fn start_node_with(name: &str, bind: &str, seeds: &[SocketAddr], tags
 
 /// Starts a node whose server and peer clients use `rpc` (its certificate, mutual TLS…).
 pub(crate) fn start_node_on(name: &str, rpc: RpcConfig, seeds: &[SocketAddr], tags: Tags) -> Node {
+    start_node_tuned_on(name, rpc, seeds, tags, |config| config)
+}
+
+/// Like [`start_node_with`], with `tune` applied to the node's configuration.
+pub(crate) fn start_node_tuned(
+    name: &str,
+    bind: &str,
+    seeds: &[SocketAddr],
+    tags: Tags,
+    tune: impl FnOnce(NodeConfig) -> NodeConfig,
+) -> Node {
+    start_node_tuned_on(name, rpc_config(bind), seeds, tags, tune)
+}
+
+/// Starts a node whose server and peer clients use `rpc` (its certificate, mutual TLS…),
+/// with `tune` applied to the node's configuration.
+fn start_node_tuned_on(
+    name: &str,
+    rpc: RpcConfig,
+    seeds: &[SocketAddr],
+    tags: Tags,
+    tune: impl FnOnce(NodeConfig) -> NodeConfig,
+) -> Node {
     // A node restarted on its port binds once the stopped one's endpoint has closed its socket.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let bound = loop {
@@ -91,7 +114,7 @@ pub(crate) fn start_node_on(name: &str, rpc: RpcConfig, seeds: &[SocketAddr], ta
         .with_tags(tags)
         .with_seeds(seeds.iter().map(ToString::to_string))
         .with_cluster_config(cluster_config());
-    let cluster = Cluster::start(&bound, &rpc, config).expect("node starts");
+    let cluster = Cluster::start(&bound, &rpc, tune(config)).expect("node starts");
     let events = cluster.subscribe();
     let shutdown = bound.shutdown_handle();
     let served = tokio::spawn(bound.serve());
@@ -135,7 +158,8 @@ pub(crate) async fn next_event_about(
         let event = tokio::time::timeout_at(deadline, node.events.recv())
             .await
             .unwrap_or_else(|_| panic!("{} saw no event about {name} in time", node.name))
-            .expect("node running");
+            .expect("node running")
+            .expect("read promptly: no lag");
         if event.member().id().as_str() == name {
             return event;
         }
@@ -297,7 +321,8 @@ async fn garbage_sent_to_a_node_does_not_disturb_membership() {
         let event = tokio::time::timeout_at(deadline, events.recv())
             .await
             .expect("tag change reaches a")
-            .expect("a running");
+            .expect("a running")
+            .expect("read promptly: no lag");
         match event {
             ClusterEvent::TagsChanged(m) if m.id().as_str() == "c" => {
                 assert_eq!(m.tags().get("zone"), Some("eu"));

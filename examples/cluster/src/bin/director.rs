@@ -111,11 +111,11 @@ async fn watch_pool(registry: Arc<WorkerRegistry>) {
     loop {
         tokio::select! {
             change = changes.recv() => match change {
-                Some(PoolEvent::WorkerAdded(w)) => {
+                Some(Ok(PoolEvent::WorkerAdded(w))) => {
                     println!("➕ pool: {} added ({})", label(&w), w.addr());
                     print_pool(&registry);
                 }
-                Some(PoolEvent::WorkerRemoved(w)) => {
+                Some(Ok(PoolEvent::WorkerRemoved(w))) => {
                     println!("➖ pool: {} removed", label(&w));
                     print_pool(&registry);
                 }

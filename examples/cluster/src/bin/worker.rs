@@ -285,6 +285,13 @@ async fn log_events(label: String, cluster: Cluster) {
     let mut events = cluster.subscribe();
     drop(cluster);
     while let Some(event) = events.recv().await {
+        let event = match event {
+            Ok(event) => event,
+            Err(lagged) => {
+                println!("⚠️  [{label}] cluster: {lagged}; the view is current again");
+                continue;
+            }
+        };
         let member = event.member();
         let (id, addr) = (member.id(), member.addr());
         let role = member.tags().get("role").unwrap_or("?");

@@ -6,6 +6,7 @@ mod balance;
 mod budget;
 mod failover;
 mod filter;
+mod lagged;
 mod no_workers;
 mod support;
 mod typed;

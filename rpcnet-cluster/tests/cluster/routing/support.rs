@@ -33,6 +33,11 @@ pub(crate) struct Director {
 }
 
 pub(crate) fn start_director() -> Director {
+    start_director_tuned(|node| node)
+}
+
+/// Like [`start_director`], with `tune` applied to the director's node configuration.
+pub(crate) fn start_director_tuned(tune: impl FnOnce(NodeConfig) -> NodeConfig) -> Director {
     let config = rpc_config("127.0.0.1:0");
     let mut server = RpcServer::new(config.clone());
     let hits = Arc::new(AtomicUsize::new(0));
@@ -46,7 +51,7 @@ pub(crate) fn start_director() -> Director {
     let node = NodeConfig::new(NodeId::new("director").expect("valid id"))
         .with_tags(tags(&[("role", "director")]))
         .with_cluster_config(cluster_config());
-    let cluster = Cluster::start(&bound, &config, node).expect("node starts");
+    let cluster = Cluster::start(&bound, &config, tune(node)).expect("node starts");
     tokio::spawn(bound.serve());
     Director {
         cluster,
@@ -245,7 +250,8 @@ pub(crate) async fn wait_for_pool(
         tokio::time::timeout_at(deadline, events.recv())
             .await
             .unwrap_or_else(|_| panic!("pool never became {want:?} (is {have:?})"))
-            .expect("registry running");
+            .expect("registry running")
+            .expect("read promptly: no lag");
     }
 }
 
@@ -260,7 +266,8 @@ pub(crate) async fn wait_for_event(
         let event = tokio::time::timeout_at(deadline, events.recv())
             .await
             .unwrap_or_else(|_| panic!("no pool event for {name} in time"))
-            .expect("registry running");
+            .expect("registry running")
+            .expect("read promptly: no lag");
         if event.worker().id().as_str() == name && matches(&event) {
             return event;
         }
