@@ -62,6 +62,8 @@ pub(super) struct Driver {
     impersonations: u64,
     refusals: Arc<Mutex<Refusals>>,
     counters: Arc<Counters>,
+    /// The core's view version when the view was last published.
+    published_version: u64,
 }
 
 impl Driver {
@@ -117,6 +119,7 @@ impl Driver {
             impersonations: 0,
             refusals,
             counters,
+            published_version: 0,
         })
     }
 
@@ -274,7 +277,9 @@ impl Driver {
             }
             events.push(event);
         }
-        if events.is_empty() {
+        // A change that makes no event (a refutation's new incarnation, say) still goes
+        // into the published view.
+        if events.is_empty() && self.swim.view_version() == self.published_version {
             return;
         }
         // The view first, then the events: a subscriber that reacts to an event by reading
@@ -286,6 +291,7 @@ impl Driver {
     }
 
     fn publish_members(&mut self) {
+        self.published_version = self.swim.view_version();
         let members: Vec<Member> = self.swim.members().cloned().collect();
         self.member_addrs = members
             .iter()

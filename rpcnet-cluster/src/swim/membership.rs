@@ -191,12 +191,19 @@ pub(crate) struct Membership {
     unconfirmed: BTreeSet<(u64, NodeId)>,
     next_admission: u64,
     live: usize,
+    /// Counts the changes to the table (see [`Membership::version`]).
+    version: u64,
     /// Index entries looked at by `make_room`, for the tests of its cost.
     #[cfg(test)]
     pub(crate) examined: usize,
 }
 
 impl Membership {
+    /// A number that changes whenever a member is added, changed or forgotten.
+    pub(crate) fn version(&self) -> u64 {
+        self.version
+    }
+
     pub(crate) fn get(&self, id: &NodeId) -> Option<&Member> {
         self.entries.get(id).map(|e| &e.member)
     }
@@ -238,6 +245,7 @@ impl Membership {
 
     /// Takes an update the caller judged [`Verdict::Apply`]; returns the event it causes.
     pub(crate) fn apply(&mut self, u: &Update, now: Instant) -> Option<ClusterEvent> {
+        self.version += 1;
         let previous = self.entries.get(&u.id).map(|e| e.member.state);
         if let Some(entry) = self.entries.get(&u.id) {
             unindex(&mut self.tombstones, &mut self.unconfirmed, &u.id, entry);
@@ -387,6 +395,7 @@ impl Membership {
     /// Forgets a member (its index entries already removed by the caller, or removed here).
     fn remove(&mut self, id: &NodeId) -> Option<Member> {
         let entry = self.entries.remove(id)?;
+        self.version += 1;
         unindex(&mut self.tombstones, &mut self.unconfirmed, id, &entry);
         if let Some(s) = &entry.suspicion {
             self.deadlines.remove(&(s.deadline, id.clone()));

@@ -458,6 +458,13 @@ impl<R: Rng> Swim<R> {
         self.members.members()
     }
 
+    /// A number that changes whenever this node's view of the members changes (a member
+    /// added, forgotten, or changed in state, incarnation, address or tags), events or
+    /// not: a shell that publishes the view publishes it again when this moves.
+    pub fn view_version(&self) -> u64 {
+        self.members.version()
+    }
+
     /// What this node believes about the member `id` (not itself), if it knows it.
     pub fn member(&self, id: &NodeId) -> Option<&Member> {
         self.members.get(id)
