@@ -123,7 +123,8 @@ impl Drop for Pooled {
     }
 }
 
-#[cfg(test)]
+/// The bytes of idle buffers the pool keeps.
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn idle_bytes() -> usize {
     POOL.lock().map(|pool| pool.bytes).unwrap_or(0)
 }

@@ -78,8 +78,8 @@ impl RequestHeader {
 /// (key_len:u16 key value_len:u32 value)*`. A deadline of 0 means none. Fails, leaving `out`
 /// as it was, when the method, a key, a value or the number of entries does not fit its
 /// length field.
-#[cfg(test)]
-fn put_request_header(
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn put_request_header(
     out: &mut BytesMut,
     method: &str,
     deadline: Option<Duration>,

@@ -26,6 +26,9 @@ mod context;
 mod deadline;
 mod error;
 mod frame;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod handler;
 mod header;
 mod io;

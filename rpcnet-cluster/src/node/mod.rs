@@ -12,7 +12,7 @@
 //! gossip to its receiver: any peer that can complete a handshake can send gossip.
 
 mod driver;
-mod envelope;
+pub(crate) mod envelope;
 mod events;
 mod peers;
 
