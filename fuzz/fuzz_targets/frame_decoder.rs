@@ -1,10 +1,12 @@
 //! The runtime's incremental frame decoder, fed the fuzzer's bytes in chunks the fuzzer
 //! chooses, checked against a whole-buffer reading of the same bytes.
 //!
-//! Input: a byte choosing the frame limit, then operations (low two bits of a byte the
-//! kind, the high six its parameter): push the next `param + 1` bytes; push `4 × u16`
-//! copies of a byte (large frames from small inputs); read every frame out; take the last
-//! pair, decode a data frame in place, or read one frame. Checked after each operation:
+//! Input: a byte choosing the frame limit, then operations (the low three bits of a byte
+//! say which, the high five are its parameter): push the next `param + 1` bytes; push
+//! `u16 >> param` copies of a byte (large frames from small inputs); read every frame out;
+//! take the last pair (of the types in the next byte) or decode a data frame in place; read
+//! one frame. Before a push every frame is read out, as the runtime's reader does, except
+//! for some pushes of copies. Checked after each operation:
 //! every frame returned is the next frame of the bytes pushed, with the same type and
 //! payload, and re-encodes to a frame that reads back the same; a refusal comes exactly
 //! where the bytes break the framing; the bytes of a frame being assembled never exceed the
@@ -41,7 +43,7 @@ const LIMITS: [usize; 12] = [
 ];
 
 /// The most bytes pushed in one run.
-const MAX_PUSHED: usize = 1 << 20;
+const MAX_PUSHED: usize = 320 * 1024;
 
 /// Memory a decoder may hold beyond a small multiple of the bytes pushed: the buffer
 /// reserved for a frame under the pooled size (at most 64 KiB, doubled by `BytesMut`), the
@@ -110,7 +112,19 @@ impl Check {
     }
 }
 
-/// Reads one frame; `false` once the decoder refused the bytes.
+/// Reads every whole frame; `false` once the decoder refused the bytes.
+fn drain(decoder: &mut FrameDecoder, check: &mut Check) -> bool {
+    loop {
+        match read_one(decoder, check) {
+            Some(true) => {}
+            Some(false) => return true,
+            None => return false,
+        }
+    }
+}
+
+/// Reads one frame: `Some(true)` for a frame, `Some(false)` for none yet, `None` once the
+/// decoder refused the bytes.
 fn read_one(decoder: &mut FrameDecoder, check: &mut Check) -> Option<bool> {
     match decoder.next_frame() {
         Ok(Some((kind, payload))) => {
@@ -141,38 +155,38 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut ok = true;
     while let (true, Some(op)) = (ok, input.byte()) {
-        let param = op >> 2;
-        match op & 3 {
-            0 | 1 => {
-                let chunk = if op & 3 == 0 {
+        let param = op >> 3;
+        match op & 7 {
+            0..=4 => {
+                let chunk = if op & 7 < 4 {
                     input.take(usize::from(param) + 1).to_vec()
                 } else {
-                    let len = usize::from(input.u16()) * 4;
+                    // Mostly short runs, now and then one longer than a pooled frame.
+                    let len = usize::from(input.u16()) >> (param & 15);
                     vec![input.byte().unwrap_or(0); len]
                 };
                 if chunk.is_empty() || check.stream.len() + chunk.len() > MAX_PUSHED {
                     continue;
                 }
-                check.stream.extend_from_slice(&chunk);
-                decoder.push(Bytes::from(chunk));
-            }
-            2 => loop {
-                match read_one(&mut decoder, &mut check) {
-                    Some(true) => {}
-                    Some(false) => break,
-                    None => {
-                        ok = false;
+                // A reader takes every frame out before it pushes more; now and then push
+                // on top of unread bytes anyway.
+                if op & 7 < 4 || param & 16 == 0 {
+                    ok = drain(&mut decoder, &mut check);
+                    if !ok {
                         break;
                     }
                 }
-            },
-            _ => match param & 3 {
+                check.stream.extend_from_slice(&chunk);
+                decoder.push(Bytes::from(chunk));
+            }
+            5 => ok = drain(&mut decoder, &mut check),
+            6 => match param & 3 {
                 0 => {
-                    let first = (param >> 2) & 3;
-                    let second = (param >> 4) & 3;
-                    if let Some((a, b)) = decoder.take_last_pair(first + 1, second + 1) {
-                        check.frame(first + 1, &a);
-                        check.frame(second + 1, &b);
+                    let kinds = input.byte().unwrap_or(0);
+                    let (first, second) = ((kinds & 3) + 1, ((kinds >> 2) & 3) + 1);
+                    if let Some((a, b)) = decoder.take_last_pair(first, second) {
+                        check.frame(first, &a);
+                        check.frame(second, &b);
                         assert_eq!(check.pos, check.stream.len(), "the pair was not the last");
                     }
                 }
@@ -187,18 +201,21 @@ fuzz_target!(|data: &[u8]| {
                         check.frame(2, &payload);
                     }
                 }
-                2 => {
+                _ => {
                     if let Some(item) = decoder.decode_data_in_place::<u64>() {
                         let payload = item_frame(&check);
                         assert_eq!(rmp_serde::from_slice::<u64>(&payload).ok(), Some(item));
                         check.frame(2, &payload);
                     }
                 }
-                _ => ok = read_one(&mut decoder, &mut check).is_some(),
             },
+            _ => ok = read_one(&mut decoder, &mut check).is_some(),
         }
         let (assembled, _) = decoder.assembly();
-        assert!(assembled <= limit.max(MAX_FRAME_HEADER_LEN), "assembled past the limit");
+        assert!(
+            assembled <= limit.max(MAX_FRAME_HEADER_LEN),
+            "assembled past the limit"
+        );
         let unread = check.stream.len() - check.pos;
         let buffered = decoder.buffered();
         assert!(buffered <= unread && unread - buffered <= MAX_FRAME_HEADER_LEN);

@@ -21,7 +21,11 @@ fuzz_target!(|data: &[u8]| {
     let bytes = Bytes::copy_from_slice(data);
     let (parsed, peak) = peak_of(|| parse_status(bytes.clone()));
     // The message is copied out (at most three bytes a replaced invalid byte).
-    assert!(peak <= 4 * data.len() + 256, "parsing {} bytes held {peak}", data.len());
+    assert!(
+        peak <= 4 * data.len() + 256,
+        "parsing {} bytes held {peak}",
+        data.len()
+    );
     let Ok(status) = parsed else { return };
     let encoded = encode_status(
         status.code().as_u16(),

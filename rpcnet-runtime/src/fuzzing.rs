@@ -138,8 +138,7 @@ pub fn parse_status(payload: Bytes) -> Result<Status, ProtocolError> {
 
 /// A status frame's payload: `code`, `message` and `details`.
 pub fn encode_status(code: u16, message: &str, details: Bytes) -> Vec<u8> {
-    let status =
-        Status::new(crate::error::Code::from_u16(code), message).with_details(details);
+    let status = Status::new(crate::error::Code::from_u16(code), message).with_details(details);
     let mut out = Vec::with_capacity(header::status_len(&status));
     header::put_status(&mut out, &status);
     out
@@ -159,7 +158,10 @@ pub fn decode_in<T: DeserializeOwned + 'static>(
 }
 
 /// `value` as one data frame of at most `limit` payload bytes, as a call writes it.
-pub fn encode_message<T: Serialize + 'static>(value: &T, limit: usize) -> Result<Vec<u8>, RpcError> {
+pub fn encode_message<T: Serialize + 'static>(
+    value: &T,
+    limit: usize,
+) -> Result<Vec<u8>, RpcError> {
     let mut out = BytesMut::new();
     crate::codec::put_item(&mut out, FrameType::Data, value, limit)?;
     Ok(out.to_vec())

@@ -452,5 +452,42 @@ mod tests {
             let _ = parse_request_header(Bytes::from(bytes.clone()));
             let _ = parse_status(Bytes::from(bytes));
         }
+
+        #[test]
+        fn any_request_header_round_trips(
+            method in ".{0,40}",
+            micros in proptest::option::of(1u64..),
+            entries in proptest::collection::vec((".{0,12}", proptest::collection::vec(any::<u8>(), 0..24)), 0..6),
+        ) {
+            let deadline = micros.map(Duration::from_micros);
+            let mut metadata = Metadata::new();
+            for (key, value) in &entries {
+                metadata.insert(key.clone(), Bytes::from(value.clone()));
+            }
+            let mut out = BytesMut::new();
+            put_request_header(&mut out, &method, deadline, &metadata).expect("fits");
+            prop_assert_eq!(out.len(), request_header_len(&method, &metadata));
+            let header = parse_request_header(out.freeze()).expect("valid");
+            prop_assert_eq!(header.method(), method);
+            prop_assert_eq!(header.deadline, deadline);
+            prop_assert_eq!(header.metadata, metadata);
+        }
+
+        #[test]
+        fn any_status_round_trips(
+            code in prop::sample::select(vec![
+                Code::Ok, Code::Cancelled, Code::Unknown, Code::InvalidArgument,
+                Code::DeadlineExceeded, Code::ResourceExhausted, Code::Unimplemented,
+                Code::Internal, Code::Unavailable, Code::Application,
+            ]),
+            message in ".{0,40}",
+            details in proptest::collection::vec(any::<u8>(), 0..32),
+        ) {
+            let status = Status::new(code, message).with_details(Bytes::from(details));
+            let mut out = BytesMut::new();
+            put_status(&mut out, &status);
+            prop_assert_eq!(out.len(), status_len(&status));
+            prop_assert_eq!(parse_status(out.freeze()).expect("valid"), status);
+        }
     }
 }

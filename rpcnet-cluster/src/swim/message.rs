@@ -503,11 +503,14 @@ mod tests {
                 (u32::MAX as usize, Some(u32::MAX as usize))
             }
         }
-        let seq =
-            serde::de::value::SeqDeserializer::<_, serde::de::value::Error>::new(Lying);
+        let seq = serde::de::value::SeqDeserializer::<_, serde::de::value::Error>::new(Lying);
         let list = updates(seq).expect("an empty list");
         assert!(list.is_empty());
-        assert!(list.capacity() <= PREALLOCATED_UPDATES, "{}", list.capacity());
+        assert!(
+            list.capacity() <= PREALLOCATED_UPDATES,
+            "{}",
+            list.capacity()
+        );
     }
 
     #[test]

@@ -272,8 +272,8 @@ impl FrameDecoder {
     #[cfg(feature = "fuzzing")]
     pub(crate) fn assembly(&self) -> (usize, usize) {
         self.assembly.as_deref().map_or((0, 0), |assembly| {
-            let capacity = assembly.partial.capacity()
-                + assembly.large.as_ref().map_or(0, Vec::capacity);
+            let capacity =
+                assembly.partial.capacity() + assembly.large.as_ref().map_or(0, Vec::capacity);
             (assembly.len(), capacity)
         })
     }
