@@ -62,7 +62,7 @@ fn frames() {
     ]
     .concat();
     let response = [
-        encode_message(&Payload::from(vec![7u8; 40]), 1024).expect("fits"),
+        encode_message(&Payload::from(vec![7u8; 10]), 1024).expect("fits"),
         encode_frame(STATUS, &encode_status(0, "", Bytes::new())).expect("a frame"),
     ]
     .concat();
@@ -75,15 +75,16 @@ fn frames() {
     let in_place_payload = 6 | (1 << 3);
     let in_place_u64 = 6 | (2 << 3);
     let seven = encode_message(&7u64, 64).expect("fits");
-    // The request after its kind byte, whole and in pieces, under a roomy and a tight limit.
+    // The request after its kind byte, in pieces of 32 and of 3 bytes, under a roomy and a
+    // tight limit; the response (22 bytes) in one piece.
     write(
         "frame_decoder",
-        "request-whole",
+        "request-in-32-byte-pieces",
         &program(5, &request[1..], 32, &[drain]),
     );
     write(
         "frame_decoder",
-        "request-split",
+        "request-in-3-byte-pieces",
         &program(5, &request[1..], 3, &[drain]),
     );
     write(
