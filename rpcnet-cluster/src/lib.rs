@@ -103,6 +103,9 @@
 mod config;
 mod event;
 mod failure_detector;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "quic")]
 mod lag;
 mod member;

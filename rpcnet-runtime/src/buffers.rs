@@ -128,7 +128,8 @@ pub(crate) fn give_back(mut buf: Vec<u8>) {
     }
 }
 
-#[cfg(test)]
+/// The bytes of idle buffers the pool keeps.
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn idle_bytes() -> usize {
     POOL.lock().map(|pool| pool.bytes).unwrap_or(0)
 }

@@ -199,4 +199,17 @@ mod tests {
         assert_eq!(parse_cancel(&[STREAM_KIND_CANCEL, 1, 2]), None);
         assert_eq!(parse_cancel(&[0x01; 9]), None);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_cancel_round_trips_and_other_bytes_are_refused(
+            id in proptest::prelude::any::<u64>(),
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..16),
+        ) {
+            proptest::prop_assert_eq!(parse_cancel(&cancel_message(id)), Some(id));
+            if let Some(parsed) = parse_cancel(&bytes) {
+                proptest::prop_assert_eq!(&cancel_message(parsed)[..], &bytes[..]);
+            }
+        }
+    }
 }

@@ -78,8 +78,8 @@ impl RequestHeader {
 /// (key_len:u16 key value_len:u32 value)*`. A deadline of 0 means none. Fails, leaving `out`
 /// as it was, when the method, a key, a value or the number of entries does not fit its
 /// length field.
-#[cfg(test)]
-fn put_request_header(
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn put_request_header(
     out: &mut BytesMut,
     method: &str,
     deadline: Option<Duration>,
@@ -451,6 +451,43 @@ mod tests {
         fn arbitrary_header_and_status_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             let _ = parse_request_header(Bytes::from(bytes.clone()));
             let _ = parse_status(Bytes::from(bytes));
+        }
+
+        #[test]
+        fn any_request_header_round_trips(
+            method in ".{0,40}",
+            micros in proptest::option::of(1u64..),
+            entries in proptest::collection::vec((".{0,12}", proptest::collection::vec(any::<u8>(), 0..24)), 0..6),
+        ) {
+            let deadline = micros.map(Duration::from_micros);
+            let mut metadata = Metadata::new();
+            for (key, value) in &entries {
+                metadata.insert(key.clone(), Bytes::from(value.clone()));
+            }
+            let mut out = BytesMut::new();
+            put_request_header(&mut out, &method, deadline, &metadata).expect("fits");
+            prop_assert_eq!(out.len(), request_header_len(&method, &metadata));
+            let header = parse_request_header(out.freeze()).expect("valid");
+            prop_assert_eq!(header.method(), method);
+            prop_assert_eq!(header.deadline, deadline);
+            prop_assert_eq!(header.metadata, metadata);
+        }
+
+        #[test]
+        fn any_status_round_trips(
+            code in prop::sample::select(vec![
+                Code::Ok, Code::Cancelled, Code::Unknown, Code::InvalidArgument,
+                Code::DeadlineExceeded, Code::ResourceExhausted, Code::Unimplemented,
+                Code::Internal, Code::Unavailable, Code::Application,
+            ]),
+            message in ".{0,40}",
+            details in proptest::collection::vec(any::<u8>(), 0..32),
+        ) {
+            let status = Status::new(code, message).with_details(Bytes::from(details));
+            let mut out = BytesMut::new();
+            put_status(&mut out, &status);
+            prop_assert_eq!(out.len(), status_len(&status));
+            prop_assert_eq!(parse_status(out.freeze()).expect("valid"), status);
         }
     }
 }

@@ -28,6 +28,9 @@ mod context;
 mod deadline;
 mod error;
 mod frame;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod handler;
 mod header;
 pub mod health;

@@ -79,4 +79,24 @@ mod tests {
         ));
         assert!(matches!(open(&[9, 0]), Err(EnvelopeError::Malformed)));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_sender_address_and_message_round_trip(
+            ip in proptest::prelude::any::<std::net::IpAddr>(),
+            port in proptest::prelude::any::<u16>(),
+            seq in proptest::prelude::any::<u32>(),
+            from in "[a-z0-9.-]{1,20}",
+        ) {
+            let addr = SocketAddr::new(ip, port);
+            let message = Message {
+                from: crate::NodeId::new(&from).expect("a valid id"),
+                body: crate::swim::message::Body::Ack { seq },
+                updates: Vec::new(),
+            };
+            let (opened_from, opened) = open(&seal(addr, &message)).expect("opens");
+            proptest::prop_assert_eq!(opened_from, addr);
+            proptest::prop_assert_eq!(opened, message);
+        }
+    }
 }

@@ -15,7 +15,7 @@
 //! [`NODE_URI_PREFIX`]); see "Who can gossip" in the crate's `PROTOCOL.md`.
 
 mod driver;
-mod envelope;
+pub(crate) mod envelope;
 mod events;
 pub mod membership;
 mod peers;

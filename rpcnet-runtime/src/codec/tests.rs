@@ -88,3 +88,30 @@ fn garbage_is_a_decode_error() {
     let garbage = Bytes::from_static(&[0xc1, 0xff]);
     assert!(matches!(decode::<V1>(&garbage), Err(RpcError::Decode(_))));
 }
+
+proptest::proptest! {
+    #[test]
+    fn arbitrary_bytes_decode_to_a_value_or_an_error_not_a_panic(
+        bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+    ) {
+        let bytes = Bytes::from(bytes);
+        let _ = decode::<V2>(&bytes);
+        let _ = decode::<crate::Payload>(&bytes);
+        let _ = decode::<(u8, Vec<String>, Option<crate::Payload>)>(&bytes);
+    }
+
+    #[test]
+    fn any_message_round_trips_through_a_frame(
+        a in proptest::prelude::any::<i64>(),
+        b in proptest::option::of(".{0,20}"),
+        payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+    ) {
+        let message = (V2 { a, b }, crate::Payload::from(payload));
+        let mut out = BytesMut::new();
+        put_message(&mut out, FrameType::Data, &message, 1 << 20).expect("fits");
+        let (_, head, len) = parse_frame_header(&out).expect("valid").expect("whole");
+        proptest::prop_assert_eq!(head + len, out.len());
+        let back: (V2, crate::Payload) = decode(&out.freeze().slice(head..)).expect("decodes");
+        proptest::prop_assert_eq!(back, message);
+    }
+}

@@ -59,7 +59,7 @@ impl FrameType {
         }
     }
 
-    fn from_u8(byte: u8) -> Result<Self, ProtocolError> {
+    pub(crate) fn from_u8(byte: u8) -> Result<Self, ProtocolError> {
         match byte {
             0x01 => Ok(FrameType::Header),
             0x02 => Ok(FrameType::Data),
@@ -344,9 +344,20 @@ impl FrameDecoder {
     }
 
     /// The number of bytes buffered but not yet returned as frames.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn buffered(&self) -> usize {
         self.current.len() + self.assembly.as_deref().map_or(0, Assembly::len)
+    }
+
+    /// The bytes of a frame spanning chunks assembled so far, and the capacity of the
+    /// buffers that hold them.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn assembly(&self) -> (usize, usize) {
+        self.assembly.as_deref().map_or((0, 0), |assembly| {
+            let capacity =
+                assembly.partial.capacity() + assembly.large.as_ref().map_or(0, Vec::capacity);
+            (assembly.len(), capacity)
+        })
     }
 
     /// Whether the decoder is between frames (no partial frame buffered).
