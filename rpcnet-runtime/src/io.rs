@@ -119,6 +119,18 @@ impl FrameReader {
         }
     }
 
+    /// Makes the frames this reader assembles from now on count against `budget` (if it
+    /// does not yet count against one). Attached only when a request does not arrive whole,
+    /// so that the usual call does not pay for sharing the budget.
+    pub(crate) fn attach_budget(&mut self, budget: &Arc<ConnBudget>) {
+        self.decoder.attach_budget(budget);
+    }
+
+    /// Whether a whole frame lies in the bytes already received.
+    pub(crate) fn has_whole_frame(&self) -> bool {
+        self.decoder.has_whole_frame()
+    }
+
     /// The connection's receive budget, if the reader counts against one.
     pub(crate) fn budget(&self) -> Option<&Arc<ConnBudget>> {
         self.decoder.budget()

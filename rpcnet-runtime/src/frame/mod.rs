@@ -313,6 +313,19 @@ impl FrameDecoder {
         }
     }
 
+    /// Makes assembled frames count against `budget` from now on, unless they count against
+    /// one already; a frame under way is counted in full at its next step.
+    pub(crate) fn attach_budget(&mut self, budget: &Arc<ConnBudget>) {
+        if self.budget.is_none() {
+            self.budget = Some(Arc::clone(budget));
+        }
+    }
+
+    /// Whether a whole frame lies in the current chunk.
+    pub(crate) fn has_whole_frame(&self) -> bool {
+        self.whole_frame_at(0).is_some()
+    }
+
     /// What assembled frames count against, if anything.
     pub(crate) fn budget(&self) -> Option<&Arc<ConnBudget>> {
         self.budget.as_ref()

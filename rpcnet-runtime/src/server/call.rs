@@ -17,6 +17,7 @@ use tracing::{debug, trace, Instrument};
 use super::reply::{handler_panicked, send_status_alone, write_reply};
 use super::request::{read_single_request, request_stalled, watch_request};
 use super::state::{CallGuard, ConnShared, Method, ServerState};
+use crate::budget::ConnBudget;
 use crate::context::CallContext;
 use crate::deadline::{with_deadline, with_timeout};
 use crate::error::{Code, ProtocolError, RpcError, Status};
@@ -41,7 +42,8 @@ pub(super) fn serve_stream(
     let stream_id = stream.id();
     let (rx, mut tx) = stream.split();
     let limit = guard.conn.shared.config.max_message_size;
-    let mut reader = FrameReader::with_budget(rx, limit, Arc::clone(&guard.conn.budget));
+    // The receive budget is attached only to a request that does not arrive whole.
+    let mut reader = FrameReader::new(rx, limit);
     async move {
         let conn = &*guard.conn;
         // Starting a call and serving it are functions of their own, so that what the one
@@ -93,10 +95,10 @@ async fn serve_call(
                 Some((message, _)) => (RequestBody::Single(message), None),
                 // Otherwise the rest is waited for, bounded by the stall timeout; boxed, so
                 // that the usual case's future does not carry this wait's state.
-                None => match Box::pin(with_timeout(
-                    conn.shared.config.stall_timeout,
-                    read_single_request(reader),
-                ))
+                None => match Box::pin(with_timeout(conn.shared.config.stall_timeout, {
+                    reader.attach_budget(&conn.budget);
+                    read_single_request(reader)
+                }))
                 .await
                 {
                     Some(Ok(message)) => (RequestBody::Single(message), None),
@@ -126,7 +128,10 @@ async fn serve_call(
         });
         // Only a stream of requests is watched while the handler runs (a single request
         // was read through its end already); boxed, as few calls need it.
-        let watch = forward.map(|(messages, _)| Box::pin(watch_request(&mut *reader, messages)));
+        let watch = forward.map(|(messages, _)| {
+            reader.attach_budget(&conn.budget);
+            Box::pin(watch_request(&mut *reader, messages))
+        });
         // The reply is polled first: a call answered at once is done before anything else
         // (the cancel signal, the request side) has to be watched.
         tokio::select! {
@@ -186,6 +191,7 @@ async fn serve_call(
                 let stall = conn.shared.config.stall_timeout;
                 Box::pin(async move {
                     if !reader.is_closed() {
+                        reader.attach_budget(&conn.budget);
                         let _ = with_timeout(stall, reader.wait_closed()).await;
                     }
                     if draining {
@@ -275,7 +281,10 @@ async fn start_call<'a>(
     // A peer that opens a stream and stalls is dropped after the stall timeout. The
     // header nearly always arrives with the stream, so the timer is only armed when the
     // first attempt has to wait.
-    let start = with_timeout(shared.config.stall_timeout, read_start(&mut *reader));
+    let start = with_timeout(
+        shared.config.stall_timeout,
+        read_start(&mut *reader, &conn.budget),
+    );
     let (header, name, method) = match start.await {
         None => {
             debug!(stream_id, "no request header in time");
@@ -342,7 +351,10 @@ enum StartError {
 }
 
 /// Reads the kind byte and the request header that open a call's stream.
-async fn read_start(reader: &mut FrameReader) -> Result<RequestHeader, StartError> {
+async fn read_start(
+    reader: &mut FrameReader,
+    budget: &Arc<ConnBudget>,
+) -> Result<RequestHeader, StartError> {
     match reader.read_kind().await {
         Ok(Some(STREAM_KIND_RPC)) => {}
         Ok(Some(kind)) => {
@@ -351,6 +363,10 @@ async fn read_start(reader: &mut FrameReader) -> Result<RequestHeader, StartErro
             ))
         }
         Ok(None) | Err(_) => return Err(StartError::Ignore),
+    }
+    // A header that did not arrive whole is assembled within the receive budget.
+    if !reader.has_whole_frame() {
+        reader.attach_budget(budget);
     }
     match reader.next_frame().await {
         Ok(Some(frame)) if frame.kind == FrameType::Header => parse_request_header(frame.payload)
