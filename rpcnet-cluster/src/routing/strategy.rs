@@ -30,10 +30,11 @@ pub enum LoadBalancingStrategy {
     /// calls. Constant cost per pick; falls back to calls in flight while a worker's
     /// latency is unknown.
     ///
-    /// The default: with one of five workers ten times slower, it keeps p99 latency within
-    /// 1.4× of the all-fast p99, where least connections, round robin and random stay at
-    /// the slow worker's latency, 2.8× to 4.3× the all-fast p99 (`slow_worker` in
-    /// `PERFORMANCE.md`); and it picks in constant time.
+    /// The default: with one of five workers ten times slower, it keeps p99 latency near
+    /// the all-fast p99, as least connections does, where round robin and random stay at
+    /// the slow worker's latency, 3.3× to 4.6× the all-fast p99 (`slow_worker` in
+    /// `PERFORMANCE.md`); and it picks in constant time, where least connections looks at
+    /// every candidate.
     #[default]
     PowerOfTwoChoices,
 }
