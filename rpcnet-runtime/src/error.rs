@@ -37,6 +37,20 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code, in the order of their numbers.
+    pub(crate) const ALL: [Code; 10] = [
+        Code::Ok,
+        Code::Cancelled,
+        Code::Unknown,
+        Code::InvalidArgument,
+        Code::DeadlineExceeded,
+        Code::ResourceExhausted,
+        Code::Unimplemented,
+        Code::Internal,
+        Code::Unavailable,
+        Code::Application,
+    ];
+
     /// The code's number on the wire.
     pub fn as_u16(self) -> u16 {
         match self {
@@ -499,18 +513,7 @@ impl<E: fmt::Debug> std::error::Error for CallError<E> {
 mod tests {
     use super::*;
 
-    const ALL_CODES: [Code; 10] = [
-        Code::Ok,
-        Code::Cancelled,
-        Code::Unknown,
-        Code::InvalidArgument,
-        Code::DeadlineExceeded,
-        Code::ResourceExhausted,
-        Code::Unimplemented,
-        Code::Internal,
-        Code::Unavailable,
-        Code::Application,
-    ];
+    const ALL_CODES: [Code; 10] = Code::ALL;
 
     #[test]
     fn every_code_survives_the_wire_number() {

@@ -19,6 +19,7 @@ use crate::deadline::bound_call;
 use crate::error::{CallError, Code, RpcError, Status};
 use crate::frame::{put_frame, FrameType};
 use crate::metrics::ClientMethodMetrics;
+use crate::server::service_and_method;
 
 impl RpcClient {
     /// Makes an untyped unary call: `request` is sent as the message payload as is and the
@@ -135,14 +136,14 @@ async fn raw_unary(
 /// A unary call's span on the client, with the OpenTelemetry RPC attributes (the status
 /// code is recorded when the call ends).
 fn client_span(method: &str) -> tracing::Span {
-    let (service, name) = method.rsplit_once('.').unwrap_or(("", method));
+    // Field values are evaluated only when the span is enabled.
     tracing::debug_span!(
         "call",
         otel.name = %method,
         otel.kind = "client",
         rpc.system = "rpcnet",
-        rpc.service = %service,
-        rpc.method = %name,
+        rpc.service = %service_and_method(method).0,
+        rpc.method = %service_and_method(method).1,
         rpc.response.status_code = tracing::field::Empty,
     )
 }

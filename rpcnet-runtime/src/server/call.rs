@@ -229,17 +229,23 @@ async fn serve_call(
     }
 }
 
+/// `Service.method` as its service and method parts (all of it the method if it has no
+/// dot).
+pub(crate) fn service_and_method(full: &str) -> (&str, &str) {
+    full.rsplit_once('.').unwrap_or(("", full))
+}
+
 /// The call's span, with the OpenTelemetry RPC attributes (the status code is recorded
 /// when the call ends) and the trace id the client sent, if any.
 fn call_span(ctx: &CallContext, stream_id: u64) -> tracing::Span {
-    let (service, method) = ctx.method().rsplit_once('.').unwrap_or(("", ctx.method()));
+    // Field values are evaluated only when the span is enabled.
     let span = tracing::debug_span!(
         "call",
         otel.name = %ctx.method(),
         otel.kind = "server",
         rpc.system = "rpcnet",
-        rpc.service = %service,
-        rpc.method = %method,
+        rpc.service = %service_and_method(ctx.method()).0,
+        rpc.method = %service_and_method(ctx.method()).1,
         network.peer.address = tracing::field::Empty,
         network.peer.port = tracing::field::Empty,
         rpc.response.status_code = tracing::field::Empty,

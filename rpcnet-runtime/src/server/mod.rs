@@ -26,6 +26,7 @@ use rustc_hash::FxBuildHasher;
 use tokio::sync::watch;
 use tracing::{debug, Instrument};
 
+pub(crate) use self::call::service_and_method;
 use self::connection::serve_connection;
 use self::inflight::Inflight;
 pub(crate) use self::state::ServerState;
