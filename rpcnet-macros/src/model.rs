@@ -22,7 +22,7 @@ pub(crate) struct Service {
 pub(crate) struct Method {
     /// The method's name in the trait and in the generated client.
     pub(crate) ident: Ident,
-    /// The user's doc comments, repeated on the generated client method.
+    /// The user's doc comments and `#[deprecated]`, repeated on the generated client method.
     pub(crate) docs: Vec<Attribute>,
     /// The method's part of the wire name and the tokens it came from (for errors).
     pub(crate) name: String,

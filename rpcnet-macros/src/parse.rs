@@ -193,7 +193,7 @@ fn method(function: &TraitItemFn, diag: &mut Diagnostics) -> Option<Method> {
         docs: function
             .attrs
             .iter()
-            .filter(|attr| attr.path().is_ident("doc"))
+            .filter(|attr| attr.path().is_ident("doc") || attr.path().is_ident("deprecated"))
             .cloned()
             .collect(),
         name,

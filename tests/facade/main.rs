@@ -5,7 +5,10 @@
 // The facade under another name, as a renamed Cargo dependency puts it in the extern
 // prelude: `service_hygiene` reaches it through `#[rpcnet::service(crate = "my_rpc")]`.
 extern crate rpcnet as my_rpc;
+// `accepted_forms::attributes` names the facade `renamed_rpc` the same way.
+extern crate rpcnet as renamed_rpc;
 
+mod accepted_forms;
 mod health;
 mod loopback;
 mod macro_ui;

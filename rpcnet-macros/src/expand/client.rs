@@ -104,7 +104,8 @@ fn call_method(service: &Service, method: &Method) -> TokenStream {
         " Calls `{wire}` ({kind_doc}). Configure the call before awaiting it: `.timeout(..)` \
          overrides the deadline, `.metadata(..)` adds header entries."
     );
-    let separator = (!docs.is_empty()).then(|| quote!(#[doc = ""]));
+    let has_docs = docs.iter().any(|attr| attr.path().is_ident("doc"));
+    let separator = has_docs.then(|| quote!(#[doc = ""]));
 
     match &method.request {
         Request::Message(args) => {

@@ -73,6 +73,9 @@ pub(crate) fn server(service: &Service) -> TokenStream {
                 #wire
             }
 
+            // Serving a method the trait marks `#[deprecated]` is not a use of it: only
+            // callers of the generated client method are warned.
+            #[allow(deprecated)]
             fn register(self, #methods: &mut #krate::__private::MethodTable) {
                 #(#registrations)*
             }

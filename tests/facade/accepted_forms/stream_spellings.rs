@@ -44,7 +44,8 @@ impl Spellings for Impl {
     async fn full_paths(
         &self,
         items: std::pin::Pin<Box<dyn futures::Stream<Item = u32> + Send + 'static>>,
-    ) -> std::pin::Pin<Box<dyn futures::stream::Stream<Item = Result<u32, Oops>> + Send + 'static>> {
+    ) -> std::pin::Pin<Box<dyn futures::stream::Stream<Item = Result<u32, Oops>> + Send + 'static>>
+    {
         use futures::StreamExt;
         Box::pin(items.map(Ok))
     }
@@ -72,7 +73,21 @@ fn client_types(client: SpellingsClient) {
     let _: rpcnet::ServerStreamingCall<u32, u32, Oops> = client.futures_path(1);
 }
 
-fn main() {
+#[test]
+fn every_stream_spelling_is_served() {
     let mut server = rpcnet::RpcServer::new(rpcnet::RpcConfig::new("cert.pem", "127.0.0.1:0"));
     server.add_service(SpellingsServer::new(Impl));
+    let names: Vec<&str> = server.method_names().collect();
+    for expected in [
+        "Spellings.short_names",
+        "Spellings.full_paths",
+        "Spellings.plain_items",
+        "Spellings.infallible",
+        "Spellings.futures_path",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
+    }
 }

@@ -43,11 +43,15 @@ fn client_types(client: MathClient) {
     let _: rpcnet::UnaryCall<String, Option<u64>, rpcnet::Never> = client.find("k".into());
 }
 
-fn main() {
+#[test]
+fn several_arguments_and_plain_values_are_served() {
     let mut server = rpcnet::RpcServer::new(rpcnet::RpcConfig::new("cert.pem", "127.0.0.1:0"));
     server.add_service(MathServer::new(Impl));
     let names: Vec<&str> = server.method_names().collect();
     for expected in ["Math.add", "Math.describe", "Math.ping", "Math.find"] {
-        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
     }
 }

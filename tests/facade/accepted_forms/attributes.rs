@@ -1,8 +1,6 @@
 //! Wire names, the crate override, docs and other attributes, default method bodies and
 //! supertraits.
 
-extern crate rpcnet as renamed_rpc;
-
 use rpcnet::Service;
 
 /// An inference service.
@@ -38,7 +36,8 @@ impl Inference for Impl {
     }
 }
 
-fn main() {
+#[test]
+fn wire_names_and_attributes_are_honoured() {
     let server = InferenceServer::new(Impl);
     assert_eq!(server.name(), "inference.v1.Inference");
     let _ = format!("{server:?}");
@@ -51,7 +50,10 @@ fn main() {
         "inference.v1.Inference.version",
         "inference.v1.Inference.connect",
     ] {
-        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
     }
     let version = futures::executor::block_on(Impl.version());
     assert_eq!(version, 2);

@@ -6,18 +6,32 @@ use serde::{Deserialize, Serialize};
 use std::pin::Pin;
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct AddRequest { pub a: i64, pub b: i64 }
+pub struct AddRequest {
+    pub a: i64,
+    pub b: i64,
+}
 #[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct AddResponse { pub result: i64 }
+pub struct AddResponse {
+    pub result: i64,
+}
 #[derive(Serialize, Deserialize, Debug, Clone)]
-pub enum CalculatorError { Overflow, InvalidInput(String) }
+pub enum CalculatorError {
+    Overflow,
+    InvalidInput(String),
+}
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct InferenceRequest { pub prompt: String }
+pub struct InferenceRequest {
+    pub prompt: String,
+}
 #[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct InferenceResponse { pub token: String }
+pub struct InferenceResponse {
+    pub token: String,
+}
 #[derive(Serialize, Deserialize, Debug, Clone)]
-pub enum InferenceError { Overloaded }
+pub enum InferenceError {
+    Overloaded,
+}
 
 #[rpcnet::service]
 pub trait Calculator {
@@ -30,7 +44,10 @@ pub trait Inference {
     async fn generate(
         &self,
         request: Pin<Box<dyn Stream<Item = InferenceRequest> + Send>>,
-    ) -> Result<Pin<Box<dyn Stream<Item = Result<InferenceResponse, InferenceError>> + Send>>, InferenceError>;
+    ) -> Result<
+        Pin<Box<dyn Stream<Item = Result<InferenceResponse, InferenceError>> + Send>>,
+        InferenceError,
+    >;
 }
 
 // Server streaming (plain request in, stream out) and client streaming (stream in, single
@@ -40,7 +57,10 @@ pub trait Streams {
     async fn server_stream(
         &self,
         request: InferenceRequest,
-    ) -> Result<Pin<Box<dyn Stream<Item = Result<InferenceResponse, InferenceError>> + Send>>, InferenceError>;
+    ) -> Result<
+        Pin<Box<dyn Stream<Item = Result<InferenceResponse, InferenceError>> + Send>>,
+        InferenceError,
+    >;
 
     async fn client_stream(
         &self,
@@ -52,7 +72,10 @@ struct Impl;
 
 impl Calculator for Impl {
     async fn add(&self, request: AddRequest) -> Result<AddResponse, CalculatorError> {
-        let result = request.a.checked_add(request.b).ok_or(CalculatorError::Overflow)?;
+        let result = request
+            .a
+            .checked_add(request.b)
+            .ok_or(CalculatorError::Overflow)?;
         Ok(AddResponse { result })
     }
 }
@@ -61,9 +84,14 @@ impl Inference for Impl {
     async fn generate(
         &self,
         request: Pin<Box<dyn Stream<Item = InferenceRequest> + Send>>,
-    ) -> Result<Pin<Box<dyn Stream<Item = Result<InferenceResponse, InferenceError>> + Send>>, InferenceError> {
+    ) -> Result<
+        Pin<Box<dyn Stream<Item = Result<InferenceResponse, InferenceError>> + Send>>,
+        InferenceError,
+    > {
         use futures::StreamExt;
-        Ok(Box::pin(request.map(|r| Ok(InferenceResponse { token: r.prompt }))))
+        Ok(Box::pin(
+            request.map(|r| Ok(InferenceResponse { token: r.prompt })),
+        ))
     }
 }
 
@@ -71,8 +99,15 @@ impl Streams for Impl {
     async fn server_stream(
         &self,
         request: InferenceRequest,
-    ) -> Result<Pin<Box<dyn Stream<Item = Result<InferenceResponse, InferenceError>> + Send>>, InferenceError> {
-        Ok(Box::pin(futures::stream::once(async move { Ok(InferenceResponse { token: request.prompt }) })))
+    ) -> Result<
+        Pin<Box<dyn Stream<Item = Result<InferenceResponse, InferenceError>> + Send>>,
+        InferenceError,
+    > {
+        Ok(Box::pin(futures::stream::once(async move {
+            Ok(InferenceResponse {
+                token: request.prompt,
+            })
+        })))
     }
 
     async fn client_stream(
@@ -100,16 +135,23 @@ async fn contract(
         .add_service(InferenceServer::new(Impl))
         .add_service(StreamsServer::from_arc(std::sync::Arc::new(Impl)));
 
-    let sum: Result<AddResponse, rpcnet::CallError<CalculatorError>> =
-        calculator.add(AddRequest { a: 1, b: 2 }).timeout(std::time::Duration::from_millis(50)).await;
+    let sum: Result<AddResponse, rpcnet::CallError<CalculatorError>> = calculator
+        .add(AddRequest { a: 1, b: 2 })
+        .timeout(std::time::Duration::from_millis(50))
+        .await;
     let _ = sum;
 
-    let requests = futures::stream::iter(vec![InferenceRequest { prompt: "hi".into() }]);
+    let requests = futures::stream::iter(vec![InferenceRequest {
+        prompt: "hi".into(),
+    }]);
     let responses: rpcnet::ResponseStream<InferenceResponse, InferenceError> =
         inference.generate(requests).metadata("k", "v").await?;
-    let _: &dyn Stream<Item = Result<InferenceResponse, rpcnet::CallError<InferenceError>>> = &responses;
+    let _: &dyn Stream<Item = Result<InferenceResponse, rpcnet::CallError<InferenceError>>> =
+        &responses;
 
-    let one = streams.server_stream(InferenceRequest { prompt: "x".into() }).await?;
+    let one = streams
+        .server_stream(InferenceRequest { prompt: "x".into() })
+        .await?;
     let _: rpcnet::ResponseStream<InferenceResponse, InferenceError> = one;
     let (tx, rx) = futures::channel::mpsc::unbounded::<InferenceRequest>();
     drop(tx);
@@ -117,8 +159,17 @@ async fn contract(
 
     let shared = calculator.client().clone();
     let _again = CalculatorClient::from_client(shared);
-    let _connect = CalculatorClient::connect("127.0.0.1:1", rpcnet::RpcConfig::new("cert.pem", "127.0.0.1:0"));
+    let _connect = CalculatorClient::connect(
+        "127.0.0.1:1",
+        rpcnet::RpcConfig::new("cert.pem", "127.0.0.1:0"),
+    );
     Ok(())
 }
 
-fn main() {}
+#[test]
+fn api_md_traits_compile_as_written() {
+    let mut server = rpcnet::RpcServer::new(rpcnet::RpcConfig::new("cert.pem", "127.0.0.1:0"));
+    server.add_service(CalculatorServer::new(Impl));
+    let names: Vec<&str> = server.method_names().collect();
+    assert_eq!(names, ["Calculator.add"]);
+}
