@@ -295,6 +295,12 @@ impl RpcConfig {
     /// | `rpcnet_server_connections` | gauge | |
     /// | `rpcnet_client_calls_finished_total` | counter | `method`, `code`: unary calls |
     /// | `rpcnet_client_call_duration_seconds` | histogram | `method`: unary calls |
+    /// | `rpcnet_server_sent_bytes_total`, `rpcnet_server_received_bytes_total` | counter | |
+    /// | `rpcnet_client_sent_bytes_total`, `rpcnet_client_received_bytes_total` | counter | |
+    ///
+    /// The byte counters count the UDP datagrams of the endpoint's QUIC connections: calls,
+    /// streams and one-way messages (a cluster node's gossip) together, with QUIC's own
+    /// packets and headers, as the network carries them.
     ///
     /// `code` is the status code in snake case: `ok`, `cancelled`, `invalid_argument`,
     /// `deadline_exceeded`, `resource_exhausted`, `unimplemented`, `internal`,

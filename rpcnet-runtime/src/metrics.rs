@@ -14,6 +14,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
+use s2n_quic::provider::event::{events, ConnectionInfo, ConnectionMeta, Subscriber};
 
 use crate::error::Code;
 
@@ -131,6 +132,71 @@ impl ClientMetrics {
             })
         });
         Some(Arc::clone(entry))
+    }
+}
+
+/// Which side of a connection an endpoint is, for the names of its traffic counters.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Side {
+    Server,
+    Client,
+}
+
+/// An endpoint's event subscriber that counts the bytes of the UDP datagrams its
+/// connections send and receive (QUIC packets: calls, streams and one-way messages alike).
+/// Without metrics it counts nothing.
+#[derive(Debug, Default)]
+pub(crate) struct Traffic {
+    counters: Option<(Counter, Counter)>,
+}
+
+impl Traffic {
+    /// Counts the endpoint's traffic if `enabled`.
+    pub(crate) fn new(enabled: bool, side: Side) -> Self {
+        let counters = enabled.then(|| match side {
+            Side::Server => (
+                counter!("rpcnet_server_sent_bytes_total"),
+                counter!("rpcnet_server_received_bytes_total"),
+            ),
+            Side::Client => (
+                counter!("rpcnet_client_sent_bytes_total"),
+                counter!("rpcnet_client_received_bytes_total"),
+            ),
+        });
+        Traffic { counters }
+    }
+}
+
+impl Subscriber for Traffic {
+    type ConnectionContext = ();
+
+    fn create_connection_context(
+        &mut self,
+        _meta: &ConnectionMeta,
+        _info: &ConnectionInfo<'_>,
+    ) -> Self::ConnectionContext {
+    }
+
+    fn on_datagram_sent(
+        &mut self,
+        _context: &mut Self::ConnectionContext,
+        _meta: &events::ConnectionMeta,
+        event: &events::DatagramSent,
+    ) {
+        if let Some((sent, _)) = &self.counters {
+            sent.increment(u64::from(event.len));
+        }
+    }
+
+    fn on_datagram_received(
+        &mut self,
+        _context: &mut Self::ConnectionContext,
+        _meta: &events::ConnectionMeta,
+        event: &events::DatagramReceived,
+    ) {
+        if let Some((_, received)) = &self.counters {
+            received.increment(u64::from(event.len));
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use s2n_quic::provider::{io, limits::Limits, tls};
 
 use crate::config::RpcConfig;
 use crate::error::{BoxError, RpcError};
+use crate::metrics::{Side, Traffic};
 
 /// The ALPN protocol id of this wire format version.
 pub const ALPN: &[u8] = b"rpcnet/1";
@@ -108,7 +109,10 @@ pub(crate) fn start_server(config: &RpcConfig) -> Result<s2n_quic::Server, RpcEr
     s2n_quic::Server::builder()
         .with_tls(tls)
         .map_err(|e| RpcError::config("TLS provider", e))?
-        .with_event(crate::peer::PeerCertificates)
+        .with_event((
+            crate::peer::PeerCertificates,
+            Traffic::new(config.metrics, Side::Server),
+        ))
         .map_err(|e| RpcError::config("event subscriber", e))?
         .with_io(io)
         .map_err(|e| RpcError::Bind {
@@ -164,6 +168,8 @@ pub(crate) fn start_client(
     s2n_quic::Client::builder()
         .with_tls(tls)
         .map_err(|e| RpcError::config("TLS provider", e))?
+        .with_event(Traffic::new(config.metrics, Side::Client))
+        .map_err(|e| RpcError::config("event subscriber", e))?
         .with_io(io)
         .map_err(|e| RpcError::Bind {
             addr: local,

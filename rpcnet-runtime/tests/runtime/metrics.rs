@@ -47,6 +47,10 @@ fn registry() -> &'static Registry<Key, AtomicStorage> {
     })
 }
 
+/// Held by each test of this file while it runs: the server connection gauge and the byte
+/// counters have no labels a test could call its own.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Whether `key` is named `name` and has all of `labels`.
 fn matches(key: &Key, name: &str, labels: &[(&str, &str)]) -> bool {
     key.name() == name
@@ -83,6 +87,7 @@ fn samples(name: &str, labels: &[(&str, &str)]) -> usize {
 
 #[tokio::test]
 async fn calls_are_counted_by_method_and_status_on_the_server_and_the_client() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let _ = registry();
     let mut server = RpcServer::new(config("127.0.0.1:0").with_metrics(true));
     server.register(
@@ -162,6 +167,66 @@ async fn calls_are_counted_by_method_and_status_on_the_server_and_the_client() {
         1
     );
     assert_eq!(samples("rpcnet_client_call_duration_seconds", &refuse), 1);
+
+    client.close();
+    wait_for(
+        || gauge("rpcnet_server_connections", &[]) == 0.0,
+        "the connection to be counted out",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_bytes_of_a_call_are_counted_in_both_directions_on_both_sides() {
+    const PAYLOAD: u64 = 256 * 1024;
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let _ = registry();
+    let mut server = RpcServer::new(config("127.0.0.1:0").with_metrics(true));
+    server.register(
+        "Traffic.echo",
+        |_ctx: CallContext, request: Bytes| async move { Ok(request) },
+    );
+    let server = start(server);
+    let client = RpcClient::connect(server.addr, config("127.0.0.1:0").with_metrics(true))
+        .await
+        .expect("connects");
+    let names = [
+        "rpcnet_client_sent_bytes_total",
+        "rpcnet_server_received_bytes_total",
+        "rpcnet_server_sent_bytes_total",
+        "rpcnet_client_received_bytes_total",
+    ];
+    let before = names.map(|name| counter(name, &[]));
+
+    let echoed = client
+        .call_raw(
+            "Traffic.echo",
+            Bytes::from(vec![7u8; PAYLOAD as usize]),
+            CallOptions::default(),
+        )
+        .await
+        .expect("echoed");
+    assert_eq!(echoed.len() as u64, PAYLOAD);
+
+    // Each side has counted the payload it sent and received, with QUIC's overhead but
+    // not half as much again.
+    wait_for(
+        || {
+            names
+                .iter()
+                .zip(before)
+                .all(|(name, before)| counter(name, &[]) - before >= PAYLOAD)
+        },
+        "every byte counter to have moved by the payload",
+    )
+    .await;
+    for (name, before) in names.iter().zip(before) {
+        let moved = counter(name, &[]) - before;
+        assert!(
+            moved < PAYLOAD * 3 / 2,
+            "{name} moved by {moved} bytes for a {PAYLOAD}-byte payload"
+        );
+    }
 
     client.close();
     wait_for(
