@@ -219,9 +219,60 @@ fn to_msgpack(json: &str) -> Result<Bytes, Failure> {
 
 /// A MessagePack response as JSON text.
 fn to_json(msgpack: &[u8]) -> Result<String, Failure> {
-    let value: serde_json::Value = rmp_serde::from_slice(msgpack)
-        .map_err(|e| format!("the response cannot be shown as JSON: {e}"))?;
-    serde_json::to_string_pretty(&value).map_err(|e| format!("cannot print the response: {e}"))
+    let mut rest = msgpack;
+    let value = rmpv::decode::read_value(&mut rest)
+        .map_err(|e| format!("the response is not MessagePack: {e}"))?;
+    if !rest.is_empty() {
+        return Err(format!(
+            "the response is not MessagePack: {} bytes after its value",
+            rest.len()
+        ));
+    }
+    serde_json::to_string_pretty(&json_value(value))
+        .map_err(|e| format!("cannot print the response: {e}"))
+}
+
+/// A MessagePack value as JSON. What JSON has no form for is written as a value that
+/// decodes back the same way where it can: bytes (and strings that are not UTF-8) as an
+/// array of numbers, which a `serde_bytes` field accepts; a map key that is not a string
+/// as its JSON text; a float that is not finite as a string; an extension value as
+/// `{"ext": type, "data": [bytes]}`.
+fn json_value(value: rmpv::Value) -> serde_json::Value {
+    use serde_json::Value as Json;
+    let bytes = |data: Vec<u8>| Json::Array(data.into_iter().map(Json::from).collect());
+    let float = |f: f64| {
+        serde_json::Number::from_f64(f).map_or_else(|| Json::String(f.to_string()), Json::Number)
+    };
+    match value {
+        rmpv::Value::Nil => Json::Null,
+        rmpv::Value::Boolean(b) => Json::Bool(b),
+        rmpv::Value::Integer(i) => match (i.as_u64(), i.as_i64()) {
+            (Some(u), _) => Json::from(u),
+            (None, Some(i)) => Json::from(i),
+            (None, None) => Json::Null,
+        },
+        rmpv::Value::F32(f) => float(f64::from(f)),
+        rmpv::Value::F64(f) => float(f),
+        rmpv::Value::String(s) if s.is_str() => s.into_str().map_or(Json::Null, Json::String),
+        rmpv::Value::String(s) => bytes(s.into_bytes()),
+        rmpv::Value::Binary(data) => bytes(data),
+        rmpv::Value::Array(items) => Json::Array(items.into_iter().map(json_value).collect()),
+        rmpv::Value::Map(entries) => Json::Object(
+            entries
+                .into_iter()
+                .map(|(key, value)| {
+                    let key = match json_value(key) {
+                        Json::String(key) => key,
+                        other => other.to_string(),
+                    };
+                    (key, json_value(value))
+                })
+                .collect(),
+        ),
+        rmpv::Value::Ext(kind, data) => {
+            serde_json::json!({ "ext": kind, "data": bytes(data) })
+        }
+    }
 }
 
 async fn run(cli: &Cli) -> Result<ExitCode, Failure> {
@@ -291,6 +342,69 @@ async fn main() -> ExitCode {
         Err(failure) => {
             eprintln!("rpcnet: {failure}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown(value: &impl serde::Serialize) -> serde_json::Value {
+        let msgpack = rmp_serde::to_vec_named(value).expect("encodes");
+        serde_json::from_str(&to_json(&msgpack).expect("shown")).expect("JSON")
+    }
+
+    #[test]
+    fn bytes_are_shown_as_an_array_of_numbers_that_decodes_back() {
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct Blob {
+            #[serde(with = "serde_bytes")]
+            data: Vec<u8>,
+        }
+        let blob = Blob {
+            data: vec![0, 7, 255],
+        };
+        let json = shown(&blob);
+        assert_eq!(json, serde_json::json!({ "data": [0, 7, 255] }));
+        let again: Blob =
+            rmp_serde::from_slice(&to_msgpack(&json.to_string()).expect("encodes")).expect("back");
+        assert_eq!(again, blob);
+    }
+
+    #[test]
+    fn map_keys_that_are_not_strings_are_shown_as_their_json_text() {
+        let map: std::collections::BTreeMap<u32, &str> = [(1, "one"), (20, "twenty")].into();
+        assert_eq!(
+            shown(&map),
+            serde_json::json!({ "1": "one", "20": "twenty" })
+        );
+    }
+
+    #[test]
+    fn numbers_nil_and_nesting_keep_their_json_form() {
+        let value = (
+            u64::MAX,
+            -5i64,
+            1.5f64,
+            Option::<u8>::None,
+            vec![true, false],
+        );
+        assert_eq!(
+            shown(&value),
+            serde_json::json!([u64::MAX, -5, 1.5, null, [true, false]])
+        );
+        assert_eq!(shown(&f64::NAN), serde_json::json!("NaN"));
+    }
+
+    #[test]
+    fn a_response_that_is_not_messagepack_is_a_clear_error() {
+        for garbage in [&[][..], &[0x92, 0x01], &[0x01, 0x02]] {
+            let error = to_json(garbage).expect_err("not one MessagePack value");
+            assert!(
+                error.starts_with("the response is not MessagePack"),
+                "{error}"
+            );
         }
     }
 }
