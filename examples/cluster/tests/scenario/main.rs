@@ -3,6 +3,7 @@
 //! SIGKILL mid-stream, failure cycles, and the demo. One test binary with a module per
 //! scenario; the scenarios themselves run one at a time.
 
+mod addresses;
 mod configuration;
 mod demo;
 mod failover;
