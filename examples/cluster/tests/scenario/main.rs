@@ -8,4 +8,5 @@ mod configuration;
 mod demo;
 mod failover;
 mod failure_cycles;
+mod metrics;
 mod support;
