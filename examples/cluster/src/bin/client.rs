@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use rpcnet::CallError;
-use rpcnet_cluster_example::console::{init_tracing, one_line};
+use rpcnet_cluster_example::console::{init_tracing, interrupted, one_line};
 use rpcnet_cluster_example::services::{
     AssignRequest, DirectorClient, DirectorError, InferenceClient, InferenceRequest,
     WorkerAssignment,
@@ -199,7 +199,7 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        _ = tokio::signal::ctrl_c() => {
+        () = interrupted() => {
             println!("👋 client stopping");
             ExitCode::SUCCESS
         }

@@ -25,7 +25,7 @@ use rpcnet::cluster::{
 };
 use rpcnet::RpcServer;
 use rpcnet_cluster_example::chaos::records::log_views;
-use rpcnet_cluster_example::console::{init_tracing, one_line};
+use rpcnet_cluster_example::console::{init_tracing, interrupted, one_line};
 use rpcnet_cluster_example::services::{
     AssignRequest, Director, DirectorError, DirectorServer, WorkerAssignment, COMPUTE_METHOD,
 };
@@ -254,7 +254,7 @@ async fn run(settings: Settings) -> Result<(), String> {
     let mut serving = tokio::spawn(bound.serve());
     println!("✅ Director ready: workers join through {addr}, clients ask here for a worker");
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {
+        () = interrupted() => {
             println!("👋 director stopping");
             // With no worker left to tell, `leave` would wait for its own 30 s bound.
             let _ = tokio::time::timeout(Duration::from_secs(2), cluster.leave()).await;

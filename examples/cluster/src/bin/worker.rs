@@ -36,7 +36,7 @@ use futures::{Stream, StreamExt};
 use rpcnet::cluster::{Cluster, ClusterEvent, NodeConfig, NodeId, Tags};
 use rpcnet::{Code, RpcServer, ShutdownHandle, Status};
 use rpcnet_cluster_example::chaos::records::{log_views, RequestLog};
-use rpcnet_cluster_example::console::{init_tracing, one_line};
+use rpcnet_cluster_example::console::{init_tracing, interrupted, one_line};
 use rpcnet_cluster_example::services::{
     Inference, InferenceError, InferenceRequest, InferenceResponse, InferenceServer,
     COMPUTE_METHOD, RECORD_METHOD,
@@ -324,7 +324,7 @@ async fn log_events(label: String, cluster: Cluster) {
 async fn unless_interrupted<F: Future>(future: F) -> Option<F::Output> {
     tokio::select! {
         output = future => Some(output),
-        _ = tokio::signal::ctrl_c() => None,
+        () = interrupted() => None,
     }
 }
 
@@ -360,7 +360,7 @@ async fn run(settings: Settings) -> Result<(), String> {
     }
     println!("✅ Worker '{label}' joined cluster with role=worker, label={label}");
     let Some(cycle) = settings.failure else {
-        let _ = tokio::signal::ctrl_c().await;
+        interrupted().await;
         return stop(&label, running).await;
     };
     loop {

@@ -159,3 +159,53 @@ fn a_director_at_a_new_address_finds_the_running_workers_through_its_seeds() {
         logs(&[&director, &worker])
     );
 }
+
+#[test]
+fn a_worker_stopped_with_sigterm_leaves_the_pool_gracefully_and_exits_zero() {
+    let _one_at_a_time = one_scenario_at_a_time();
+    let (d, w) = (free_port().expect("port"), free_port().expect("port"));
+    let start_at = Instant::now();
+    let director = director(d);
+    let mut worker = worker("worker-a", w, d, None);
+    assert!(
+        director
+            .wait_for(start_at, PATIENCE, |l| l
+                .starts_with("➕ pool: worker-a added"))
+            .is_some(),
+        "the worker did not join{}",
+        logs(&[&director, &worker])
+    );
+    // What Kubernetes sends a pod's processes when it deletes the pod.
+    let terminated = Instant::now();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success(), "kill -TERM failed");
+    assert!(
+        worker
+            .wait_for(terminated, PATIENCE, |l| l
+                .starts_with("👋 [worker-a] leaving the cluster"))
+            .is_some(),
+        "the worker did not leave on SIGTERM{}",
+        logs(&[&worker])
+    );
+    // The director drops it from the pool.
+    assert!(
+        director
+            .wait_for(terminated, PATIENCE, |l| l
+                .starts_with("➖ pool: worker-a removed"))
+            .is_some(),
+        "the director did not drop the worker{}",
+        logs(&[&director, &worker])
+    );
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = worker.try_wait() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the worker did not exit");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "the worker exited with {status}");
+}
