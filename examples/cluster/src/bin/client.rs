@@ -23,7 +23,9 @@ use rpcnet_cluster_example::services::{
     AssignRequest, DirectorClient, DirectorError, InferenceClient, InferenceRequest,
     WorkerAssignment,
 };
-use rpcnet_cluster_example::settings::{host_port_var, secs_var, vars, Tls, DEFAULT_DIRECTOR_ADDR};
+use rpcnet_cluster_example::settings::{
+    host_port_var, secs_var, vars, BadSetting, Tls, DEFAULT_DIRECTOR_ADDR,
+};
 
 /// How long the client waits before asking the director again.
 const RETRY: Duration = Duration::from_secs(1);
@@ -76,11 +78,16 @@ async fn assignment(
                     RETRY.as_secs()
                 );
             }
-            Err(error) => println!(
-                "⏳ the director did not answer ({}); retrying in {}s",
-                one_line(&error),
-                RETRY.as_secs()
-            ),
+            Err(error) => {
+                println!(
+                    "⏳ the director did not answer ({}); retrying in {}s",
+                    one_line(&error),
+                    RETRY.as_secs()
+                );
+                // Look the director up again: a restarted director may have a new
+                // address behind the same name (a recreated Kubernetes pod).
+                *client = None;
+            }
         }
         tokio::time::sleep(RETRY).await;
     }
@@ -169,11 +176,27 @@ async fn stream_tokens(
     }
 }
 
-async fn run() -> Result<(), String> {
-    let director =
-        host_port_var(vars::DIRECTOR_ADDR, DEFAULT_DIRECTOR_ADDR).map_err(|e| e.to_string())?;
-    let stall = secs_var(vars::CLIENT_STALL_SECS, 2.0).map_err(|e| e.to_string())?;
-    let tls = Tls::from_env().map_err(|e| e.to_string())?;
+/// What the client is configured with.
+struct Settings {
+    director: String,
+    stall: Duration,
+    tls: Tls,
+}
+
+fn settings() -> Result<Settings, BadSetting> {
+    Ok(Settings {
+        director: host_port_var(vars::DIRECTOR_ADDR, DEFAULT_DIRECTOR_ADDR)?,
+        stall: secs_var(vars::CLIENT_STALL_SECS, 2.0)?,
+        tls: Tls::from_env()?,
+    })
+}
+
+async fn run(settings: Settings) -> Result<(), String> {
+    let Settings {
+        director,
+        stall,
+        tls,
+    } = settings;
     println!("🧑‍💻 Starting Client; director at {director}");
     let mut director_client = None;
     let mut progress = Progress { next: 1, total: 0 };
@@ -191,8 +214,15 @@ async fn run() -> Result<(), String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     init_tracing();
+    let settings = match settings() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("❌ client: {error}");
+            return ExitCode::from(2);
+        }
+    };
     tokio::select! {
-        outcome = run() => match outcome {
+        outcome = run(settings) => match outcome {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("❌ client: {error}");
