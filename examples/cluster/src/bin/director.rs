@@ -186,6 +186,8 @@ fn settings() -> Result<Settings, BadSetting> {
 }
 
 /// The director's cluster node: the one place where its cluster configuration is built.
+/// `settings.metrics` says whether metrics are exported (`run` turns the RPC layer's on
+/// from it).
 fn node_config(settings: &Settings) -> Result<NodeConfig, String> {
     let tags = Tags::new()
         .with("role", "director")
