@@ -28,3 +28,20 @@ pub fn one_line(error: &(dyn Error + 'static)) -> String {
     }
     line
 }
+
+/// Resolves on Ctrl+C, or on SIGTERM on Unix (what `kill` and Kubernetes send to stop a
+/// process), so either stops a binary cleanly.
+pub async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

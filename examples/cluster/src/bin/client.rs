@@ -2,7 +2,8 @@
 //! (`Inference::generate`). When the stream fails (an error, or no token for
 //! `CLIENT_STALL_SECS`, 2 s by default) it goes back to the director for another worker and
 //! continues the sequence there: the request carries the next sequence number, so no token
-//! number is repeated or skipped.
+//! number is repeated or skipped. `DIRECTOR_ADDR` may be a host name (a Kubernetes
+//! Service): it is looked up again on every attempt to reach the director.
 //!
 //! ```text
 //! DIRECTOR_ADDR=127.0.0.1:61000 cargo run --manifest-path examples/cluster/Cargo.toml --bin client
@@ -17,12 +18,14 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use rpcnet::CallError;
-use rpcnet_cluster_example::console::{init_tracing, one_line};
+use rpcnet_cluster_example::console::{init_tracing, interrupted, one_line};
 use rpcnet_cluster_example::services::{
     AssignRequest, DirectorClient, DirectorError, InferenceClient, InferenceRequest,
     WorkerAssignment,
 };
-use rpcnet_cluster_example::settings::{addr_var, rpc_config, secs_var, DEFAULT_DIRECTOR_ADDR};
+use rpcnet_cluster_example::settings::{
+    host_port_var, secs_var, vars, BadSetting, Tls, DEFAULT_DIRECTOR_ADDR,
+};
 
 /// How long the client waits before asking the director again.
 const RETRY: Duration = Duration::from_secs(1);
@@ -38,20 +41,21 @@ struct Progress {
 
 /// Asks the director for a worker until it gets one, saying why while it does not.
 async fn assignment(
-    director: SocketAddr,
+    director: &str,
+    tls: &Tls,
     client: &mut Option<DirectorClient>,
     mut avoid: Option<String>,
 ) -> WorkerAssignment {
-    let config = rpc_config(([127, 0, 0, 1], 0).into());
+    let config = tls.rpc_config(([127, 0, 0, 1], 0).into());
     loop {
         let connected = match client {
             Some(client) => client.clone(),
-            None => match DirectorClient::connect(director, config.clone()).await {
+            None => match connect_director(director, config.clone()).await {
                 Ok(connected) => client.insert(connected).clone(),
                 Err(error) => {
                     println!(
                         "⏳ director at {director} not reachable yet ({}); retrying in {}s",
-                        one_line(&error),
+                        one_line(&*error),
                         RETRY.as_secs()
                     );
                     tokio::time::sleep(RETRY).await;
@@ -74,19 +78,44 @@ async fn assignment(
                     RETRY.as_secs()
                 );
             }
-            Err(error) => println!(
-                "⏳ the director did not answer ({}); retrying in {}s",
-                one_line(&error),
-                RETRY.as_secs()
-            ),
+            Err(error) => {
+                println!(
+                    "⏳ the director did not answer ({}); retrying in {}s",
+                    one_line(&error),
+                    RETRY.as_secs()
+                );
+                // Look the director up again: a restarted director may have a new
+                // address behind the same name (a recreated Kubernetes pod).
+                *client = None;
+            }
         }
         tokio::time::sleep(RETRY).await;
     }
 }
 
+/// Looks `director` up (it may be a host name whose address changes) and connects to the
+/// first of its addresses that answers.
+async fn connect_director(
+    director: &str,
+    config: rpcnet::RpcConfig,
+) -> Result<DirectorClient, Box<dyn std::error::Error + Send + Sync>> {
+    let mut last_error = None;
+    for addr in tokio::net::lookup_host(director).await? {
+        match DirectorClient::connect(addr, config.clone()).await {
+            Ok(client) => return Ok(client),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(match last_error {
+        Some(error) => error.into(),
+        None => format!("{director} resolves to no address").into(),
+    })
+}
+
 /// Streams tokens from `worker` until the stream fails; returns why it did.
 async fn stream_tokens(
     worker: &WorkerAssignment,
+    tls: &Tls,
     progress: &mut Progress,
     stall: Duration,
 ) -> String {
@@ -94,7 +123,7 @@ async fn stream_tokens(
         Ok(addr) => addr,
         Err(_) => return format!("the director gave an unusable address {:?}", worker.addr),
     };
-    let config = rpc_config(([127, 0, 0, 1], 0).into());
+    let config = tls.rpc_config(([127, 0, 0, 1], 0).into());
     let client = match InferenceClient::connect(addr, config).await {
         Ok(client) => client,
         Err(error) => return format!("cannot connect to {}: {}", worker.label, one_line(&error)),
@@ -147,17 +176,35 @@ async fn stream_tokens(
     }
 }
 
-async fn run() -> Result<(), String> {
-    let director = addr_var("DIRECTOR_ADDR", DEFAULT_DIRECTOR_ADDR).map_err(|e| e.to_string())?;
-    let stall = secs_var("CLIENT_STALL_SECS", 2.0).map_err(|e| e.to_string())?;
+/// What the client is configured with.
+struct Settings {
+    director: String,
+    stall: Duration,
+    tls: Tls,
+}
+
+fn settings() -> Result<Settings, BadSetting> {
+    Ok(Settings {
+        director: host_port_var(vars::DIRECTOR_ADDR, DEFAULT_DIRECTOR_ADDR)?,
+        stall: secs_var(vars::CLIENT_STALL_SECS, 2.0)?,
+        tls: Tls::from_env()?,
+    })
+}
+
+async fn run(settings: Settings) -> Result<(), String> {
+    let Settings {
+        director,
+        stall,
+        tls,
+    } = settings;
     println!("🧑‍💻 Starting Client; director at {director}");
     let mut director_client = None;
     let mut progress = Progress { next: 1, total: 0 };
     let mut avoid = None;
     loop {
-        let worker = assignment(director, &mut director_client, avoid.take()).await;
+        let worker = assignment(&director, &tls, &mut director_client, avoid.take()).await;
         println!("📋 director assigned {} at {}", worker.label, worker.addr);
-        let why = stream_tokens(&worker, &mut progress, stall).await;
+        let why = stream_tokens(&worker, &tls, &mut progress, stall).await;
         println!("⚠️  worker failed - will request new worker from director ({why})");
         println!("🔄 returning to director for new worker assignment");
         avoid = Some(worker.label);
@@ -167,15 +214,22 @@ async fn run() -> Result<(), String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     init_tracing();
+    let settings = match settings() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("❌ client: {error}");
+            return ExitCode::from(2);
+        }
+    };
     tokio::select! {
-        outcome = run() => match outcome {
+        outcome = run(settings) => match outcome {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("❌ client: {error}");
                 ExitCode::FAILURE
             }
         },
-        _ = tokio::signal::ctrl_c() => {
+        () = interrupted() => {
             println!("👋 client stopping");
             ExitCode::SUCCESS
         }

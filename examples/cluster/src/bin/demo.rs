@@ -16,6 +16,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use rpcnet_cluster_example::console::interrupted;
 use rpcnet_cluster_example::processes::{free_port, sibling, token, Process};
 use rpcnet_cluster_example::settings::FailureCycle;
 
@@ -204,22 +205,6 @@ async fn run(duration: Duration, cycle: FailureCycle) -> Result<Cast, String> {
             () = interrupted() => return Err("interrupted".to_owned()),
         }
     }
-}
-
-/// Resolves on Ctrl+C, or on SIGTERM on Unix, so the children are cleaned up either way.
-async fn interrupted() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminate.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Checks the run and prints the summary; whether the scenario held.

@@ -2,7 +2,9 @@
 //! (a `WorkerRegistry`, least connections, `role=worker`), prints it when it changes and
 //! every few seconds, hands workers out to clients (the `Director` service), and sends a
 //! `compute` call through the `ClusterClient` every two seconds. With `MEMBERSHIP_LOG` set
-//! to a path it also writes its membership view there (for the chaos harness).
+//! to a path it also writes its membership view there (for the chaos harness); with
+//! `DIRECTOR_METRICS_ADDR` set to `ip:port` it serves its metrics there in Prometheus text
+//! format (`GET /metrics`). The example's README lists every variable.
 //!
 //! ```text
 //! DIRECTOR_ADDR=127.0.0.1:61000 cargo run --manifest-path examples/cluster/Cargo.toml --bin director
@@ -11,22 +13,25 @@
 // The binaries own their console output: these lines are the scenario's user interface.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use metrics_exporter_prometheus::PrometheusBuilder;
 use rpcnet::cluster::{
     Cluster, ClusterClient, LoadBalancingStrategy, NodeConfig, NodeId, PoolEvent, RoutingError,
     TagFilter, Tags, WorkerInfo, WorkerRegistry,
 };
 use rpcnet::RpcServer;
 use rpcnet_cluster_example::chaos::records::log_views;
-use rpcnet_cluster_example::console::{init_tracing, one_line};
+use rpcnet_cluster_example::console::{init_tracing, interrupted, one_line};
 use rpcnet_cluster_example::services::{
     AssignRequest, Director, DirectorError, DirectorServer, WorkerAssignment, COMPUTE_METHOD,
 };
 use rpcnet_cluster_example::settings::{
-    addr_var, cluster_config, rpc_config, var_or, DEFAULT_DIRECTOR_ADDR,
+    addr_var, cluster_config, host_ports_var, var_or, vars, Addresses, BadSetting, Tls,
+    DEFAULT_DIRECTOR_ADDR,
 };
 
 /// How often the director prints the pool when nothing changes.
@@ -152,10 +157,65 @@ async fn compute_periodically(client: Arc<ClusterClient>) {
     }
 }
 
-async fn run() -> Result<(), String> {
-    let addr = addr_var("DIRECTOR_ADDR", DEFAULT_DIRECTOR_ADDR).map_err(|e| e.to_string())?;
+/// What the director is configured with.
+struct Settings {
+    addresses: Addresses,
+    tls: Tls,
+    /// Members to join through at start (`DIRECTOR_SEEDS`; none by default).
+    seeds: Vec<String>,
+    /// Where to serve metrics in Prometheus text format (`DIRECTOR_METRICS_ADDR`; off by
+    /// default).
+    metrics: Option<SocketAddr>,
+}
+
+fn settings() -> Result<Settings, BadSetting> {
+    Ok(Settings {
+        addresses: Addresses::from_env(
+            vars::DIRECTOR_ADDR,
+            vars::DIRECTOR_BIND_ADDR,
+            vars::DIRECTOR_ADVERTISE_ADDR,
+            DEFAULT_DIRECTOR_ADDR,
+        )?,
+        tls: Tls::from_env()?,
+        seeds: host_ports_var(vars::DIRECTOR_SEEDS, "worker:62001")?,
+        metrics: match var_or(vars::DIRECTOR_METRICS_ADDR, "").as_str() {
+            "" => None,
+            _ => Some(addr_var(vars::DIRECTOR_METRICS_ADDR, "0.0.0.0:9100")?),
+        },
+    })
+}
+
+/// The director's cluster node: the one place where its cluster configuration is built.
+/// `settings.metrics` says whether metrics are exported (`run` turns the RPC layer's on
+/// from it).
+fn node_config(settings: &Settings) -> Result<NodeConfig, String> {
+    let tags = Tags::new()
+        .with("role", "director")
+        .map_err(|e| e.to_string())?;
+    let mut node = NodeConfig::new(NodeId::new("director").map_err(|e| e.to_string())?)
+        .with_tags(tags)
+        .with_seeds(settings.seeds.clone())
+        .with_cluster_config(cluster_config());
+    if let Some(addr) = settings.addresses.advertise {
+        node = node.with_advertise_addr(addr);
+    }
+    Ok(node)
+}
+
+async fn run(settings: Settings) -> Result<(), String> {
+    let addr = settings.addresses.public();
     println!("🎯 Starting Director at {addr}");
-    let config = rpc_config(addr);
+    if let Some(metrics) = settings.metrics {
+        PrometheusBuilder::new()
+            .with_http_listener(metrics)
+            .install()
+            .map_err(|e| format!("cannot serve metrics on {metrics}: {}", one_line(&e)))?;
+        println!("📈 metrics in Prometheus text format at http://{metrics}/metrics");
+    }
+    let config = settings
+        .tls
+        .rpc_config(settings.addresses.bind)
+        .with_metrics(settings.metrics.is_some());
     // The service needs the registry, the registry the cluster node, and the node the
     // bound server: the service gets the registry once it exists.
     let registry_slot = Arc::new(OnceLock::new());
@@ -163,18 +223,17 @@ async fn run() -> Result<(), String> {
     server.add_service(DirectorServer::new(Assignments {
         registry: Arc::clone(&registry_slot),
     }));
-    let bound = server
-        .bind()
-        .map_err(|e| format!("cannot serve on {addr}: {}", one_line(&e)))?;
-    let tags = Tags::new()
-        .with("role", "director")
-        .map_err(|e| e.to_string())?;
-    let node = NodeConfig::new(NodeId::new("director").map_err(|e| e.to_string())?)
-        .with_tags(tags)
-        .with_cluster_config(cluster_config());
+    let bound = server.bind().map_err(|e| {
+        format!(
+            "cannot serve on {}: {}",
+            settings.addresses.bind,
+            one_line(&e)
+        )
+    })?;
+    let node = node_config(&settings)?;
     let cluster = Cluster::start(&bound, &config, node)
         .map_err(|e| format!("cannot start the cluster node: {}", one_line(&e)))?;
-    let membership_log = var_or("MEMBERSHIP_LOG", "");
+    let membership_log = var_or(vars::MEMBERSHIP_LOG, "");
     if !membership_log.is_empty() {
         let cluster = cluster.clone();
         tokio::spawn(async move {
@@ -197,7 +256,7 @@ async fn run() -> Result<(), String> {
     let mut serving = tokio::spawn(bound.serve());
     println!("✅ Director ready: workers join through {addr}, clients ask here for a worker");
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {
+        () = interrupted() => {
             println!("👋 director stopping");
             // With no worker left to tell, `leave` would wait for its own 30 s bound.
             let _ = tokio::time::timeout(Duration::from_secs(2), cluster.leave()).await;
@@ -216,7 +275,14 @@ async fn run() -> Result<(), String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     init_tracing();
-    match run().await {
+    let settings = match settings() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("❌ director: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("❌ director: {error}");

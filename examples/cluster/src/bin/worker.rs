@@ -7,10 +7,14 @@
 //!     cargo run --manifest-path examples/cluster/Cargo.toml --bin worker
 //! ```
 //!
-//! For the chaos harness, `WORKER_REQUEST_LOG` names a file where the `record` method
-//! appends each request id it executes, `MEMBERSHIP_LOG` one where the node writes its
-//! membership view, and `WORKER_ADVERTISE_ADDR` the address the cluster should reach the
-//! worker at when it differs from `WORKER_ADDR` (the harness puts a delaying relay there).
+//! `WORKER_BIND_ADDR` and `WORKER_ADVERTISE_ADDR` split `WORKER_ADDR` into the address the
+//! worker binds and the one the cluster (and the clients the director sends) reach it at:
+//! a container binding `0.0.0.0` advertises its pod IP, and the chaos harness puts a
+//! delaying relay in front of the worker. `DIRECTOR_ADDR` may be a host name; the cluster
+//! layer looks it up again until it resolves. For the chaos harness, `WORKER_REQUEST_LOG`
+//! names a file where the `record` method appends each request id it executes, and
+//! `MEMBERSHIP_LOG` one where the node writes its membership view. The example's README
+//! lists every variable.
 //!
 //! A simulated failure is announced: the worker ends its open streams with
 //! `InferenceError::WorkerFailed`, refuses every call, and leaves the routing pool
@@ -22,7 +26,6 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::ExitCode;
@@ -33,14 +36,14 @@ use futures::{Stream, StreamExt};
 use rpcnet::cluster::{Cluster, ClusterEvent, NodeConfig, NodeId, Tags};
 use rpcnet::{Code, RpcServer, ShutdownHandle, Status};
 use rpcnet_cluster_example::chaos::records::{log_views, RequestLog};
-use rpcnet_cluster_example::console::{init_tracing, one_line};
+use rpcnet_cluster_example::console::{init_tracing, interrupted, one_line};
 use rpcnet_cluster_example::services::{
     Inference, InferenceError, InferenceRequest, InferenceResponse, InferenceServer,
     COMPUTE_METHOD, RECORD_METHOD,
 };
 use rpcnet_cluster_example::settings::{
-    addr_var, bool_var, cluster_config, rpc_config, var_or, FailureCycle, DEFAULT_DIRECTOR_ADDR,
-    DEFAULT_WORKER_ADDR, DEFAULT_WORKER_LABEL,
+    bool_var, cluster_config, host_port_var, var_or, vars, Addresses, FailureCycle, Tls,
+    DEFAULT_DIRECTOR_ADDR, DEFAULT_WORKER_ADDR, DEFAULT_WORKER_LABEL,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -100,16 +103,17 @@ impl Inference for Model {
 /// What the worker is configured with.
 struct Settings {
     label: String,
-    addr: SocketAddr,
-    director: SocketAddr,
+    /// Where it binds and what it advertises (`WORKER_ADDR`, `WORKER_BIND_ADDR`,
+    /// `WORKER_ADVERTISE_ADDR`).
+    addresses: Addresses,
+    /// The director to join through: `host:port`, resolved by the cluster layer.
+    director: String,
+    tls: Tls,
     failure: Option<FailureCycle>,
     /// Where `record` appends request ids (`WORKER_REQUEST_LOG`; none by default).
     request_log: Option<PathBuf>,
     /// Where the node writes its membership view (`MEMBERSHIP_LOG`; none by default).
     membership_log: Option<PathBuf>,
-    /// The address other nodes reach this worker at, when it is not `addr`
-    /// (`WORKER_ADVERTISE_ADDR`; for example a relay in front of it).
-    advertise: Option<SocketAddr>,
 }
 
 /// A path from the variable `name`, if it is set.
@@ -118,22 +122,24 @@ fn path_var(name: &str) -> Option<PathBuf> {
 }
 
 fn settings() -> Result<Settings, Box<dyn std::error::Error>> {
-    let label = var_or("WORKER_LABEL", DEFAULT_WORKER_LABEL);
+    let label = var_or(vars::WORKER_LABEL, DEFAULT_WORKER_LABEL);
     NodeId::new(label.clone()).map_err(|e| format!("WORKER_LABEL={label:?}: {e}"))?;
     Ok(Settings {
-        addr: addr_var("WORKER_ADDR", DEFAULT_WORKER_ADDR)?,
-        director: addr_var("DIRECTOR_ADDR", DEFAULT_DIRECTOR_ADDR)?,
-        failure: if bool_var("WORKER_FAILURE_ENABLED", false)? {
+        addresses: Addresses::from_env(
+            vars::WORKER_ADDR,
+            vars::WORKER_BIND_ADDR,
+            vars::WORKER_ADVERTISE_ADDR,
+            DEFAULT_WORKER_ADDR,
+        )?,
+        director: host_port_var(vars::DIRECTOR_ADDR, DEFAULT_DIRECTOR_ADDR)?,
+        tls: Tls::from_env()?,
+        failure: if bool_var(vars::WORKER_FAILURE_ENABLED, false)? {
             Some(FailureCycle::from_env()?)
         } else {
             None
         },
-        request_log: path_var("WORKER_REQUEST_LOG"),
-        membership_log: path_var("MEMBERSHIP_LOG"),
-        advertise: match var_or("WORKER_ADVERTISE_ADDR", "").as_str() {
-            "" => None,
-            _ => Some(addr_var("WORKER_ADVERTISE_ADDR", DEFAULT_WORKER_ADDR)?),
-        },
+        request_log: path_var(vars::WORKER_REQUEST_LOG),
+        membership_log: path_var(vars::MEMBERSHIP_LOG),
         label,
     })
 }
@@ -150,7 +156,7 @@ impl Running {
     /// Binds the worker's port and joins the cluster through the director.
     async fn start(settings: &Settings, failed: &watch::Receiver<bool>) -> Result<Running, String> {
         let label = settings.label.clone();
-        let config = rpc_config(settings.addr);
+        let config = settings.tls.rpc_config(settings.addresses.bind);
         let bound = {
             let mut server = RpcServer::new(config.clone());
             server.add_service(InferenceServer::new(Model {
@@ -180,15 +186,19 @@ impl Running {
                 async move { answer }
             });
             server.bind().map_err(|error| {
-                format!("cannot serve on {}: {}", settings.addr, one_line(&error))
+                format!(
+                    "cannot serve on {}: {}",
+                    settings.addresses.bind,
+                    one_line(&error)
+                )
             })?
         };
         let tags = tags(&label, false)?;
         let mut node = NodeConfig::new(NodeId::new(label.clone()).map_err(|e| e.to_string())?)
             .with_tags(tags)
-            .with_seeds([settings.director.to_string()])
+            .with_seeds([settings.director.clone()])
             .with_cluster_config(cluster_config());
-        if let Some(addr) = settings.advertise {
+        if let Some(addr) = settings.addresses.advertise {
             node = node.with_advertise_addr(addr);
         }
         let cluster = Cluster::start(&bound, &config, node)
@@ -314,7 +324,7 @@ async fn log_events(label: String, cluster: Cluster) {
 async fn unless_interrupted<F: Future>(future: F) -> Option<F::Output> {
     tokio::select! {
         output = future => Some(output),
-        _ = tokio::signal::ctrl_c() => None,
+        () = interrupted() => None,
     }
 }
 
@@ -332,7 +342,7 @@ async fn run(settings: Settings) -> Result<(), String> {
     let label = settings.label.clone();
     println!(
         "👷 Starting Worker '{label}' at {} (director {}, failure simulation {})",
-        settings.addr,
+        settings.addresses.public(),
         settings.director,
         if settings.failure.is_some() {
             "on"
@@ -350,7 +360,7 @@ async fn run(settings: Settings) -> Result<(), String> {
     }
     println!("✅ Worker '{label}' joined cluster with role=worker, label={label}");
     let Some(cycle) = settings.failure else {
-        let _ = tokio::signal::ctrl_c().await;
+        interrupted().await;
         return stop(&label, running).await;
     };
     loop {

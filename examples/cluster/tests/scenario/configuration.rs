@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-fn exits_with_one_error_line(binary: &str, env: &[(&str, String)], says: &str) {
+pub(crate) fn exits_with_one_error_line(binary: &str, env: &[(&str, String)], says: &str) {
     let mut process = Process::start(binary, Path::new(binary), env, &[], None).expect("starts");
     let deadline = Instant::now() + PATIENCE;
     let status = loop {

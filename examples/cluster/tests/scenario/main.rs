@@ -3,8 +3,10 @@
 //! SIGKILL mid-stream, failure cycles, and the demo. One test binary with a module per
 //! scenario; the scenarios themselves run one at a time.
 
+mod addresses;
 mod configuration;
 mod demo;
 mod failover;
 mod failure_cycles;
+mod metrics;
 mod support;
