@@ -146,7 +146,8 @@ pub fn traced() -> CallOptions {
 
 /// Makes the current span (rpcnet's server `call` span, inside a handler) a child of the
 /// `traceparent` the client sent, if it sent one. Call it first thing in a handler, before
-/// any span is made inside it: a span's parent is fixed once it has a child.
+/// any span is made inside it and before [`traced`]: a span's parent is fixed once it has a
+/// child or its context was read.
 ///
 /// It needs the layer [`install`] makes, whose context activation is off: with it on, a
 /// span's OpenTelemetry counterpart starts when the span is first entered, which rpcnet
