@@ -33,7 +33,7 @@ use opentelemetry_sdk::Resource;
 use rpcnet::{CallContext, CallOptions, Metadata, RpcConfig, RpcServer};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::filter::{filter_fn, EnvFilter};
+use tracing_subscriber::filter::{filter_fn, LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
@@ -205,8 +205,9 @@ impl Telemetry {
 }
 
 /// Installs the global `tracing` subscriber: a `tracing-opentelemetry` layer that exports
-/// rpcnet's `call` spans and this crate's spans over OTLP/HTTP, and a console layer for
-/// `RUST_LOG` (default `warn`). Must be called inside a Tokio runtime, on which the
+/// rpcnet's `call` spans and this crate's spans over OTLP/HTTP, and a console layer on
+/// stderr filtered by `RUST_LOG` (levels and `target=level` directives, as
+/// `warn,rpcnet_runtime=debug`; `warn` if unset or unreadable). Must be called inside a Tokio runtime, on which the
 /// exporter sends its requests.
 ///
 /// The endpoint is the OpenTelemetry default: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` as is,
@@ -234,9 +235,13 @@ pub fn install(service_name: &'static str) -> Result<Telemetry, Box<dyn Error>> 
                 && ((meta.target().starts_with("rpcnet_runtime") && meta.name() == "call")
                     || meta.target().starts_with(env!("CARGO_CRATE_NAME")))
         }));
+    let console_filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|directives| directives.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::WARN));
     let console = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")));
+        .with_filter(console_filter);
     tracing_subscriber::registry()
         .with(otel)
         .with(console)
