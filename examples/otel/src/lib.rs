@@ -8,8 +8,8 @@
 //!
 //! - [`install`]: a `tracing_subscriber` registry with a `tracing-opentelemetry` layer whose
 //!   spans go to an OTLP/HTTP exporter (protobuf bodies, sent by hyper).
-//! - [`traced`]: call options carrying the current span's context as `traceparent`, for
-//!   every outgoing call.
+//! - [`current_trace`], every client's trace source ([`rpcnet::RpcConfig::with_trace_source`]):
+//!   a call sends its client span's context as its `traceparent`.
 //! - [`continue_remote_trace`]: at the start of a handler, makes the server's `call` span a
 //!   child of the `traceparent` the caller sent.
 //!
@@ -30,7 +30,7 @@ use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
-use rpcnet::{CallContext, CallOptions, Metadata, RpcConfig, RpcServer};
+use rpcnet::{CallContext, Metadata, RpcConfig, RpcServer, TraceContext, TRACEPARENT};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::filter::{filter_fn, LevelFilter, Targets};
@@ -75,20 +75,20 @@ impl Greeter for DirectoryGreeter {
         let name = self
             .directory
             .lookup(user)
-            .options(traced())
             .await
             .map_err(|e| format!("the directory did not answer: {e}"))?;
         Ok(format!("Hello, {name}!"))
     }
 }
 
-/// The TLS settings of both servers and their clients: the repository's development
-/// certificate, on loopback.
+/// The settings of both servers and their clients: the repository's development
+/// certificate, on loopback, and [`current_trace`] as the clients' trace source.
 pub fn config(bind: &str) -> RpcConfig {
     let certs = concat!(env!("CARGO_MANIFEST_DIR"), "/../../certs");
     RpcConfig::new(format!("{certs}/test_cert.pem"), bind)
         .with_key_path(format!("{certs}/test_key.pem"))
         .with_server_name("localhost")
+        .with_trace_source(current_trace)
 }
 
 /// Starts the directory server and the greeter server (whose handler calls the directory)
@@ -120,7 +120,7 @@ pub async fn greet_once(
     let trace_id = root.context().span().span_context().trace_id().to_string();
     let greeting = async {
         let client = GreeterClient::connect(greeter, config("127.0.0.1:0")).await?;
-        let greeting = client.greet(user.to_owned()).options(traced()).await?;
+        let greeting = client.greet(user.to_owned()).await?;
         Ok::<_, Box<dyn Error>>(greeting)
     }
     .instrument(root)
@@ -128,26 +128,27 @@ pub async fn greet_once(
     Ok((greeting, trace_id))
 }
 
-/// Call options whose metadata carries the current span's OpenTelemetry context as a W3C
-/// `traceparent`, so that the server's span joins the caller's trace as its child. Without
-/// them a call made outside a served call starts no trace, and a call made while serving
-/// carries rpcnet's own continuation of the served call's trace, whose parent id names no
-/// span the exporter knows.
-pub fn traced() -> CallOptions {
+/// The current span's OpenTelemetry context as a W3C trace context, or `None` if the span
+/// has none (no OpenTelemetry layer, or a span its filter leaves out).
+///
+/// As a client's trace source, rpcnet calls it inside each unary call's client span, so the
+/// server's span becomes the child of the client's. Without a source, a call made outside a
+/// served call starts no trace, and a call made while serving carries rpcnet's own
+/// continuation of the served call's trace, whose parent id names no span the exporter
+/// knows.
+pub fn current_trace() -> Option<TraceContext> {
     let mut carrier = MetadataCarrier::default();
     TraceContextPropagator::new().inject_context(&tracing::Span::current().context(), &mut carrier);
     carrier
         .0
-        .into_iter()
-        .fold(CallOptions::default(), |options, (key, value)| {
-            options.metadata(key, value)
-        })
+        .get(TRACEPARENT)
+        .and_then(|value| TraceContext::parse(value))
 }
 
 /// Makes the current span (rpcnet's server `call` span, inside a handler) a child of the
 /// `traceparent` the client sent, if it sent one. Call it first thing in a handler, before
-/// any span is made inside it and before [`traced`]: a span's parent is fixed once it has a
-/// child or its context was read.
+/// any call or span is made inside it: a span's parent is fixed once it has a child or its
+/// context was read.
 ///
 /// It needs the layer [`install`] makes, whose context activation is off: with it on, a
 /// span's OpenTelemetry counterpart starts when the span is first entered, which rpcnet
@@ -178,7 +179,7 @@ impl Extractor for MetadataExtractor<'_> {
     }
 }
 
-/// Collects the entries a propagator writes, for a call's metadata.
+/// Collects the entries a propagator writes.
 #[derive(Default)]
 struct MetadataCarrier(HashMap<String, String>);
 

@@ -1,6 +1,6 @@
 //! Runs the example binary against an OTLP/HTTP receiver on loopback and checks what a
 //! collector would get: the spans of the client, the front server and the nested call, in
-//! one trace, each server span the child of the context its caller sent.
+//! one trace, each server span the child of its caller's client span.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -195,13 +195,16 @@ fn client_server_and_nested_call_spans_arrive_as_one_trace_with_remote_parents()
     );
     assert_eq!(greet_client.parent_span_id, root.span_id);
     assert_eq!(
-        greet_server.parent_span_id, root.span_id,
-        "the front server's span is the child of the traceparent the client sent"
+        greet_server.parent_span_id, greet_client.span_id,
+        "the front server's span is the child of the client's call span"
     );
-    assert_eq!(lookup_client.parent_span_id, greet_server.span_id);
     assert_eq!(
-        lookup_server.parent_span_id, greet_server.span_id,
-        "the nested call's server span is the child of the handler's span"
+        lookup_client.parent_span_id, greet_server.span_id,
+        "the handler's call is made inside the front server's span"
+    );
+    assert_eq!(
+        lookup_server.parent_span_id, lookup_client.span_id,
+        "the nested call's server span is the child of the handler's call span"
     );
 
     for (span, service, method) in [
