@@ -128,8 +128,8 @@ pub async fn greet_once(
     Ok((greeting, trace_id))
 }
 
-/// The current span's OpenTelemetry context as a W3C trace context, or `None` if the span
-/// has none (no OpenTelemetry layer, or a span its filter leaves out).
+/// The current span's OpenTelemetry context as a W3C trace context, or `None` when there
+/// is no valid one (without the OpenTelemetry layer, for one).
 ///
 /// As a client's trace source, rpcnet calls it inside each unary call's client span, so the
 /// server's span becomes the child of the client's. Without a source, a call made outside a
