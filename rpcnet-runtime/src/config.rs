@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::RpcError;
+use crate::trace::TraceContext;
 
 /// Where a certificate or key comes from.
 #[derive(Clone)]
@@ -81,6 +82,7 @@ pub struct RpcConfig {
     pub(crate) max_mtu: u16,
     pub(crate) socket_buffer_size: usize,
     pub(crate) reconnect_backoff: (Duration, Duration),
+    pub(crate) trace_source: Option<fn() -> Option<TraceContext>>,
 }
 
 /// The default ceiling for QUIC's path MTU discovery: 9000 bytes, jumbo frames. Loopback
@@ -146,6 +148,7 @@ impl RpcConfig {
             max_mtu: DEFAULT_MAX_MTU,
             socket_buffer_size: 4 * 1024 * 1024,
             reconnect_backoff: (Duration::from_millis(50), Duration::from_secs(5)),
+            trace_source: None,
         }
     }
 
@@ -307,6 +310,18 @@ impl RpcConfig {
     /// `unavailable`, `application` (the service's typed error), `unknown`.
     pub fn with_metrics(mut self, enabled: bool) -> Self {
         self.metrics = enabled;
+        self
+    }
+
+    /// Sets where a client's calls get their trace context, for tracing exporters whose
+    /// spans have ids of their own (`tracing-opentelemetry`: the current span's context).
+    /// `source` is called for each call that has no `traceparent` in its metadata, inside
+    /// the call's client span (unary calls; for streaming calls, which have none, the
+    /// caller's span is current), and the context it returns is sent as the call's
+    /// `traceparent`. When it returns `None`, or without a source, a call made while
+    /// serving another continues the served call's trace (see [`TraceContext`]).
+    pub fn with_trace_source(mut self, source: fn() -> Option<TraceContext>) -> Self {
+        self.trace_source = Some(source);
         self
     }
 

@@ -9,7 +9,10 @@
 //! example made with [`TraceContext::new_root`], or by a tracing exporter's propagator).
 //! A server reads it into its call's span (`trace_id`) and [`CallContext::trace`]; each
 //! call the handler then makes carries the same trace id with a parent id of its own,
-//! unless the caller set a `traceparent` itself.
+//! unless the caller set a `traceparent` itself or the client has a trace source
+//! ([`RpcConfig::with_trace_source`]), which gives the `traceparent` of calls that carry none.
+//!
+//! [`RpcConfig::with_trace_source`]: crate::RpcConfig::with_trace_source
 //!
 //! [`CallContext::trace`]: crate::CallContext::trace
 

@@ -35,10 +35,17 @@ impl CallOptions {
 
     /// Readies the call to go out on `client`: returns its deadline (this call's timeout or
     /// else the client's default, and no later than the deadline of the call being served,
-    /// if any), and continues the served call's trace in the metadata unless the caller
-    /// set a `traceparent` itself.
+    /// if any), and, unless the caller set a `traceparent` itself, sets the one the client's
+    /// trace source gives or else continues the served call's trace.
     pub(crate) fn prepare(&mut self, client: &RpcClient) -> Option<Deadline> {
         let own = self.timeout.or(client.config().default_deadline);
+        if let Some(source) = client.config().trace_source {
+            if self.metadata.get(TRACEPARENT).is_none() {
+                if let Some(trace) = source() {
+                    self.metadata.insert(TRACEPARENT, trace.to_traceparent());
+                }
+            }
+        }
         let Some(serving) = CallContext::current() else {
             return effective_deadline(own, None);
         };

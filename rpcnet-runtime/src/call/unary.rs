@@ -68,7 +68,8 @@ where
 
     fn into_future(self) -> Self::IntoFuture {
         let UnaryCall { spec, request, .. } = self;
-        let (client, method, options, deadline) = spec.start();
+        let span = client_span(spec.method);
+        let (client, method, options, deadline) = span.in_scope(|| spec.start());
         let metrics = client.method_metrics(method);
         let started = metrics.as_ref().map(|_| Instant::now());
         let call = async move {
@@ -81,7 +82,6 @@ where
             cancel.complete();
             single_reply::<Resp, E>(message, status, method)
         };
-        let span = client_span(method);
         bound_call(deadline, call)
             .map(move |result| {
                 record_client_status(&result, metrics.as_deref(), started);
@@ -98,7 +98,8 @@ async fn raw_unary(
     request: Bytes,
     mut options: CallOptions,
 ) -> Result<Bytes, RpcError> {
-    let deadline = options.prepare(&client);
+    let span = client_span(method);
+    let deadline = span.in_scope(|| options.prepare(&client));
     let call = async {
         let request = start_single_request(&client, method, deadline, &options, |out, limit| {
             if request.len() > limit {
@@ -125,7 +126,7 @@ async fn raw_unary(
             record_client_status(&result, metrics.as_deref(), started);
             result
         })
-        .instrument(client_span(method))
+        .instrument(span)
         .await;
     result.map_err(|e| match e {
         CallError::Rpc(e) => e,

@@ -1,12 +1,13 @@
 //! Trace context over real calls: a `traceparent` the client sends reaches the handler, and
 //! a call the handler makes while serving continues the same trace with a parent id of its
-//! own, unless the handler sets one itself.
+//! own, unless the handler sets one itself; a client's trace source gives the `traceparent`
+//! of its calls that carry none.
 
 use std::net::SocketAddr;
 
 use bytes::Bytes;
 use rpcnet_runtime::{
-    CallContext, CallOptions, Code, RpcServer, Status, TraceContext, TRACEPARENT,
+    CallContext, CallOptions, Code, RpcClient, RpcServer, Status, TraceContext, TRACEPARENT,
 };
 
 use crate::support::{client, config, start, Running};
@@ -105,4 +106,45 @@ async fn a_call_made_outside_any_served_call_starts_no_trace() {
         .await
         .expect("a call");
     assert!(seen.is_empty(), "{seen:?}");
+}
+
+const SOURCED: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+fn sourced() -> Option<TraceContext> {
+    TraceContext::parse(SOURCED)
+}
+
+fn no_trace() -> Option<TraceContext> {
+    None
+}
+
+#[tokio::test]
+async fn a_trace_source_sets_the_traceparent_of_calls_that_carry_none() {
+    let leaf = leaf();
+    let seen = |client: RpcClient, options: CallOptions| async move {
+        let seen = client
+            .call_raw("Trace.seen", Bytes::new(), options)
+            .await
+            .expect("a call");
+        String::from_utf8(seen.to_vec()).expect("text")
+    };
+    let with_source =
+        RpcClient::connect(leaf.addr, config("127.0.0.1:0").with_trace_source(sourced))
+            .await
+            .expect("client connects");
+    assert_eq!(
+        seen(with_source.clone(), CallOptions::default()).await,
+        SOURCED
+    );
+    let own = TraceContext::new_root();
+    let explicit = CallOptions::default().metadata(TRACEPARENT, own.to_traceparent());
+    assert_eq!(
+        seen(with_source, explicit).await,
+        own.to_traceparent(),
+        "a traceparent the caller sets is sent as set"
+    );
+    let without = RpcClient::connect(leaf.addr, config("127.0.0.1:0").with_trace_source(no_trace))
+        .await
+        .expect("client connects");
+    assert_eq!(seen(without, CallOptions::default()).await, "");
 }
