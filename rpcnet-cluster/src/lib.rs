@@ -141,5 +141,5 @@ pub use crate::swim::message::{
     DecodeError, Message, MessageKind, MAX_MESSAGE_BYTES, MAX_PIGGYBACK_UPDATES,
     MAX_PUSH_PULL_MEMBERS, PROTOCOL_VERSION,
 };
-pub use crate::swim::{Refusals, Swim, Transmit};
+pub use crate::swim::{ProbeOutcome, ProtocolCounts, Refusals, Swim, Transmit};
 pub use crate::tags::{Tags, TagsTooLarge, MAX_TAGS_BYTES};
