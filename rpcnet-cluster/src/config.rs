@@ -68,6 +68,7 @@ pub struct ClusterConfig {
     max_members: usize,
     tombstone_ttl: Duration,
     max_packet_bytes: usize,
+    metrics: bool,
 }
 
 impl Default for ClusterConfig {
@@ -118,6 +119,7 @@ impl ClusterConfig {
             max_members: 4096,
             tombstone_ttl: Duration::from_secs(3600),
             max_packet_bytes: 1200,
+            metrics: false,
         }
     }
 
@@ -262,6 +264,36 @@ impl ClusterConfig {
     knob!(
         /// The largest gossip message (everything but push-pull) this node builds, in bytes.
         max_packet_bytes, with_max_packet_bytes, usize
+    );
+    knob!(
+        /// Whether a node started with this configuration (the `quic` shell), the
+        /// `WorkerRegistry` made from it and the `ClusterClient`s routing through that
+        /// registry report metrics through the [`metrics`](https://docs.rs/metrics) facade
+        /// (default: off; the SWIM core itself reports nothing). Whatever recorder the
+        /// application installs receives them; install it before starting the node, since
+        /// the handles are made once, when the node starts and on each worker's first pick.
+        ///
+        /// | name | kind | labels |
+        /// |---|---|---|
+        /// | `rpcnet_cluster_members` | gauge | `node`, `state`: members this node knows by state (itself excluded) |
+        /// | `rpcnet_cluster_suspicions_total` | counter | `node`: members that became suspect in its view |
+        /// | `rpcnet_cluster_refutations_total` | counter | `node`: suspicions (or reports of its death) it refuted |
+        /// | `rpcnet_cluster_failures_total` | counter | `node`: members it reported failed (`NodeFailed`) |
+        /// | `rpcnet_cluster_gossip_messages_total` | counter | `node`, `direction` |
+        /// | `rpcnet_cluster_gossip_bytes_total` | counter | `node`, `direction`: envelopes included |
+        /// | `rpcnet_cluster_gossip_dropped_total` | counter | `node`: sends dropped, too many in flight |
+        /// | `rpcnet_routing_picks_total` | counter | `worker`: the registry chose the worker for a call |
+        /// | `rpcnet_routing_retries_total` | counter | calls sent again to another worker |
+        /// | `rpcnet_routing_retries_exhausted_total` | counter | retries refused by the retry budget |
+        /// | `rpcnet_routing_no_workers_total` | counter | calls that found no matching worker |
+        ///
+        /// `node` is the reporting node's id; `state` is `alive`, `suspect`, `dead` or
+        /// `left`; `direction` is `sent` (handed to QUIC) or `received` (taken from the
+        /// node's inbox, malformed messages included); `worker` is the worker's node id.
+        /// The routing metrics are on for a registry made with
+        /// `WorkerRegistry::new` from a node with metrics on, and can be set per registry
+        /// with `WorkerRegistry::with_metrics`.
+        metrics, with_metrics, bool
     );
 
     /// The minimum suspicion timeout for `n` live members: `α·max(1, log10 n)·P`.
