@@ -327,6 +327,11 @@ impl WorkerCall<'_> {
             if !may_retry || tried.len() + 1 >= client.max_attempts {
                 return Err(error);
             }
+            tried.push(worker.clone());
+            if !client.registry.has_candidate_excluding(&filter, &tried) {
+                // Every matching worker was tried: no retry to spend.
+                return Err(error);
+            }
             if !client.try_retry() {
                 if let Some(metrics) = &client.metrics {
                     metrics.retries_exhausted.increment(1);
@@ -338,7 +343,6 @@ impl WorkerCall<'_> {
                 metrics.retries.increment(1);
             }
             debug!(%worker, method, %error, "retrying on another worker");
-            tried.push(worker);
             last_error = Some(error);
         }
     }

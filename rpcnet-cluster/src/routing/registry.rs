@@ -196,6 +196,14 @@ impl WorkerRegistry {
         found
     }
 
+    /// Whether a worker matching `filter` is in the pool besides those in `excluded`.
+    pub(crate) fn has_candidate_excluding(&self, filter: &TagFilter, excluded: &[NodeId]) -> bool {
+        self.snapshot()
+            .candidates(filter)
+            .iter()
+            .any(|w| !excluded.contains(&w.id))
+    }
+
     /// As [`pick`](Self::pick), skipping the workers in `excluded`.
     pub(crate) fn pick_excluding(
         &self,
