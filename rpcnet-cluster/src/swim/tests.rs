@@ -735,6 +735,44 @@ fn an_ack_counts_only_from_the_node_probed_and_a_relay_relays_only_the_targets_a
 }
 
 #[test]
+fn a_probe_acked_by_its_target_ends_ack_and_one_acked_through_a_helper_ends_indirect_ack() {
+    let now = Instant::now();
+    let mut nodes = three(now);
+    let n1 = &mut nodes[0];
+    let mut at = now;
+    let mut outcomes = Vec::new();
+    for relayed in [false, true] {
+        while n1.probe.as_ref().is_none_or(|p| p.target != nid(3)) {
+            at += Duration::from_millis(1);
+            n1.start_probe(at);
+        }
+        let seq = n1.probe.as_ref().map(|p| p.seq).expect("a probe");
+        assert_eq!(n1.probe_in_flight(), Some((&nid(3), seq)));
+        let from = if relayed {
+            // n2 was asked to probe n3 and relays its ack.
+            if let Some(p) = n1.probe.as_mut() {
+                p.helpers = vec![nid(2)];
+                p.indirect_sent = true;
+            }
+            2
+        } else {
+            3
+        };
+        let ack = Message {
+            from: nid(from),
+            body: Body::Ack { seq },
+            updates: Vec::new(),
+        };
+        n1.handle_message(addr(from), ack, at);
+        n1.conclude_probe(false, at);
+        let (ended, outcome) = n1.last_probe().expect("the probe ended");
+        assert_eq!(ended, seq);
+        outcomes.push(outcome);
+    }
+    assert_eq!(outcomes, [ProbeOutcome::Ack, ProbeOutcome::IndirectAck]);
+}
+
+#[test]
 fn a_message_claiming_to_come_from_the_node_itself_is_refused() {
     let now = Instant::now();
     let mut nodes = three(now);
