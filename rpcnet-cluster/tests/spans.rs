@@ -212,8 +212,9 @@ async fn probe_rounds_have_debug_spans_inside_their_node_with_target_and_outcome
 
     // b stops abruptly: its server and its node with it.
     b.shutdown.shutdown(Duration::ZERO);
-    eventually("a probe of the crashed spanned-b ending in suspicion", || {
-        spans.probe_rounds("spanned-a", "spanned-b", "suspect") > 0
-    })
+    eventually(
+        "a probe of the crashed spanned-b ending in suspicion",
+        || spans.probe_rounds("spanned-a", "spanned-b", "suspect") > 0,
+    )
     .await;
 }

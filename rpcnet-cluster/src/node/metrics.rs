@@ -36,13 +36,11 @@ impl NodeMetrics {
     /// The handles of node `node` (its id, the `node` label).
     pub(crate) fn new(node: &str) -> Self {
         let node = || node.to_owned();
-        let direction = |name: &'static str, direction: &'static str| {
-            counter!(name, "node" => node(), "direction" => direction)
-        };
+        let direction = |name: &'static str, direction: &'static str| counter!(name, "node" => node(), "direction" => direction);
         NodeMetrics {
-            members: STATES.map(|(_, state)| {
-                gauge!("rpcnet_cluster_members", "node" => node(), "state" => state)
-            }),
+            members: STATES.map(
+                |(_, state)| gauge!("rpcnet_cluster_members", "node" => node(), "state" => state),
+            ),
             suspicions: counter!("rpcnet_cluster_suspicions_total", "node" => node()),
             refutations: counter!("rpcnet_cluster_refutations_total", "node" => node()),
             failures: counter!("rpcnet_cluster_failures_total", "node" => node()),

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use rpcnet_runtime::{ClientEndpoint, RpcClient, RpcConfig};
 use metrics::Counter;
+use rpcnet_runtime::{ClientEndpoint, RpcClient, RpcConfig};
 use tokio::sync::watch;
 
 use crate::member::{Member, NodeId};

@@ -220,7 +220,10 @@ fn each_probe_period_ends_with_the_outcome_of_its_probe() {
         look(&nodes, &mut outcomes);
     }
     assert!(outcomes.len() >= 5, "{outcomes:?}");
-    assert!(outcomes.iter().all(|(_, o)| *o == ProbeOutcome::Ack), "{outcomes:?}");
+    assert!(
+        outcomes.iter().all(|(_, o)| *o == ProbeOutcome::Ack),
+        "{outcomes:?}"
+    );
     // Node 3 crashes: its next probe ends with a suspicion.
     outcomes.clear();
     let end = now + Duration::from_secs(2);

@@ -81,7 +81,10 @@ fn gauge(name: &str, labels: &[(&str, &str)]) -> f64 {
 }
 
 fn members(node: &str, state: &str) -> f64 {
-    gauge("rpcnet_cluster_members", &[("node", node), ("state", state)])
+    gauge(
+        "rpcnet_cluster_members",
+        &[("node", node), ("state", state)],
+    )
 }
 
 fn gossip(name: &str, node: &str, direction: &str) -> u64 {
@@ -132,7 +135,10 @@ async fn cluster_metrics_follow_members_by_state_suspicions_failures_and_gossip_
     {
         assert!(*sent_then > 0 && *received_then > 0, "{name} gossiped");
         assert!(*bytes_out > 0 && *bytes_in > 0, "{name} counted bytes");
-        assert_eq!(counter("rpcnet_cluster_failures_total", &[("node", name)]), 0);
+        assert_eq!(
+            counter("rpcnet_cluster_failures_total", &[("node", name)]),
+            0
+        );
     }
     // Probing goes on: the counters keep moving.
     for (name, ((sent_then, received_then), (bytes_out, bytes_in))) in
@@ -172,9 +178,8 @@ async fn metered_routing(
     Vec<Worker>,
     Arc<rpcnet_cluster::WorkerRegistry>,
 ) {
-    let director = start_director_tuned(|node| {
-        node.with_cluster_config(cluster_config().with_metrics(true))
-    });
+    let director =
+        start_director_tuned(|node| node.with_cluster_config(cluster_config().with_metrics(true)));
     let workers: Vec<Worker> = names
         .iter()
         .map(|n| {
