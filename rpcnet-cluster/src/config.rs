@@ -68,6 +68,7 @@ pub struct ClusterConfig {
     max_members: usize,
     tombstone_ttl: Duration,
     max_packet_bytes: usize,
+    metrics: bool,
 }
 
 impl Default for ClusterConfig {
@@ -118,6 +119,7 @@ impl ClusterConfig {
             max_members: 4096,
             tombstone_ttl: Duration::from_secs(3600),
             max_packet_bytes: 1200,
+            metrics: false,
         }
     }
 
@@ -263,6 +265,44 @@ impl ClusterConfig {
         /// The largest gossip message (everything but push-pull) this node builds, in bytes.
         max_packet_bytes, with_max_packet_bytes, usize
     );
+
+    /// Whether metrics are on (see [`with_metrics`](Self::with_metrics)).
+    pub fn metrics(&self) -> bool {
+        self.metrics
+    }
+
+    /// Whether a node started with this configuration (the `quic` shell), the
+    /// `WorkerRegistry` made from it and the `ClusterClient`s routing through that
+    /// registry report metrics through the [`metrics`](https://docs.rs/metrics) facade
+    /// (default: off; the SWIM core itself reports nothing). Whatever recorder the
+    /// application installs receives them; install it before starting the node, since
+    /// the handles are made once: when the node starts, when a `ClusterClient` is made,
+    /// and on each worker's first pick.
+    ///
+    /// | name | kind | labels | counts |
+    /// |---|---|---|---|
+    /// | `rpcnet_cluster_members` | gauge | `node`, `state` | the members the node knows (itself excluded) by state |
+    /// | `rpcnet_cluster_suspicions_total` | counter | `node` | members that became suspect in its view |
+    /// | `rpcnet_cluster_refutations_total` | counter | `node` | claims that it is suspect, dead or gone that it refuted |
+    /// | `rpcnet_cluster_failures_total` | counter | `node` | members it reported failed (`NodeFailed`) |
+    /// | `rpcnet_cluster_gossip_messages_total` | counter | `node`, `direction` | gossip messages |
+    /// | `rpcnet_cluster_gossip_bytes_total` | counter | `node`, `direction` | their bytes, envelopes included |
+    /// | `rpcnet_cluster_gossip_dropped_total` | counter | `node` | gossip sends dropped: too many in flight |
+    /// | `rpcnet_routing_picks_total` | counter | `worker` | picks of the worker, for a call or a typed client |
+    /// | `rpcnet_routing_retries_total` | counter | | attempts sent to another worker after one failed |
+    /// | `rpcnet_routing_retries_exhausted_total` | counter | | retries the retry budget refused |
+    /// | `rpcnet_routing_no_workers_total` | counter | | calls and typed clients that found no matching worker |
+    ///
+    /// `node` is the reporting node's id; `state` is `alive`, `suspect`, `dead` or
+    /// `left`; `direction` is `sent` (handed to QUIC) or `received` (taken from the
+    /// node's inbox, malformed messages included); `worker` is the worker's node id.
+    /// The routing metrics are on for a registry made with `WorkerRegistry::new` from a
+    /// node with metrics on, and can be set per registry with
+    /// `WorkerRegistry::with_metrics`.
+    pub fn with_metrics(mut self, enabled: bool) -> Self {
+        self.metrics = enabled;
+        self
+    }
 
     /// The minimum suspicion timeout for `n` live members: `α·max(1, log10 n)·P`.
     pub fn suspicion_timeout_min(&self, n: usize) -> Duration {

@@ -95,6 +95,27 @@
 //! of them by a [`LoadBalancingStrategy`] and a [`TagFilter`], failing over when a worker
 //! fails.
 //!
+//! # Metrics and spans
+//!
+//! With the `quic` feature, a node reports metrics through the
+//! [`metrics`](https://docs.rs/metrics) facade when its configuration turns them on
+//! ([`ClusterConfig::with_metrics`], off by default; the names and labels are listed
+//! there): members by state, suspicions, refutations, failures, gossip messages and bytes
+//! in each direction, and sends dropped; and its [`WorkerRegistry`] and [`ClusterClient`]s
+//! report picks per worker, retries, retries the budget refused and calls that found no
+//! worker. Whatever recorder the application installs receives them; the crate installs
+//! none. With metrics off, the node and the pick path only test a flag.
+//!
+//! The node's task runs in a `debug` span `cluster_node` (fields `id`, `addr`); each probe
+//! period has a `debug` span `probe_round` inside it, from the probe's start to the start
+//! of the next (fields `target`, `seq`, and `outcome`, recorded at its end: `ack`,
+//! `indirect_ack`, `suspect`, `no_verdict` when this node was too late to judge or the
+//! target was no longer live, or `abandoned` when the node left first). The registry's
+//! task runs in a `debug` span `worker_registry` (field `node`). The crate never installs
+//! a subscriber. The core ([`Swim`]) reports neither: it exposes counts
+//! ([`Swim::counts`]) and its probes ([`Swim::probe_in_flight`], [`Swim::last_probe`])
+//! for a shell to report.
+//!
 //! # Feature flags
 //!
 //! - `quic` (default): the tokio shell over rpcnet's QUIC endpoint. The core builds and is
@@ -141,5 +162,5 @@ pub use crate::swim::message::{
     DecodeError, Message, MessageKind, MAX_MESSAGE_BYTES, MAX_PIGGYBACK_UPDATES,
     MAX_PUSH_PULL_MEMBERS, PROTOCOL_VERSION,
 };
-pub use crate::swim::{Refusals, Swim, Transmit};
+pub use crate::swim::{ProbeOutcome, ProtocolCounts, Refusals, Swim, Transmit};
 pub use crate::tags::{Tags, TagsTooLarge, MAX_TAGS_BYTES};

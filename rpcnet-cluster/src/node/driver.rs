@@ -12,9 +12,10 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use rpcnet_runtime::{ClientEndpoint, OneWayInbox, OneWayMessage, RpcConfig};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
-use tracing::{debug, trace, Instrument};
+use tracing::{debug, trace, Instrument, Span};
 
 use super::envelope::{self, GOSSIP_STREAM_KIND};
+use super::metrics::NodeMetrics;
 use super::peers::PeerClients;
 use super::{ClusterError, Command, Counters, NodeConfig};
 use crate::lag::Publisher;
@@ -64,6 +65,10 @@ pub(super) struct Driver {
     counters: Arc<Counters>,
     /// The core's view version when the view was last published.
     published_version: u64,
+    /// Its metrics, if the configuration turns them on.
+    metrics: Option<NodeMetrics>,
+    /// The span of the probe in flight, with its sequence number.
+    probe_span: Option<(u32, Span)>,
 }
 
 impl Driver {
@@ -92,6 +97,10 @@ impl Driver {
         // gossip addressed to where nobody answers holds no connection state beyond that.
         let endpoint = ClientEndpoint::new(&peer_config).map_err(ClusterError::Transport)?;
         let peer_capacity = config.cluster.max_members() + MAX_SEEDS;
+        let metrics = config
+            .cluster
+            .metrics()
+            .then(|| NodeMetrics::new(config.id.as_str()));
         let swim = Swim::try_new(
             config.id,
             addr,
@@ -120,6 +129,8 @@ impl Driver {
             refusals,
             counters,
             published_version: 0,
+            metrics,
+            probe_span: None,
         })
     }
 
@@ -129,7 +140,7 @@ impl Driver {
         mut commands: mpsc::UnboundedReceiver<Command>,
     ) {
         let span =
-            tracing::info_span!("cluster_node", id = %self.swim.local().id(), addr = %self.addr);
+            tracing::debug_span!("cluster_node", id = %self.swim.local().id(), addr = %self.addr);
         async move {
             debug!(seeds = ?self.seeds, "node started");
             let mut next_resolve = tokio::time::Instant::now();
@@ -158,6 +169,7 @@ impl Driver {
                         Some(Command::Leave(reply)) => {
                             debug!("leaving");
                             self.swim.leave(Instant::now());
+                            self.track_probe();
                             leaving = Some(reply);
                         }
                         None => {
@@ -167,7 +179,10 @@ impl Driver {
                     },
                     // Due timers before gossip: a flood that keeps the inbox full cannot stop
                     // the node from probing, gossiping and refuting.
-                    () = tokio::time::sleep_until(wake) => self.swim.handle_timeout(Instant::now()),
+                    () = tokio::time::sleep_until(wake) => {
+                        self.swim.handle_timeout(Instant::now());
+                        self.track_probe();
+                    }
                     () = tokio::time::sleep_until(next_resolve), if must_join => {
                         self.resolve_and_join().await;
                         next_resolve = tokio::time::Instant::now() + RESOLVE_RETRY;
@@ -221,8 +236,37 @@ impl Driver {
         self.joined = true;
     }
 
+    /// Closes the span of a probe that has ended, recording its outcome, and opens one for
+    /// the probe now in flight. Probes start and end only on timers (and a leave).
+    fn track_probe(&mut self) {
+        let in_flight = self.swim.probe_in_flight();
+        let seq = in_flight.map(|(_, seq)| seq);
+        if self.probe_span.as_ref().map(|(seq, _)| *seq) == seq {
+            return;
+        }
+        if let Some((ended, span)) = self.probe_span.take() {
+            let outcome = match self.swim.last_probe() {
+                Some((seq, outcome)) if seq == ended => outcome.as_str(),
+                _ => "abandoned",
+            };
+            span.record("outcome", outcome);
+        }
+        if let Some((target, seq)) = in_flight {
+            let span = tracing::debug_span!(
+                "probe_round",
+                target = %target,
+                seq,
+                outcome = tracing::field::Empty,
+            );
+            self.probe_span = Some((seq, span));
+        }
+    }
+
     fn on_gossip(&mut self, message: OneWayMessage) {
         self.counters.gossip_handled.fetch_add(1, Ordering::Relaxed);
+        if let Some(metrics) = &self.metrics {
+            metrics.received(message.payload.len());
+        }
         match envelope::open(&message.payload) {
             Ok((from, msg)) => {
                 trace!(%from, kind = ?msg.kind(), "gossip received");
@@ -266,8 +310,14 @@ impl Driver {
             self.send(transmit);
         }
         let mut events = Vec::new();
+        if let Some(metrics) = &mut self.metrics {
+            metrics.counts(self.swim.counts());
+        }
         while let Some(event) = self.swim.poll_event() {
             debug!(?event, "membership event");
+            if let (Some(metrics), ClusterEvent::NodeFailed(_)) = (&self.metrics, &event) {
+                metrics.failure();
+            }
             if let ClusterEvent::NodeFailed(m) | ClusterEvent::NodeLeft(m) = &event {
                 // Its connection is dead or unwanted; a return gets a fresh one.
                 self.peers.remove(&m.addr());
@@ -293,6 +343,9 @@ impl Driver {
     fn publish_members(&mut self) {
         self.published_version = self.swim.view_version();
         let members: Vec<Member> = self.swim.members().cloned().collect();
+        if let Some(metrics) = &self.metrics {
+            metrics.members(&members);
+        }
         self.member_addrs = members
             .iter()
             .filter(|m| m.state().is_live())
@@ -317,6 +370,9 @@ impl Driver {
         };
         let Ok(permit) = Arc::clone(budget).try_acquire_owned() else {
             self.counters.sends_dropped.fetch_add(1, Ordering::Relaxed);
+            if let Some(metrics) = &self.metrics {
+                metrics.dropped();
+            }
             trace!(to = %transmit.to, "too many gossip sends in flight; dropped");
             return;
         };
@@ -331,6 +387,9 @@ impl Driver {
             .peer_clients
             .store(self.peers.len(), Ordering::Relaxed);
         let payload = envelope::seal(self.addr, &transmit.msg);
+        if let Some(metrics) = &self.metrics {
+            metrics.sent(payload.len());
+        }
         let timeout = self.send_timeout;
         tokio::spawn(async move {
             match tokio::time::timeout(timeout, client.send_one_way(GOSSIP_STREAM_KIND, payload))

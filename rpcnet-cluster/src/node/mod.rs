@@ -18,6 +18,7 @@ mod driver;
 pub(crate) mod envelope;
 mod events;
 pub mod membership;
+mod metrics;
 mod peers;
 
 use std::net::SocketAddr;
@@ -171,6 +172,8 @@ struct Inner {
     refusals: Arc<std::sync::Mutex<Refusals>>,
     event_capacity: usize,
     counters: Arc<Counters>,
+    /// Whether the node's configuration turns metrics on.
+    metrics: bool,
 }
 
 /// What the node task counts, for [`Cluster::stats`].
@@ -237,6 +240,7 @@ impl Cluster {
         });
         let refusals = Arc::new(std::sync::Mutex::new(Refusals::default()));
         let event_capacity = config.event_capacity;
+        let metrics = config.cluster.metrics();
         let counters = Arc::new(Counters::default());
         let driver = driver::Driver::new(
             config,
@@ -258,6 +262,7 @@ impl Cluster {
                 refusals,
                 event_capacity,
                 counters,
+                metrics,
             }),
         };
         if membership_service {
@@ -315,6 +320,11 @@ impl Cluster {
         // The handle's own receiver never marks a version seen: start from the current one.
         members.mark_unchanged();
         members.changed().await.map_err(|_| ClusterError::Stopped)
+    }
+
+    /// Whether the node's configuration turns metrics on (for the registries made from it).
+    pub(crate) fn metrics_enabled(&self) -> bool {
+        self.inner.metrics
     }
 
     /// The membership view as a watch: the view is published before the events that

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
+use metrics::{counter, Counter};
 use rpcnet_runtime::{CallOptions, ClientEndpoint, Code, FromClient, Payload, RpcConfig, RpcError};
 use tracing::{debug, trace};
 
@@ -48,6 +49,27 @@ pub struct ClusterClient {
     ledger: Mutex<RetryLedger>,
     wait_for_worker: Option<Duration>,
     max_attempts: usize,
+    /// Its metrics, if its registry reports them.
+    metrics: Option<RoutingMetrics>,
+}
+
+/// The handles of a client's routing metrics (named on
+/// [`ClusterConfig::with_metrics`](crate::ClusterConfig::with_metrics)).
+#[derive(Debug)]
+struct RoutingMetrics {
+    retries: Counter,
+    retries_exhausted: Counter,
+    no_workers: Counter,
+}
+
+impl RoutingMetrics {
+    fn new() -> Self {
+        RoutingMetrics {
+            retries: counter!("rpcnet_routing_retries_total"),
+            retries_exhausted: counter!("rpcnet_routing_retries_exhausted_total"),
+            no_workers: counter!("rpcnet_routing_no_workers_total"),
+        }
+    }
 }
 
 impl fmt::Debug for ClusterClient {
@@ -65,9 +87,12 @@ impl ClusterClient {
     /// A client of `registry`'s workers, connecting with `config` (its certificate and
     /// server name; its default deadline bounds each call, retries included). The default
     /// [`RetryBudget`] applies, no method is retry-safe, a call tries at most 3 workers, and
-    /// a call with no matching worker fails at once.
+    /// a call with no matching worker fails at once. It reports routing metrics if the
+    /// registry does ([`WorkerRegistry::with_metrics`]).
     pub fn new(registry: Arc<WorkerRegistry>, config: RpcConfig) -> Self {
+        let metrics = registry.metrics_enabled().then(RoutingMetrics::new);
         ClusterClient {
+            metrics,
             registry,
             config,
             endpoint: OnceLock::new(),
@@ -168,8 +193,13 @@ impl ClusterClient {
         filter: &TagFilter,
         deadline: Option<Instant>,
     ) -> Result<PickedWorker, RoutingError> {
-        let none = || RoutingError::NoWorkersAvailable {
-            filter: filter.clone(),
+        let none = || {
+            if let Some(metrics) = &self.metrics {
+                metrics.no_workers.increment(1);
+            }
+            RoutingError::NoWorkersAvailable {
+                filter: filter.clone(),
+            }
         };
         let Some(patience) = self.wait_for_worker else {
             return Err(none());
@@ -297,12 +327,22 @@ impl WorkerCall<'_> {
             if !may_retry || tried.len() + 1 >= client.max_attempts {
                 return Err(error);
             }
+            tried.push(worker.clone());
+            if !client.registry.has_candidate_excluding(&filter, &tried) {
+                // Every matching worker was tried: no retry to spend.
+                return Err(error);
+            }
             if !client.try_retry() {
+                if let Some(metrics) = &client.metrics {
+                    metrics.retries_exhausted.increment(1);
+                }
                 debug!(%worker, method, "retry budget spent; not retrying");
                 return Err(error);
             }
+            if let Some(metrics) = &client.metrics {
+                metrics.retries.increment(1);
+            }
             debug!(%worker, method, %error, "retrying on another worker");
-            tried.push(worker);
             last_error = Some(error);
         }
     }

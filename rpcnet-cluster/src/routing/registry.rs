@@ -43,6 +43,7 @@ pub struct WorkerRegistry {
     pending: Mutex<Option<Pending>>,
     cursor: AtomicUsize,
     event_capacity: usize,
+    metrics: bool,
 }
 
 /// What [`WorkerRegistry::start`] hands to the task it starts.
@@ -57,6 +58,7 @@ impl WorkerRegistry {
     /// [`with_pool_filter`](Self::with_pool_filter)), choosing by `strategy`. Empty until
     /// [`start`](Self::start)ed.
     pub fn new(cluster: Cluster, strategy: LoadBalancingStrategy) -> Self {
+        let metrics = cluster.metrics_enabled();
         let (pool_tx, pool) = watch::channel(Arc::new(Pool::default()));
         let (subscribe, subscribe_rx) = mpsc::unbounded_channel();
         WorkerRegistry {
@@ -71,6 +73,7 @@ impl WorkerRegistry {
             })),
             cursor: AtomicUsize::new(0),
             event_capacity: DEFAULT_EVENT_CAPACITY,
+            metrics,
         }
     }
 
@@ -104,6 +107,7 @@ impl WorkerRegistry {
             pending: Mutex::new(None),
             cursor: AtomicUsize::new(0),
             event_capacity: DEFAULT_EVENT_CAPACITY,
+            metrics: false,
         }
     }
 
@@ -120,6 +124,22 @@ impl WorkerRegistry {
     pub fn with_event_capacity(mut self, capacity: usize) -> Self {
         self.event_capacity = capacity.max(1);
         self
+    }
+
+    /// Whether this registry, and the [`ClusterClient`](crate::ClusterClient)s made on it,
+    /// report routing metrics through the [`metrics`](https://docs.rs/metrics) facade
+    /// (the `rpcnet_routing_*` names listed on
+    /// [`ClusterConfig::with_metrics`](crate::ClusterConfig::with_metrics)). By default
+    /// they do when the cluster node's configuration turns metrics on; a
+    /// [`fixed`](Self::fixed) registry does not. Set it before making clients on it.
+    pub fn with_metrics(mut self, enabled: bool) -> Self {
+        self.metrics = enabled;
+        self
+    }
+
+    /// Whether this registry reports routing metrics.
+    pub(crate) fn metrics_enabled(&self) -> bool {
+        self.metrics
     }
 
     /// Fills the pool from the cluster's current view and starts the task that keeps it up
@@ -176,6 +196,14 @@ impl WorkerRegistry {
         found
     }
 
+    /// Whether a worker matching `filter` is in the pool besides those in `excluded`.
+    pub(crate) fn has_candidate_excluding(&self, filter: &TagFilter, excluded: &[NodeId]) -> bool {
+        self.snapshot()
+            .candidates(filter)
+            .iter()
+            .any(|w| !excluded.contains(&w.id))
+    }
+
     /// As [`pick`](Self::pick), skipping the workers in `excluded`.
     pub(crate) fn pick_excluding(
         &self,
@@ -202,6 +230,9 @@ impl WorkerRegistry {
                     .pick(left.len(), |i| left[i].link.load(), &self.cursor, &mut rng)?;
             Arc::clone(left[i])
         };
+        if self.metrics {
+            worker.count_pick();
+        }
         let in_flight = InFlight::new(Arc::clone(&worker.link));
         Some(PickedWorker { worker, in_flight })
     }

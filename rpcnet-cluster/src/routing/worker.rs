@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use metrics::Counter;
 use rpcnet_runtime::{ClientEndpoint, RpcClient, RpcConfig};
 use tokio::sync::watch;
 
@@ -35,6 +36,17 @@ impl Worker {
         }
     }
 
+    /// Counts a pick of this worker (`rpcnet_routing_picks_total`), making the counter's
+    /// handle on the first.
+    pub(crate) fn count_pick(&self) {
+        self.link
+            .picks
+            .get_or_init(|| {
+                metrics::counter!("rpcnet_routing_picks_total", "worker" => self.id.as_str().to_owned())
+            })
+            .increment(1);
+    }
+
     pub(crate) fn info(&self) -> WorkerInfo {
         WorkerInfo {
             id: self.id.clone(),
@@ -56,6 +68,8 @@ pub(crate) struct Link {
     /// Moving average of successful calls' latency (µs); 0 until the first.
     latency_us: AtomicU64,
     lost: watch::Sender<bool>,
+    /// The worker's pick counter, made on its first pick with metrics on.
+    picks: OnceLock<Counter>,
 }
 
 impl Link {
@@ -66,6 +80,7 @@ impl Link {
             in_flight: AtomicUsize::new(0),
             latency_us: AtomicU64::new(0),
             lost: watch::Sender::new(false),
+            picks: OnceLock::new(),
         }
     }
 

@@ -267,6 +267,9 @@ impl<R: Rng> Swim<R> {
                 }
                 let event = self.members.apply(&u, now);
                 if u.state == MemberState::Suspect {
+                    if current.map(|(state, _)| state) != Some(MemberState::Suspect) {
+                        self.counts.suspicions += 1;
+                    }
                     self.start_suspicion(&u, now);
                 }
                 if matches!(
@@ -367,6 +370,7 @@ impl<R: Rng> Swim<R> {
         }
         if accused {
             self.health.raise();
+            self.counts.refutations += 1;
         }
         self.local.incarnation = u.incarnation.wrapping_add(1);
         // Refuting a suspicion is churn; anything else (we were reported failed or left, or

@@ -62,6 +62,47 @@ pub struct Refusals {
     pub unexpected_acks: u64,
 }
 
+/// Counts of protocol events at one node, for metrics. They only grow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProtocolCounts {
+    /// Times another member became `Suspect` in this node's view (this node's own probe
+    /// went unanswered, or it heard of the suspicion), not counting further confirmations
+    /// or a suspicion renewed at a higher incarnation.
+    pub suspicions: u64,
+    /// Times this node refuted a claim that it is suspect, dead or gone, by raising its
+    /// incarnation.
+    pub refutations: u64,
+}
+
+/// How a probe period ended for its target (see [`Swim::last_probe`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProbeOutcome {
+    /// The target acknowledged the probe itself.
+    Ack,
+    /// A member asked to probe the target relayed its ack.
+    IndirectAck,
+    /// No ack: the target is now suspect in this node's view (or already was).
+    Suspect,
+    /// No ack, and no verdict: this node handled the end of the period too late to judge
+    /// (Lifeguard), or the target was no longer live by then.
+    NoVerdict,
+}
+
+impl ProbeOutcome {
+    /// The outcome in snake case (`ack`, `indirect_ack`, `suspect`, `no_verdict`), as span
+    /// fields and metric labels spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeOutcome::Ack => "ack",
+            ProbeOutcome::IndirectAck => "indirect_ack",
+            ProbeOutcome::Suspect => "suspect",
+            ProbeOutcome::NoVerdict => "no_verdict",
+        }
+    }
+}
+
 /// A message to send: the output of [`Swim::poll_transmit`].
 #[derive(Debug, Clone)]
 pub struct Transmit {
@@ -170,6 +211,9 @@ pub struct Swim<R> {
     leave_rounds: u32,
     address_checks: BTreeMap<NodeId, u64>,
     refusals: Refusals,
+    counts: ProtocolCounts,
+    /// The sequence number and outcome of the last probe period that ended.
+    last_probe: Option<(u32, ProbeOutcome)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<ClusterEvent>,
 }
@@ -240,6 +284,8 @@ impl<R: Rng> Swim<R> {
             leave_rounds: 0,
             address_checks: BTreeMap::new(),
             refusals: Refusals::default(),
+            counts: ProtocolCounts::default(),
+            last_probe: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             config,
@@ -478,6 +524,23 @@ impl<R: Rng> Swim<R> {
     /// What this node refused to take at its senders' word so far.
     pub fn refusals(&self) -> Refusals {
         self.refusals
+    }
+
+    /// Counts of suspicions and refutations at this node so far.
+    pub fn counts(&self) -> ProtocolCounts {
+        self.counts
+    }
+
+    /// The probe in flight: its target and sequence number. A new one starts each probe
+    /// period, when [`handle_timeout`](Self::handle_timeout) ends the previous one.
+    pub fn probe_in_flight(&self) -> Option<(&NodeId, u32)> {
+        self.probe.as_ref().map(|p| (&p.target, p.seq))
+    }
+
+    /// The sequence number and outcome of the last probe that ended (a probe dropped by
+    /// [`leave`](Self::leave) does not end: it has no outcome).
+    pub fn last_probe(&self) -> Option<(u32, ProbeOutcome)> {
+        self.last_probe
     }
 
     /// How many live members have answered a probe of this node: those a full member table

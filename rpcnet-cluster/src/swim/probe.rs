@@ -12,7 +12,7 @@ use rand::Rng;
 
 use super::membership::Membership;
 use super::message::{Body, Update};
-use super::{random_index, Swim};
+use super::{random_index, ProbeOutcome, Swim};
 use crate::member::{MemberState, NodeId};
 
 /// The most indirect probes this node relays at once; further requests are dropped.
@@ -60,6 +60,8 @@ pub(crate) struct Probe {
     pub(crate) direct_deadline: Instant,
     pub(crate) indirect_sent: bool,
     pub(crate) acked: bool,
+    /// Whether the ack came through a member asked to probe indirectly.
+    pub(crate) relayed: bool,
     pub(crate) nacks: usize,
     pub(crate) expected_nacks: usize,
     /// The members asked to probe the target indirectly: with the target, the only nodes
@@ -259,6 +261,7 @@ impl<R: Rng> Swim<R> {
             direct_deadline: now + self.direct_timeout(),
             indirect_sent: false,
             acked: false,
+            relayed: false,
             nacks: 0,
             expected_nacks: 0,
             helpers: Vec::new(),
@@ -308,18 +311,27 @@ impl<R: Rng> Swim<R> {
         };
         if p.acked {
             self.health.lower();
+            let outcome = if p.relayed {
+                ProbeOutcome::IndirectAck
+            } else {
+                ProbeOutcome::Ack
+            };
+            self.last_probe = Some((p.seq, outcome));
             return;
         }
         if late {
             self.health.raise();
+            self.last_probe = Some((p.seq, ProbeOutcome::NoVerdict));
             return;
         }
         if p.expected_nacks == 0 || p.nacks < p.expected_nacks {
             self.health.raise();
         }
         let Some(member) = self.members.get(&p.target).filter(|m| m.state.is_live()) else {
+            self.last_probe = Some((p.seq, ProbeOutcome::NoVerdict));
             return;
         };
+        self.last_probe = Some((p.seq, ProbeOutcome::Suspect));
         let mut u = Update::of(member, true);
         u.state = MemberState::Suspect;
         u.suspecter = Some(self.local.id.clone());
@@ -337,6 +349,7 @@ impl<R: Rng> Swim<R> {
             }
             if !p.acked {
                 p.acked = true;
+                p.relayed = *sender != p.target;
                 let target = p.target.clone();
                 self.members.confirm_reachable(&target);
                 if *sender == p.target {

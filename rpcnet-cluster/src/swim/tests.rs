@@ -135,6 +135,7 @@ fn suspect_refutes_by_bumping_incarnation() {
         1,
         "a refutation raises local health (Lifeguard)"
     );
+    assert_eq!(n.counts().refutations, 1);
     // The refutation is the next thing the node piggybacks.
     n.join(&[addr(2)], now);
     n.handle_timeout(now + Duration::from_secs(1));
@@ -180,6 +181,7 @@ fn a_crashed_member_is_suspected_then_failed_and_reported_once() {
     assert_eq!(suspected, [true; 3], "every observer went through Suspect");
     for n in &mut nodes[..3] {
         assert_eq!(state_of(n, 4), Some(MemberState::Dead));
+        assert_eq!(n.counts().suspicions, 1, "one suspicion of node 4 each");
         let failed: Vec<_> = events(n)
             .into_iter()
             .filter(|e| matches!(e, ClusterEvent::NodeFailed(_)))
@@ -187,6 +189,56 @@ fn a_crashed_member_is_suspected_then_failed_and_reported_once() {
         assert_eq!(failed.len(), 1, "{failed:?}");
         assert_eq!(failed[0].member().addr(), addr(4));
     }
+}
+
+#[test]
+fn each_probe_period_ends_with_the_outcome_of_its_probe() {
+    let now = Instant::now();
+    let c = ClusterConfig::for_tests();
+    let mut nodes: Vec<Swim<ChaCha8Rng>> = (1..=3).map(|i| node(i, c.clone(), now)).collect();
+    for n in &mut nodes[1..] {
+        n.join(&[addr(1)], now);
+    }
+    let mut now = run(&mut nodes, &[], now, Duration::from_secs(2));
+    // Node 1 records each probe in flight and how it ended once the next one starts.
+    let mut outcomes: Vec<(NodeId, ProbeOutcome)> = Vec::new();
+    let mut in_flight = nodes[0].probe_in_flight().map(|(t, s)| (t.clone(), s));
+    let mut look = |nodes: &[Swim<ChaCha8Rng>], outcomes: &mut Vec<(NodeId, ProbeOutcome)>| {
+        let now_in_flight = nodes[0].probe_in_flight().map(|(t, s)| (t.clone(), s));
+        if now_in_flight.as_ref().map(|p| p.1) != in_flight.as_ref().map(|p| p.1) {
+            if let Some((target, seq)) = in_flight.take() {
+                let (ended, outcome) = nodes[0].last_probe().expect("an ended probe");
+                assert_eq!(ended, seq);
+                outcomes.push((target, outcome));
+            }
+            in_flight = now_in_flight;
+        }
+    };
+    let end = now + Duration::from_secs(2);
+    while now < end {
+        now = run(&mut nodes, &[], now, Duration::from_millis(10));
+        look(&nodes, &mut outcomes);
+    }
+    assert!(outcomes.len() >= 5, "{outcomes:?}");
+    assert!(
+        outcomes.iter().all(|(_, o)| *o == ProbeOutcome::Ack),
+        "{outcomes:?}"
+    );
+    // Node 3 crashes: its next probe ends with a suspicion.
+    outcomes.clear();
+    let end = now + Duration::from_secs(2);
+    while now < end {
+        now = run(&mut nodes, &[2], now, Duration::from_millis(10));
+        look(&nodes, &mut outcomes);
+    }
+    assert!(
+        outcomes.contains(&(nid(3), ProbeOutcome::Suspect)),
+        "{outcomes:?}"
+    );
+    assert!(outcomes
+        .iter()
+        .all(|(t, o)| (*t == nid(3)) == (*o == ProbeOutcome::Suspect)));
+    assert!(nodes[0].counts().suspicions >= 1);
 }
 
 /// Node 1 learns nodes 2 and 3, sends one probe, then handles its timers `pause` late
@@ -683,6 +735,44 @@ fn an_ack_counts_only_from_the_node_probed_and_a_relay_relays_only_the_targets_a
     let relayed = n2.poll_transmit().expect("n3's ack relayed");
     assert_eq!(relayed.to, addr(1));
     assert!(matches!(relayed.msg.body, Body::Ack { seq: 77 }));
+}
+
+#[test]
+fn a_probe_acked_by_its_target_ends_ack_and_one_acked_through_a_helper_ends_indirect_ack() {
+    let now = Instant::now();
+    let mut nodes = three(now);
+    let n1 = &mut nodes[0];
+    let mut at = now;
+    let mut outcomes = Vec::new();
+    for relayed in [false, true] {
+        while n1.probe.as_ref().is_none_or(|p| p.target != nid(3)) {
+            at += Duration::from_millis(1);
+            n1.start_probe(at);
+        }
+        let seq = n1.probe.as_ref().map(|p| p.seq).expect("a probe");
+        assert_eq!(n1.probe_in_flight(), Some((&nid(3), seq)));
+        let from = if relayed {
+            // n2 was asked to probe n3 and relays its ack.
+            if let Some(p) = n1.probe.as_mut() {
+                p.helpers = vec![nid(2)];
+                p.indirect_sent = true;
+            }
+            2
+        } else {
+            3
+        };
+        let ack = Message {
+            from: nid(from),
+            body: Body::Ack { seq },
+            updates: Vec::new(),
+        };
+        n1.handle_message(addr(from), ack, at);
+        n1.conclude_probe(false, at);
+        let (ended, outcome) = n1.last_probe().expect("the probe ended");
+        assert_eq!(ended, seq);
+        outcomes.push(outcome);
+    }
+    assert_eq!(outcomes, [ProbeOutcome::Ack, ProbeOutcome::IndirectAck]);
 }
 
 #[test]

@@ -8,5 +8,5 @@ mod failover;
 mod filter;
 mod lagged;
 mod no_workers;
-mod support;
+pub(crate) mod support;
 mod typed;
