@@ -195,7 +195,8 @@ fn node_config(settings: &Settings) -> Result<NodeConfig, String> {
     let mut node = NodeConfig::new(NodeId::new("director").map_err(|e| e.to_string())?)
         .with_tags(tags)
         .with_seeds(settings.seeds.clone())
-        .with_cluster_config(cluster_config());
+        // The cluster's and the routing's metrics go with the calls' (DIRECTOR_METRICS_ADDR).
+        .with_cluster_config(cluster_config().with_metrics(settings.metrics.is_some()));
     if let Some(addr) = settings.addresses.advertise {
         node = node.with_advertise_addr(addr);
     }

@@ -36,14 +36,14 @@ fn scrape(port: u16) -> Result<String, String> {
 /// The value of the sample `name` whose labels include every one of `labels`.
 fn sample(body: &str, name: &str, labels: &[&str]) -> Option<f64> {
     body.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
         .find(|l| labels.iter().all(|label| l.contains(label)))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
 
 #[test]
-fn the_director_serves_its_call_counters_in_prometheus_format_when_asked_to() {
+fn the_director_serves_call_cluster_and_routing_metrics_in_prometheus_format_when_asked_to() {
     let _one_at_a_time = one_scenario_at_a_time();
     let (d, m) = (free_port().expect("port"), free_port().expect("port"));
     let start = Instant::now();
@@ -79,13 +79,25 @@ fn the_director_serves_its_call_counters_in_prometheus_format_when_asked_to() {
                 "rpcnet_server_calls_finished_total",
                 &[method, "code=\"application\""],
             );
-            if started.is_some_and(|n| n >= 2.0) && finished.is_some_and(|n| n >= 2.0) {
+            // The cluster's gauges and the routing's counters are served too: the director
+            // knows no other member yet, and its `compute` calls find no worker.
+            let members = sample(
+                body,
+                "rpcnet_cluster_members",
+                &["node=\"director\"", "state=\"alive\""],
+            );
+            let no_workers = sample(body, "rpcnet_routing_no_workers_total", &[]);
+            if started.is_some_and(|n| n >= 2.0)
+                && finished.is_some_and(|n| n >= 2.0)
+                && members == Some(0.0)
+                && no_workers.is_some_and(|n| n >= 1.0)
+            {
                 break;
             }
         }
         assert!(
             Instant::now() < deadline,
-            "the counters of Director.assign_worker did not reach 2: {last:?}{}",
+            "the counters of Director.assign_worker did not reach 2, or the cluster and routing metrics are missing: {last:?}{}",
             logs(&[&director, &client])
         );
         std::thread::sleep(Duration::from_millis(200));
