@@ -39,6 +39,12 @@ const DEFAULT_MAX_ATTEMPTS: usize = 3;
 /// [`with_retry_safe_method`](Self::with_retry_safe_method)), also after a lost worker or
 /// a broken connection. Retries draw on a [`RetryBudget`], so a degraded cluster sees
 /// failures rather than a storm of retries.
+///
+/// A worker that stalls (it answers nothing but keeps its connection) holds a call until
+/// the call's deadline, unless the client bounds each attempt
+/// ([`with_attempt_timeout`](Self::with_attempt_timeout)): an attempt past its own timeout
+/// then ends with [`RpcError::DeadlineExceeded`], and a retry-safe call goes on to another
+/// worker with the time it has left.
 pub struct ClusterClient {
     registry: Arc<WorkerRegistry>,
     config: RpcConfig,
@@ -49,6 +55,7 @@ pub struct ClusterClient {
     ledger: Mutex<RetryLedger>,
     wait_for_worker: Option<Duration>,
     max_attempts: usize,
+    attempt_timeout: Option<Duration>,
     /// Its metrics, if its registry reports them.
     metrics: Option<RoutingMetrics>,
 }
@@ -79,6 +86,7 @@ impl fmt::Debug for ClusterClient {
             .field("retry_safe_methods", &self.retry_safe_methods)
             .field("wait_for_worker", &self.wait_for_worker)
             .field("max_attempts", &self.max_attempts)
+            .field("attempt_timeout", &self.attempt_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -100,6 +108,7 @@ impl ClusterClient {
             ledger: Mutex::new(RetryLedger::new(RetryBudget::default(), Instant::now())),
             wait_for_worker: None,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            attempt_timeout: None,
         }
     }
 
@@ -119,6 +128,16 @@ impl ClusterClient {
     /// How many workers one call tries at most (at least 1; default 3).
     pub fn with_max_attempts(mut self, attempts: usize) -> Self {
         self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// Bounds each attempt of a call to `timeout` (default: none, an attempt may take all
+    /// the time the call has left). An attempt that runs out of it fails with
+    /// [`RpcError::DeadlineExceeded`]; a retry-safe call is then sent to another worker
+    /// (within the retry budget, the call's deadline and its number of attempts), any
+    /// other call fails with that error, since its handler may have run.
+    pub fn with_attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = Some(timeout);
         self
     }
 
@@ -287,16 +306,20 @@ impl WorkerCall<'_> {
             };
             let worker = picked.id().clone();
             let link = Arc::clone(picked.link());
+            let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|left| left.is_zero()) {
+                return Err(RoutingError::Call {
+                    worker,
+                    source: RpcError::DeadlineExceeded,
+                });
+            }
+            // The attempt's own bound, when it is shorter than what the call has left.
+            let attempt_bound = client
+                .attempt_timeout
+                .filter(|&bound| left.is_none_or(|left| bound < left));
             let mut options = CallOptions::default();
-            if let Some(deadline) = deadline {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(RoutingError::Call {
-                        worker,
-                        source: RpcError::DeadlineExceeded,
-                    });
-                }
-                options = options.timeout(left);
+            if let Some(timeout) = attempt_bound.or(left) {
+                options = options.timeout(timeout);
             }
             let rpc = link.client(endpoint, &client.config);
             trace!(%worker, method, "calling worker");
@@ -320,7 +343,12 @@ impl WorkerCall<'_> {
             let may_retry = match &error {
                 RoutingError::WorkerLost { .. } => retry_safe,
                 RoutingError::Call { source, .. } => {
-                    source.is_safe_to_retry() || (retry_safe && source.code() == Code::Unavailable)
+                    source.is_safe_to_retry()
+                        || (retry_safe && source.code() == Code::Unavailable)
+                        // The attempt ran out of its own time, not the call's.
+                        || (retry_safe
+                            && attempt_bound.is_some()
+                            && source.code() == Code::DeadlineExceeded)
                 }
                 _ => false,
             };

@@ -2,6 +2,7 @@
 //! `ClusterClient`, and workers that each run in a runtime of their own, so that killing
 //! one is as abrupt as killing its process.
 
+mod attempts;
 mod balance;
 mod budget;
 mod failover;

@@ -1,0 +1,84 @@
+//! A worker that stalls (answers nothing, keeps its connection): with an attempt timeout a
+//! retry-safe call goes on to another worker in time, and any other call fails with the
+//! attempt's deadline after trying the stalled worker once.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rpcnet_cluster::{ClusterClient, LoadBalancingStrategy, RoutingError, TagFilter};
+use rpcnet_runtime::Code;
+
+use super::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_attempt_timeout_calls_leave_a_stalled_worker_for_another_one() {
+    let director = start_director();
+    let stalled = start_worker(
+        "stalled",
+        tags(&[("role", "worker")]),
+        "127.0.0.1:0",
+        director.addr,
+        Behaviour {
+            delay: Duration::from_secs(3600),
+            ..Behaviour::default()
+        },
+        Arc::default(),
+    );
+    let _healthy = start_worker(
+        "healthy",
+        tags(&[("role", "worker")]),
+        "127.0.0.1:0",
+        director.addr,
+        Behaviour::default(),
+        Arc::default(),
+    );
+    let (registry, mut events) = registry(&director, LoadBalancingStrategy::RoundRobin).await;
+    wait_for_pool(&registry, &mut events, &["stalled", "healthy"]).await;
+    let attempt = Duration::from_millis(300);
+    let client = ClusterClient::new(Arc::clone(&registry), director.config.clone())
+        .with_attempt_timeout(attempt);
+
+    // Round robin alternates the first pick: some of these calls try the stalled worker
+    // first, time out there after `attempt`, and are answered by the healthy one; without
+    // the attempt timeout they would wait there until their own deadline and fail.
+    for _ in 0..6 {
+        let reply = client
+            .call_worker("compute", Vec::new(), TagFilter::new())
+            .retry_safe(true)
+            .timeout(PATIENCE)
+            .await
+            .expect("answered by the healthy worker");
+        assert_eq!(reply, b"healthy");
+    }
+    let tried_stalled = stalled.counters.hits.load(Ordering::SeqCst);
+    assert!(
+        (1..=6).contains(&tried_stalled),
+        "the stalled worker was tried {tried_stalled} times"
+    );
+
+    // A call that is not retry-safe may have run on the stalled worker: it fails with the
+    // attempt's deadline instead of running again elsewhere.
+    let mut failed = 0;
+    for _ in 0..6 {
+        match client
+            .call_worker("compute", Vec::new(), TagFilter::new())
+            .timeout(PATIENCE)
+            .await
+        {
+            Ok(reply) => assert_eq!(reply, b"healthy"),
+            Err(RoutingError::Call { worker, source }) => {
+                assert_eq!(worker.as_str(), "stalled");
+                assert_eq!(source.code(), Code::DeadlineExceeded);
+                failed += 1;
+            }
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    let tried_again = stalled.counters.hits.load(Ordering::SeqCst) - tried_stalled;
+    assert!(failed >= 1, "no call picked the stalled worker first");
+    assert_eq!(
+        failed, tried_again,
+        "each call that tried the stalled worker failed there, and only there"
+    );
+}
