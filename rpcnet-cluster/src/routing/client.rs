@@ -15,12 +15,11 @@ use metrics::{counter, Counter};
 use rpcnet_runtime::{CallOptions, ClientEndpoint, Code, FromClient, Payload, RpcConfig, RpcError};
 use tracing::{debug, trace};
 
-use crate::member::NodeId;
 use crate::routing::error::RoutingError;
 use crate::routing::filter::TagFilter;
 use crate::routing::registry::{PickedWorker, WorkerRegistry};
 use crate::routing::retry_budget::{RetryBudget, RetryLedger};
-use crate::routing::worker::{InFlight, WorkerInfo};
+use crate::routing::worker::{InFlight, Worker, WorkerInfo};
 
 /// How many workers one call tries at most, by default.
 const DEFAULT_MAX_ATTEMPTS: usize = 3;
@@ -143,7 +142,10 @@ impl ClusterClient {
 
     /// When no worker matches a call, waits up to `patience` (and no longer than the call's
     /// deadline) for one to join before failing with
-    /// [`RoutingError::NoWorkersAvailable`]. By default the call fails at once.
+    /// [`RoutingError::NoWorkersAvailable`]; and when a call that may be retried has tried
+    /// every matching worker, waits as long for another one (a worker that joins, or one
+    /// that comes back from a restart) before failing with its last attempt's error. By
+    /// default the call fails at once.
     pub fn with_wait_for_worker(mut self, patience: Duration) -> Self {
         self.wait_for_worker = Some(patience);
         self
@@ -220,18 +222,40 @@ impl ClusterClient {
                 filter: filter.clone(),
             }
         };
-        let Some(patience) = self.wait_for_worker else {
+        let Some(patience) = self.patience(deadline) else {
             return Err(none());
-        };
-        let patience = match deadline {
-            Some(deadline) => patience.min(deadline.saturating_duration_since(Instant::now())),
-            None => patience,
         };
         if self.registry.wait_for_worker(filter, patience).await {
             self.registry.pick(filter).ok_or_else(none)
         } else {
             Err(none())
         }
+    }
+
+    /// Waits (if the client waits for workers) for a worker matching `filter` that is not
+    /// one of `tried`, within the patience and the call's deadline; returns whether one is
+    /// in the pool.
+    async fn wait_for_untried(
+        &self,
+        filter: &TagFilter,
+        tried: &[Arc<Worker>],
+        deadline: Option<Instant>,
+    ) -> bool {
+        let Some(patience) = self.patience(deadline) else {
+            return false;
+        };
+        self.registry
+            .wait_for_candidate_excluding(filter, tried, patience)
+            .await
+    }
+
+    /// How long a call with `deadline` may wait for a worker, if the client waits at all.
+    fn patience(&self, deadline: Option<Instant>) -> Option<Duration> {
+        let patience = self.wait_for_worker?;
+        Some(match deadline {
+            Some(deadline) => patience.min(deadline.saturating_duration_since(Instant::now())),
+            None => patience,
+        })
     }
 
     fn try_retry(&self) -> bool {
@@ -293,7 +317,9 @@ impl WorkerCall<'_> {
         let retry_safe = retry_safe.unwrap_or_else(|| client.retry_safe_methods.contains(method));
         let endpoint = client.endpoint()?;
         client.record_call();
-        let mut tried: Vec<NodeId> = Vec::new();
+        // The workers tried, as they were when picked: one that comes back from a restart
+        // (a new incarnation or address) may be tried again.
+        let mut tried: Vec<Arc<Worker>> = Vec::new();
         let mut last_error: Option<RoutingError> = None;
         loop {
             let picked = match client.registry.pick_excluding(&filter, &tried) {
@@ -305,6 +331,7 @@ impl WorkerCall<'_> {
                 },
             };
             let worker = picked.id().clone();
+            let entry = Arc::clone(picked.entry());
             let link = Arc::clone(picked.link());
             let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
             if left.is_some_and(|left| left.is_zero()) {
@@ -355,9 +382,12 @@ impl WorkerCall<'_> {
             if !may_retry || tried.len() + 1 >= client.max_attempts {
                 return Err(error);
             }
-            tried.push(worker.clone());
-            if !client.registry.has_candidate_excluding(&filter, &tried) {
-                // Every matching worker was tried: no retry to spend.
+            tried.push(entry);
+            if !client.registry.has_candidate_excluding(&filter, &tried)
+                && !client.wait_for_untried(&filter, &tried, deadline).await
+            {
+                // Every matching worker was tried, and none joined in time: no retry to
+                // spend.
                 return Err(error);
             }
             if !client.try_retry() {

@@ -196,19 +196,39 @@ impl WorkerRegistry {
         found
     }
 
-    /// Whether a worker matching `filter` is in the pool besides those in `excluded`.
-    pub(crate) fn has_candidate_excluding(&self, filter: &TagFilter, excluded: &[NodeId]) -> bool {
-        self.snapshot()
-            .candidates(filter)
-            .iter()
-            .any(|w| !excluded.contains(&w.id))
+    /// Whether a worker matching `filter` is in the pool besides those in `excluded` (as
+    /// they were when picked: the same worker at a new incarnation or address, as after a
+    /// restart, is not excluded).
+    pub(crate) fn has_candidate_excluding(
+        &self,
+        filter: &TagFilter,
+        excluded: &[Arc<Worker>],
+    ) -> bool {
+        has_candidate(&self.snapshot(), filter, excluded)
     }
 
-    /// As [`pick`](Self::pick), skipping the workers in `excluded`.
+    /// Waits until a worker matching `filter` other than those in `excluded` is in the
+    /// pool, at most `patience`; returns whether one is.
+    pub(crate) async fn wait_for_candidate_excluding(
+        &self,
+        filter: &TagFilter,
+        excluded: &[Arc<Worker>],
+        patience: Duration,
+    ) -> bool {
+        let mut pool = self.pool.clone();
+        let found = {
+            let wait = pool.wait_for(|pool| has_candidate(pool, filter, excluded));
+            matches!(tokio::time::timeout(patience, wait).await, Ok(Ok(_)))
+        };
+        found
+    }
+
+    /// As [`pick`](Self::pick), skipping the workers in `excluded` (see
+    /// [`has_candidate_excluding`](Self::has_candidate_excluding)).
     pub(crate) fn pick_excluding(
         &self,
         filter: &TagFilter,
-        excluded: &[NodeId],
+        excluded: &[Arc<Worker>],
     ) -> Option<PickedWorker> {
         let candidates = self.snapshot().candidates(filter);
         let mut rng = rand::thread_rng();
@@ -223,7 +243,7 @@ impl WorkerRegistry {
         } else {
             let left: Vec<&Arc<Worker>> = candidates
                 .iter()
-                .filter(|w| !excluded.contains(&w.id))
+                .filter(|w| !is_excluded(w, excluded))
                 .collect();
             let i =
                 self.strategy
@@ -240,6 +260,18 @@ impl WorkerRegistry {
     fn snapshot(&self) -> Arc<Pool> {
         Arc::clone(&self.pool.borrow())
     }
+}
+
+/// Whether `worker` is one of `excluded`, as it was when picked.
+fn is_excluded(worker: &Arc<Worker>, excluded: &[Arc<Worker>]) -> bool {
+    excluded.iter().any(|e| Arc::ptr_eq(e, worker))
+}
+
+/// Whether `pool` has a worker matching `filter` that is not one of `excluded`.
+fn has_candidate(pool: &Pool, filter: &TagFilter, excluded: &[Arc<Worker>]) -> bool {
+    pool.candidates(filter)
+        .iter()
+        .any(|w| !is_excluded(w, excluded))
 }
 
 /// A worker chosen for a call: counts one call in flight on it until dropped.
@@ -267,6 +299,11 @@ impl PickedWorker {
 
     pub(crate) fn link(&self) -> &Arc<Link> {
         &self.worker.link
+    }
+
+    /// The pool's entry for the worker as it was when picked.
+    pub(crate) fn entry(&self) -> &Arc<Worker> {
+        &self.worker
     }
 
     /// The guard that holds the in-flight count.

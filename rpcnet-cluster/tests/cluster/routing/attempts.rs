@@ -1,6 +1,8 @@
-//! A worker that stalls (answers nothing, keeps its connection): with an attempt timeout a
-//! retry-safe call goes on to another worker in time, and any other call fails with the
-//! attempt's deadline after trying the stalled worker once.
+//! Between attempts. A worker that stalls (answers nothing, keeps its connection): with an
+//! attempt timeout a retry-safe call goes on to another worker in time, and any other call
+//! fails with the attempt's deadline after trying the stalled worker once. A retry-safe
+//! call that has tried every worker waits for another one when the client waits for
+//! workers.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -81,4 +83,66 @@ async fn with_an_attempt_timeout_calls_leave_a_stalled_worker_for_another_one() 
         failed, tried_again,
         "each call that tried the stalled worker failed there, and only there"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_safe_call_whose_only_worker_dies_waits_for_the_next_worker_to_join() {
+    let director = start_director();
+    let first = start_worker(
+        "first",
+        tags(&[("role", "worker")]),
+        "127.0.0.1:0",
+        director.addr,
+        Behaviour::default(),
+        Arc::default(),
+    );
+    let (registry, mut events) = registry(&director, LoadBalancingStrategy::RoundRobin).await;
+    wait_for_pool(&registry, &mut events, &["first"]).await;
+    let client = Arc::new(
+        ClusterClient::new(Arc::clone(&registry), director.config.clone())
+            .with_wait_for_worker(PATIENCE),
+    );
+    // `hold` answers only when released: the call is on `first` when it dies.
+    let call = {
+        let client = Arc::clone(&client);
+        tokio::spawn(async move {
+            client
+                .call_worker("hold", Vec::new(), TagFilter::new())
+                .retry_safe(true)
+                .timeout(PATIENCE * 2)
+                .await
+        })
+    };
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while first.counters.holding.load(Ordering::SeqCst) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the call never reached first"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first.kill();
+    // Once the pool has dropped `first`, its call has lost its worker and has no other to
+    // try; it waits for the next one to join.
+    wait_for_pool(&registry, &mut events, &[]).await;
+    assert!(
+        !call.is_finished(),
+        "the call gave up when its only worker died"
+    );
+    let released = Behaviour::default();
+    released.release.send_replace(true);
+    let _second = start_worker(
+        "second",
+        tags(&[("role", "worker")]),
+        "127.0.0.1:0",
+        director.addr,
+        released,
+        Arc::default(),
+    );
+    let reply = tokio::time::timeout(PATIENCE * 3, call)
+        .await
+        .expect("the call ends")
+        .expect("task")
+        .expect("answered by the worker that joined");
+    assert_eq!(reply, b"second");
 }
