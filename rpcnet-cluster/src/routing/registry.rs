@@ -188,12 +188,8 @@ impl WorkerRegistry {
 
     /// Waits until a worker matches `filter`, at most `patience`; returns whether one does.
     pub async fn wait_for_worker(&self, filter: &TagFilter, patience: Duration) -> bool {
-        let mut pool = self.pool.clone();
-        let found = {
-            let wait = pool.wait_for(|pool| !pool.candidates(filter).is_empty());
-            matches!(tokio::time::timeout(patience, wait).await, Ok(Ok(_)))
-        };
-        found
+        self.wait_for_candidate_excluding(filter, &[], patience)
+            .await
     }
 
     /// Whether a worker matching `filter` is in the pool besides those in `excluded` (as

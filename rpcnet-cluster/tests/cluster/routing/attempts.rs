@@ -13,28 +13,30 @@ use rpcnet_runtime::Code;
 
 use super::support::*;
 
+/// A worker tagged `role=worker` joining through `seed`.
+fn worker(name: &str, seed: std::net::SocketAddr, behaviour: Behaviour) -> Worker {
+    start_worker(
+        name,
+        tags(&[("role", "worker")]),
+        "127.0.0.1:0",
+        seed,
+        behaviour,
+        Arc::default(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_an_attempt_timeout_calls_leave_a_stalled_worker_for_another_one() {
     let director = start_director();
-    let stalled = start_worker(
+    let stalled = worker(
         "stalled",
-        tags(&[("role", "worker")]),
-        "127.0.0.1:0",
         director.addr,
         Behaviour {
             delay: Duration::from_secs(3600),
             ..Behaviour::default()
         },
-        Arc::default(),
     );
-    let _healthy = start_worker(
-        "healthy",
-        tags(&[("role", "worker")]),
-        "127.0.0.1:0",
-        director.addr,
-        Behaviour::default(),
-        Arc::default(),
-    );
+    let _healthy = worker("healthy", director.addr, Behaviour::default());
     let (registry, mut events) = registry(&director, LoadBalancingStrategy::RoundRobin).await;
     wait_for_pool(&registry, &mut events, &["stalled", "healthy"]).await;
     let attempt = Duration::from_millis(300);
@@ -88,14 +90,7 @@ async fn with_an_attempt_timeout_calls_leave_a_stalled_worker_for_another_one() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_safe_call_whose_only_worker_dies_waits_for_the_next_worker_to_join() {
     let director = start_director();
-    let first = start_worker(
-        "first",
-        tags(&[("role", "worker")]),
-        "127.0.0.1:0",
-        director.addr,
-        Behaviour::default(),
-        Arc::default(),
-    );
+    let first = worker("first", director.addr, Behaviour::default());
     let (registry, mut events) = registry(&director, LoadBalancingStrategy::RoundRobin).await;
     wait_for_pool(&registry, &mut events, &["first"]).await;
     let client = Arc::new(
@@ -131,14 +126,7 @@ async fn a_retry_safe_call_whose_only_worker_dies_waits_for_the_next_worker_to_j
     );
     let released = Behaviour::default();
     released.release.send_replace(true);
-    let _second = start_worker(
-        "second",
-        tags(&[("role", "worker")]),
-        "127.0.0.1:0",
-        director.addr,
-        released,
-        Arc::default(),
-    );
+    let _second = worker("second", director.addr, released);
     let reply = tokio::time::timeout(PATIENCE * 3, call)
         .await
         .expect("the call ends")
